@@ -1,0 +1,55 @@
+// CUDA pybind11 module, compiled by the host compiler: kernels live in *.cu files
+// behind launchers.h. The CUDA runtime is linked statically, so importing this
+// module works without a GPU or driver; calls then raise RuntimeError.
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "launchers.h"
+
+namespace py = pybind11;
+
+namespace {
+
+void check(const std::string& error) {
+  if (!error.empty()) throw std::runtime_error("kbald_kernels CUDA: " + error);
+}
+
+int device_count() {
+  int count = 0;
+  check(kbald::cuda::device_count(&count));
+  return count;
+}
+
+void require_device() {
+  if (device_count() == 0) throw std::runtime_error("kbald_kernels CUDA: no CUDA device is visible");
+}
+
+int runtime_version() {
+  int version = 0;
+  check(kbald::cuda::runtime_version(&version));
+  return version;
+}
+
+void row_entropy(std::uintptr_t probs, std::uintptr_t out, int64_t rows, int64_t cols,
+                 const std::string& dtype, std::uintptr_t stream) {
+  if (rows < 0 || cols < 0) throw std::invalid_argument("row_entropy: rows and cols must be >= 0");
+  if (dtype != "float32" && dtype != "float64")
+    throw std::invalid_argument("row_entropy: dtype must be 'float32' or 'float64', got '" + dtype + "'");
+  require_device();
+  check(kbald::cuda::launch_row_entropy(probs, out, rows, cols, dtype == "float64", stream));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "kbald_kernels CUDA kernels (CUDA runtime linked statically)";
+  m.def("device_count", &device_count, "Visible CUDA devices; raises RuntimeError naming the failing call.");
+  m.def("runtime_version", &runtime_version, "CUDA runtime version this module was linked with.");
+  m.def("row_entropy", &row_entropy, py::arg("probs"), py::arg("out"), py::arg("rows"), py::arg("cols"),
+        py::arg("dtype"), py::arg("stream"),
+        "Entropy of each row of a contiguous [rows, cols] device array (raw pointers, stream as int).");
+  m.attr("architectures") = KBALD_CUDA_ARCHS;
+}

@@ -1,0 +1,53 @@
+// Host (CPU) pybind11 module. Written the same way as csrc/cuda: the Python wrapper
+// validates tensors and passes raw data pointers, so this file needs no torch headers.
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kbald/entropy_math.h"
+
+namespace py = pybind11;
+
+namespace {
+
+template <typename T>
+void row_entropy_impl(const T* probs, T* out, int64_t rows, int64_t cols) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) out[r] = kbald::entropy(probs + r * cols, cols, 1);
+}
+
+void row_entropy(std::uintptr_t probs, std::uintptr_t out, int64_t rows, int64_t cols,
+                 const std::string& dtype) {
+  if (rows < 0 || cols < 0) throw std::invalid_argument("row_entropy: rows and cols must be >= 0");
+  if (dtype == "float32") {
+    row_entropy_impl(reinterpret_cast<const float*>(probs), reinterpret_cast<float*>(out), rows, cols);
+  } else if (dtype == "float64") {
+    row_entropy_impl(reinterpret_cast<const double*>(probs), reinterpret_cast<double*>(out), rows, cols);
+  } else {
+    throw std::invalid_argument("row_entropy: dtype must be 'float32' or 'float64', got '" + dtype + "'");
+  }
+}
+
+int openmp_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_host, m) {
+  m.doc() = "kbald_kernels host C++ kernels (OpenMP)";
+  m.def("row_entropy", &row_entropy, py::arg("probs"), py::arg("out"), py::arg("rows"), py::arg("cols"),
+        py::arg("dtype"), py::call_guard<py::gil_scoped_release>(),
+        "Entropy of each row of a contiguous [rows, cols] probability array (raw pointers).");
+  m.def("openmp_threads", &openmp_threads, "Threads OpenMP will use (1 when built without OpenMP).");
+}

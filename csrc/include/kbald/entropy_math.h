@@ -1,0 +1,31 @@
+// Entropy math shared verbatim by the host C++ module and the CUDA module, so the
+// CPU twin and the GPU kernel cannot drift apart.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define KBALD_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define KBALD_HOST_DEVICE inline
+#endif
+
+namespace kbald {
+
+// x·log x with 0·log 0 = 0: a zero probability (log-probability -inf) carries no
+// information, and the naive product would be 0·(-inf) = NaN.
+template <typename T>
+KBALD_HOST_DEVICE T xlogx(T x) {
+  return x > T(0) ? x * log(x) : T(0);
+}
+
+// Shannon entropy (nats) of `n` probabilities spaced `stride` elements apart.
+template <typename T>
+KBALD_HOST_DEVICE T entropy(const T* p, int64_t n, int64_t stride) {
+  T h = T(0);
+  for (int64_t i = 0; i < n; ++i) h -= xlogx(p[i * stride]);
+  return h;
+}
+
+}  // namespace kbald
