@@ -1,0 +1,48 @@
+"""kbald_kernels: fast Bayesian batch active learning.
+
+Predictions are log-probabilities ``[N, K, C]`` (pool points, posterior samples,
+classes); embeddings are dense ``[N, D]`` or BADGE factors ``(features, residuals)``.
+Every op takes ``backend="auto" | "triton" | "cuda" | "torch"`` (default from the
+``KBALD_BACKEND`` environment variable, else "auto"); every acquisition returns
+``Selection(indices, scores)`` on the input's device (numpy in, numpy out).
+"""
+
+from .acquisition.bald import select_bald, select_kbald
+from .acquisition.batchbald import select_batchbald
+from .acquisition.kmeanspp import KMeansPPOrdering, badge_factors, kmeanspp, select_badge, select_coreset
+from .backends import BACKEND_ENV, BackendStatus, BackendUnavailableError, available_backends
+from .conversion import as_log_probs
+from .information import (
+    bald,
+    conditional_entropy,
+    entropy,
+    joint_entropy,
+    pairwise_mutual_information,
+    triple_interaction,
+)
+from .selection import Selection
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKEND_ENV",
+    "BackendStatus",
+    "BackendUnavailableError",
+    "KMeansPPOrdering",
+    "Selection",
+    "as_log_probs",
+    "available_backends",
+    "badge_factors",
+    "bald",
+    "conditional_entropy",
+    "entropy",
+    "joint_entropy",
+    "kmeanspp",
+    "pairwise_mutual_information",
+    "select_badge",
+    "select_bald",
+    "select_batchbald",
+    "select_coreset",
+    "select_kbald",
+    "triple_interaction",
+]

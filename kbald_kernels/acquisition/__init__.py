@@ -1,0 +1,1 @@
+"""Acquisition loops. They orchestrate ops chosen by :mod:`kbald_kernels.backends`."""

@@ -1,0 +1,255 @@
+"""k-means++ (BADGE) and k-center greedy (CORESET) orderings of a pool.
+
+One ordering object drives every variant: a fixed batch is its first k picks, a
+full priority ordering is all of them, and the lazy form hands out picks one at a
+time while new pool points arrive.
+"""
+
+import math
+import sys
+
+import torch
+
+from ..backends import implementation
+from ..reference import DenseEmbeddings, FactoredEmbeddings
+from ..selection import Selection
+from ..validation import (
+    as_tensor,
+    check_batch_size,
+    check_embeddings,
+    check_indices,
+    check_same_device,
+    seed_from,
+    to_output,
+)
+
+FIRST_CHOICES = ("random", "max_norm")
+MODES = ("sample", "argmax")
+
+
+def _wrap(tensors):
+    return DenseEmbeddings(tensors[0]) if len(tensors) == 1 else FactoredEmbeddings(*tensors)
+
+
+def _shape_signature(tensors):
+    return tuple(t.shape[1] for t in tensors)
+
+
+def badge_factors(logits, features):
+    """BADGE's gradient-embedding factors from last-layer ``logits`` [N, C] and ``features`` [N, H].
+
+    The gradient of the cross-entropy at the predicted label w.r.t. the last layer
+    is ``(softmax(logits) - onehot(argmax)) ⊗ features``; this returns
+    ``(features, residuals)`` for the factored distance, never the N × H·C matrix.
+    """
+    lg, np_in = as_tensor(logits, "logits")
+    ft, _ = as_tensor(features, "features")
+    for t, name, axis in ((lg, "logits", "C"), (ft, "features", "H")):
+        if t.dim() != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+            raise ValueError(f"{name} must have shape [N, {axis}] with N, {axis} >= 1, got {tuple(t.shape)}")
+        if not t.dtype.is_floating_point:
+            raise TypeError(f"{name} must be floating point, got {t.dtype}")
+    if lg.shape[0] != ft.shape[0]:
+        raise ValueError(f"logits have {lg.shape[0]} rows but features have {ft.shape[0]}")
+    check_same_device(features=ft, logits=lg)
+    check_embeddings((ft, lg), "(features, logits)")
+    probs = torch.softmax(lg.to(torch.promote_types(lg.dtype, torch.float32)), -1)
+    residuals = probs - torch.nn.functional.one_hot(probs.argmax(-1), probs.shape[1]).to(probs.dtype)
+    return to_output(ft, np_in), to_output(residuals.to(ft.dtype), np_in)
+
+
+class KMeansPPOrdering:
+    """A lazy k-means++ (``mode="sample"``) or k-center greedy (``mode="argmax"``) ordering.
+
+    ``embeddings``: dense [N, D] or BADGE factors ``(features [N, H], residuals [N, C])``.
+    ``labeled``: pool indices (taken as centers, never returned) or embeddings of the
+    same kind for points outside the pool. ``first``: without centers, the first
+    pick is uniform ("random") or the largest-norm point ("max_norm", as BADGE).
+    ``generator``: int seed or torch.Generator; picks depend only on (seed, step, index).
+
+    ``next(ordering)`` gives ``(index, score)`` with score the pick's squared distance
+    to its nearest center at that time (+inf before any center); ``take(n)`` gives
+    a :class:`Selection`; ``extend(points)`` adds pool points; ``state_dict()`` and
+    ``load_state_dict()`` resume an ordering exactly.
+    """
+
+    def __init__(self, embeddings, *, generator=None, first="random", labeled=None, mode="sample",
+                 backend=None):
+        if first not in FIRST_CHOICES:
+            raise ValueError(f"first must be one of {FIRST_CHOICES}, got {first!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        tensors, self._numpy = check_embeddings(embeddings)
+        self._embeddings = _wrap(tensors)
+        self._signature = _shape_signature(tensors)
+        self._first = first
+        self._mode = mode
+        self._seed = seed_from(generator)
+        self._step_fn = implementation("kmeanspp_step", backend, self._embeddings.device)
+        n = len(self._embeddings)
+        device = self._embeddings.device
+        self._selected = torch.zeros(n, dtype=torch.bool, device=device)
+        self._min_distances = torch.full((n,), math.inf, dtype=self._embeddings.dtype, device=device)
+        self._picked = []
+        self._labeled_indices = []
+        self._external = None
+        self._newest = None
+        self._step = 0
+        if labeled is not None:
+            self._add_labeled(labeled)
+
+    def _add_labeled(self, labeled):
+        is_index = isinstance(labeled, (list, tuple, range)) and all(isinstance(v, int) for v in labeled)
+        if not is_index and not isinstance(labeled, (list, tuple)):
+            t, _ = as_tensor(labeled, "labeled")
+            is_index = not t.dtype.is_floating_point
+        if is_index:
+            idx = check_indices(labeled, len(self._embeddings), "labeled")
+            self._labeled_indices = idx.tolist()
+            self._selected[idx.to(self._selected.device)] = True
+            centers = self._embeddings.take(idx.to(self._embeddings.device))
+        else:
+            tensors, _ = check_embeddings(labeled, "labeled")
+            self._check_kind(tensors, "labeled")
+            centers = self._external = _wrap(tensors)
+        if len(centers):
+            torch.minimum(self._min_distances, self._embeddings.squared_distances(centers), out=self._min_distances)
+
+    def _check_kind(self, tensors, name):
+        if _shape_signature(tensors) != self._signature:
+            raise ValueError(f"{name} must be embeddings of the same kind and widths as the pool "
+                             f"({self._signature}), got {_shape_signature(tensors)}")
+        if tensors[0].device != self._embeddings.device:
+            raise ValueError(f"{name} is on {tensors[0].device} but the pool is on {self._embeddings.device}")
+
+    @property
+    def remaining(self):
+        """Pool points not yet picked (nor labeled)."""
+        return len(self._embeddings) - len(self._picked) - len(self._labeled_indices)
+
+    def __len__(self):
+        return len(self._embeddings)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.remaining == 0:
+            raise StopIteration
+        if self._first == "max_norm" and self._newest is None and bool(torch.isinf(self._min_distances).all()):
+            norms = torch.where(self._selected, -math.inf, self._embeddings.squared_norms())
+            index = int(torch.argmax(norms))
+        else:
+            index = self._step_fn(self._embeddings, self._min_distances, self._selected, self._newest,
+                                  self._seed, self._step, self._mode)
+        score = self._min_distances[index].clone()
+        self._selected[index] = True
+        self._picked.append(index)
+        self._newest = index
+        self._step += 1
+        return index, score
+
+    def take(self, n, *, progress=None):
+        """The next ``n`` picks as a Selection; ``progress`` shows a bar (default: on a terminal, n > 1000)."""
+        n = check_batch_size(n, self.remaining, "n")
+        if progress is None:
+            progress = n > 1000 and sys.stderr.isatty()
+        steps = range(n)
+        if progress:
+            from tqdm.auto import tqdm
+
+            steps = tqdm(steps, desc="k-means++" if self._mode == "sample" else "k-center", unit="pick")
+        picks = [next(self) for _ in steps]
+        device = self._embeddings.device
+        indices = torch.tensor([p[0] for p in picks], dtype=torch.int64, device=device)
+        scores = torch.stack([p[1] for p in picks])
+        return Selection(to_output(indices, self._numpy), to_output(scores, self._numpy))
+
+    def extend(self, points):
+        """Add pool points (same kind and widths); their distances are to every center so far."""
+        tensors, _ = check_embeddings(points, "points")
+        self._check_kind(tensors, "points")
+        new = _wrap(tensors)
+        distances = torch.full((len(new),), math.inf, dtype=self._embeddings.dtype, device=self._embeddings.device)
+        centers = self._picked + self._labeled_indices
+        if centers:
+            pool_centers = self._embeddings.take(torch.tensor(centers, device=self._embeddings.device))
+            distances = torch.minimum(distances, new.squared_distances(pool_centers))
+        if self._external is not None:
+            distances = torch.minimum(distances, new.squared_distances(self._external))
+        # The old points' distances still await the newest center (the next step
+        # applies it); the new points already include it, so that min leaves them as they are.
+        self._embeddings = self._embeddings.cat(new)
+        self._min_distances = torch.cat([self._min_distances, distances])
+        self._selected = torch.cat([self._selected, torch.zeros(len(new), dtype=torch.bool, device=distances.device)])
+
+    def state_dict(self):
+        """Everything needed to resume, on the CPU; the pool itself is not included."""
+        state = {
+            "num_points": len(self._embeddings),
+            "seed": self._seed,
+            "step": self._step,
+            "first": self._first,
+            "mode": self._mode,
+            "picked": list(self._picked),
+            "labeled_indices": list(self._labeled_indices),
+            "newest": self._newest,
+            "min_distances": self._min_distances.cpu().clone(),
+        }
+        if self._external is not None:
+            e = self._external
+            state["external"] = [e.x.cpu()] if isinstance(e, DenseEmbeddings) else [e.features.cpu(), e.residuals.cpu()]
+        return state
+
+    def load_state_dict(self, state):
+        """Resume from :meth:`state_dict` on an ordering built over the same pool (after any extends)."""
+        if state["num_points"] != len(self._embeddings):
+            raise ValueError(f"the state is for a pool of {state['num_points']} points, "
+                             f"this ordering has {len(self._embeddings)}")
+        device = self._embeddings.device
+        self._seed, self._step = int(state["seed"]), int(state["step"])
+        self._first, self._mode = state["first"], state["mode"]
+        self._picked = list(state["picked"])
+        self._labeled_indices = list(state["labeled_indices"])
+        self._newest = state["newest"]
+        self._min_distances = state["min_distances"].to(device=device, dtype=self._embeddings.dtype).clone()
+        self._selected = torch.zeros(len(self._embeddings), dtype=torch.bool, device=device)
+        taken = self._picked + self._labeled_indices
+        if taken:
+            self._selected[torch.tensor(taken, device=device)] = True
+        self._external = _wrap([t.to(device) for t in state["external"]]) if "external" in state else None
+
+
+def _ordered(embeddings, k, mode, *, generator, first, labeled, progress, backend):
+    ordering = KMeansPPOrdering(embeddings, generator=generator, first=first, labeled=labeled, mode=mode,
+                                backend=backend)
+    if k is None or (isinstance(k, int) and not isinstance(k, bool) and k == -1):
+        k = ordering.remaining
+    return ordering.take(k, progress=progress)
+
+
+def kmeanspp(embeddings, k, *, generator=None, first="random", labeled=None, progress=None, backend=None):
+    """k-means++ (D²) seeding: ``k`` centers (``None`` or -1: order the whole pool).
+
+    Each pick is drawn with probability d/Σd (d: squared distance to the nearest
+    center so far), exactly, by Gumbel-max keyed by (seed, step, index). Points at
+    distance 0 (chosen ones, exact duplicates) are never drawn while any d > 0;
+    after that the draw is uniform among the unselected. Returns ``Selection`` with
+    the pick's d at the time of the pick as score (+inf for a first pick with no centers).
+    """
+    return _ordered(embeddings, k, "sample", generator=generator, first=first, labeled=labeled,
+                    progress=progress, backend=backend)
+
+
+def select_badge(embeddings, batch_size, *, generator=None, first="max_norm", labeled=None, backend=None):
+    """BADGE (Ash et al. 2020): k-means++ over gradient embeddings, dense or as
+    :func:`badge_factors`. Starts from the largest-norm point as BADGE does."""
+    return _ordered(embeddings, batch_size, "sample", generator=generator, first=first, labeled=labeled,
+                    progress=None, backend=backend)
+
+
+def select_coreset(embeddings, batch_size, *, labeled=None, generator=None, first="random", backend=None):
+    """CORESET k-center greedy: repeatedly take the point farthest from every center
+    (``labeled`` points and earlier picks; ties to the smaller index)."""
+    return _ordered(embeddings, batch_size, "argmax", generator=generator, first=first, labeled=labeled,
+                    progress=None, backend=backend)

@@ -1,0 +1,142 @@
+"""Which implementation runs an op: the backend registry and its choice rules.
+
+Each op has a reference ("torch") implementation; kernel modules register theirs
+for "triton" or "cuda". ``backend="auto"`` takes a kernel for CUDA tensors and the
+reference for CPU tensors; an explicit backend that cannot run raises
+:class:`BackendUnavailableError` saying why.
+"""
+
+import os
+from typing import Callable, NamedTuple
+
+from . import reference
+
+BACKENDS = ("auto", "triton", "cuda", "torch")
+BACKEND_ENV = "KBALD_BACKEND"
+
+_REGISTRY: dict[str, dict[str, Callable]] = {
+    op: {"torch": getattr(reference, op)}
+    for op in (
+        "entropy",
+        "conditional_entropy",
+        "bald",
+        "pairwise_mutual_information",
+        "triple_interaction",
+        "joint_entropy",
+        "accumulate_joint_entropy",
+        "kmeanspp_step",
+    )
+}
+
+
+class BackendUnavailableError(RuntimeError):
+    """An explicitly requested backend cannot run this op on this input."""
+
+
+class BackendStatus(NamedTuple):
+    available: bool
+    reason: str
+
+
+def register(op, backend, fn):
+    """Make ``fn`` the ``backend`` implementation of ``op`` (called by kernel modules)."""
+    if backend not in ("triton", "cuda"):
+        raise ValueError(f"kernels register for 'triton' or 'cuda', not {backend!r}")
+    _REGISTRY[op][backend] = fn
+
+
+def ops_with_kernels(backend):
+    return sorted(op for op, impls in _REGISTRY.items() if backend in impls)
+
+
+def triton_interpreter_enabled():
+    return os.environ.get("TRITON_INTERPRET", "") == "1"
+
+
+def _triton_status(device=None):
+    try:
+        import triton
+    except ImportError as exc:
+        return BackendStatus(False, f"triton is not installed ({exc})")
+    if device is not None and device.type == "cpu" and not triton_interpreter_enabled():
+        return BackendStatus(False, "CPU tensors need TRITON_INTERPRET=1 (set before triton is imported)")
+    if device is None and not triton_interpreter_enabled():
+        import torch
+
+        if not torch.cuda.is_available():
+            return BackendStatus(False, f"triton {triton.__version__} installed, but no CUDA device and "
+                                        "TRITON_INTERPRET is not 1")
+    where = "CUDA tensors" if device is None or device.type == "cuda" else "CPU tensors (interpreter)"
+    return BackendStatus(True, f"triton {triton.__version__} on {where}")
+
+
+def _cuda_status(device=None):
+    from . import native
+
+    module = native.cuda_module()
+    if isinstance(module, str):
+        return BackendStatus(False, module)
+    if device is not None and device.type != "cuda":
+        return BackendStatus(False, f"the CUDA kernels need CUDA tensors, got {device.type} tensors")
+    try:
+        count = module.device_count()
+    except RuntimeError as exc:
+        return BackendStatus(False, f"CUDA module built for sm_{module.architectures}, but {exc}")
+    if count == 0:
+        return BackendStatus(False, "CUDA module built, but no CUDA device is visible")
+    return BackendStatus(True, f"CUDA module for sm_{module.architectures} on {count} device(s)")
+
+
+def available_backends():
+    """What each backend can do on this machine, and why not where it cannot.
+
+    Returns ``{name: BackendStatus(available, reason)}`` for "torch", "triton" and
+    "cuda"; the reason also lists the ops that have a kernel in that backend.
+    """
+    out = {"torch": BackendStatus(True, "reference implementations of every op (CPU and CUDA tensors)")}
+    for name, status in (("triton", _triton_status()), ("cuda", _cuda_status())):
+        ops = ops_with_kernels(name)
+        kernels = f"; kernels: {', '.join(ops)}" if ops else "; no op has a kernel here yet"
+        out[name] = BackendStatus(status.available and bool(ops), status.reason + kernels)
+    return out
+
+
+def _requested(backend):
+    if backend is not None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+        return backend, False
+    name = os.environ.get(BACKEND_ENV, "auto").strip() or "auto"
+    if name not in BACKENDS:
+        raise ValueError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}, got {name!r}")
+    return name, True
+
+
+def choose_backend(op, backend, device):
+    """The backend that runs ``op`` on tensors on ``device``; see the module docstring.
+
+    A default taken from ``KBALD_BACKEND`` for an op that backend has no kernel
+    for falls back to "auto", so a global preference never breaks the other ops.
+    """
+    name, from_env = _requested(backend)
+    impls = _REGISTRY[op]
+    if name == "auto" or (from_env and name not in impls):
+        if device.type == "cuda":
+            for candidate in ("triton", "cuda"):
+                if candidate in impls and (_triton_status if candidate == "triton" else _cuda_status)(device).available:
+                    return candidate
+        return "torch"
+    if name not in impls:
+        raise BackendUnavailableError(
+            f"backend={name!r} has no kernel for {op}; use backend='auto' or 'torch' "
+            f"(ops with {name} kernels: {', '.join(ops_with_kernels(name)) or 'none yet'})")
+    if name != "torch":
+        status = (_triton_status if name == "triton" else _cuda_status)(device)
+        if not status.available:
+            raise BackendUnavailableError(f"backend={name!r} cannot run {op}: {status.reason}")
+    return name
+
+
+def implementation(op, backend, device):
+    """The function that runs ``op`` for ``backend`` on ``device``."""
+    return _REGISTRY[op][choose_backend(op, backend, device)]

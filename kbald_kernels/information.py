@@ -1,0 +1,80 @@
+"""Public information-theoretic ops over log-probabilities [N, K, C].
+
+Each validates its input, picks a backend (:mod:`kbald_kernels.backends`) and
+returns a tensor on the input's device (numpy in, numpy out). Results are
+float64 for float64 input and float32 otherwise.
+"""
+
+import torch
+
+from .backends import implementation
+from .validation import as_tensor, check_indices, check_log_probs, check_positive_int, to_output, torch_generator
+
+
+def entropy(log_probs, *, backend=None):
+    """Predictive entropy H[Y_n] = -Σ_c pbar log pbar, pbar = mean_k p; shape [N].
+
+    Raises ValueError/TypeError for input that is not log-probabilities [N, K, C].
+    """
+    t, np_in = check_log_probs(log_probs)
+    return to_output(implementation("entropy", backend, t.device)(t), np_in)
+
+
+def conditional_entropy(log_probs, *, backend=None):
+    """Expected entropy -mean_k Σ_c p log p; shape [N]."""
+    t, np_in = check_log_probs(log_probs)
+    return to_output(implementation("conditional_entropy", backend, t.device)(t), np_in)
+
+
+def bald(log_probs, *, backend=None):
+    """BALD mutual information I[Y_n; W] = entropy - conditional_entropy; shape [N]."""
+    t, np_in = check_log_probs(log_probs)
+    return to_output(implementation("bald", backend, t.device)(t), np_in)
+
+
+def pairwise_mutual_information(a, b=None, *, backend=None):
+    """I[Y_n; Y_m] between pool points of ``a`` [Na, K, C] and ``b`` [Nb, K, C]; shape [Na, Nb].
+
+    ``b=None`` gives all pairs of ``a`` (symmetric; the diagonal is each point's entropy).
+    ``a`` and ``b`` need the same K (shared posterior samples), C, and device.
+    """
+    ta, np_in = check_log_probs(a, "a")
+    if b is not None:
+        tb, _ = check_log_probs(b, "b")
+        if tb.shape[1:] != ta.shape[1:]:
+            raise ValueError(f"a and b must share K and C (the same posterior samples and classes), "
+                             f"got a {tuple(ta.shape)} and b {tuple(tb.shape)}")
+        if tb.device != ta.device:
+            raise ValueError(f"b is on {tb.device} but a is on {ta.device}")
+        if tb.dtype != ta.dtype:
+            tb = tb.to(ta.dtype)
+    else:
+        tb = None
+    return to_output(implementation("pairwise_mutual_information", backend, ta.device)(ta, tb), np_in)
+
+
+def triple_interaction(log_probs, triples, *, backend=None):
+    """Interaction information I[Y_a; Y_b; Y_c] for each row (a, b, c) of ``triples`` [T, 3]; shape [T]."""
+    t, np_in = check_log_probs(log_probs)
+    idx, _ = as_tensor(triples, "triples") if not isinstance(triples, (list, tuple)) else \
+        (torch.as_tensor(triples, dtype=torch.int64), False)
+    if idx.dim() != 2 or idx.shape[1] != 3:
+        raise ValueError(f"triples must have shape [T, 3], got {tuple(idx.shape)}")
+    idx = check_indices(idx.reshape(-1), t.shape[0], "triples", distinct=False).view(-1, 3).to(t.device)
+    return to_output(implementation("triple_interaction", backend, t.device)(t, idx), np_in)
+
+
+def joint_entropy(log_probs, selected, *, num_samples=None, generator=None, backend=None):
+    """H[Y_S, Y_i] of the selected set S with every pool point i; shape [N].
+
+    ``num_samples=None`` enumerates all C^|S| label configurations exactly; an
+    integer keeps at most that many, sampling them ancestrally once the exact count
+    would exceed it (seeded by ``generator``: an int or a torch.Generator).
+    """
+    t, np_in = check_log_probs(log_probs)
+    sel = check_indices(selected, t.shape[0], "selected")
+    if num_samples is not None:
+        num_samples = check_positive_int(num_samples, "num_samples")
+    gen = torch_generator(generator, t.device)
+    fn = implementation("joint_entropy", backend, t.device)
+    return to_output(fn(t, sel.tolist(), num_samples, gen), np_in)

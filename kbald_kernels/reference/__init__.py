@@ -1,0 +1,49 @@
+"""Pure-torch implementations of every op: the CPU fallback and the test oracle.
+
+They follow DESIGN.md's math literally, compute in float64 for float64 input and in
+float32 otherwise, and work in chunks under a workspace budget
+(:func:`kbald_kernels.reference.workspace.workspace_bytes`) so memory stays bounded.
+They assume validated input; the public API in :mod:`kbald_kernels` validates.
+"""
+
+from .information import (
+    bald,
+    conditional_entropy,
+    entropy,
+    pairwise_mutual_information,
+    triple_interaction,
+)
+from .joint_entropy import (
+    Configurations,
+    accumulate_joint_entropy,
+    configurations_entropy,
+    empty_configurations,
+    extend_configurations,
+    joint_entropy,
+)
+from .kmeanspp import (
+    DenseEmbeddings,
+    FactoredEmbeddings,
+    gumbel_noise,
+    kmeanspp_step,
+    philox4x32,
+)
+
+__all__ = [
+    "Configurations",
+    "DenseEmbeddings",
+    "FactoredEmbeddings",
+    "accumulate_joint_entropy",
+    "bald",
+    "conditional_entropy",
+    "configurations_entropy",
+    "empty_configurations",
+    "entropy",
+    "extend_configurations",
+    "gumbel_noise",
+    "joint_entropy",
+    "kmeanspp_step",
+    "pairwise_mutual_information",
+    "philox4x32",
+    "triple_interaction",
+]

@@ -1,0 +1,105 @@
+"""Entropy, BALD, pairwise mutual information and the triple interaction (reference)."""
+
+import torch
+
+from .workspace import chunk_size, compute_dtype, workspace_bytes, xlogx
+
+
+def _probs(log_probs_chunk):
+    return torch.exp(log_probs_chunk.to(compute_dtype(log_probs_chunk.dtype)))
+
+
+def _entropies(log_probs):
+    """(entropy, conditional_entropy) in one pass over ``log_probs`` [N, K, C]."""
+    n_points, n_samples, n_classes = log_probs.shape
+    dtype = compute_dtype(log_probs.dtype)
+    h = torch.empty(n_points, dtype=dtype, device=log_probs.device)
+    ch = torch.empty(n_points, dtype=dtype, device=log_probs.device)
+    step = chunk_size(3 * n_samples * n_classes * torch.finfo(dtype).bits // 8, n_points)
+    for start in range(0, n_points, step):
+        p = _probs(log_probs[start : start + step])
+        h[start : start + step] = -xlogx(p.mean(1)).sum(-1)
+        ch[start : start + step] = -xlogx(p).sum(-1).mean(1)
+    return h, ch
+
+
+def entropy(log_probs):
+    """H[Y_n] of the posterior predictive ``mean_k p[n, k, :]``; [N]."""
+    return _entropies(log_probs)[0]
+
+
+def conditional_entropy(log_probs):
+    """E_k H[Y_n | w_k]; [N]."""
+    return _entropies(log_probs)[1]
+
+
+def bald(log_probs):
+    """BALD score I[Y_n; W] = entropy - conditional_entropy; [N]."""
+    h, ch = _entropies(log_probs)
+    return h - ch
+
+
+def _pair_joint_entropy(pa, pb):
+    """H of J[n, m] = mean_k pa[n, k, :] ⊗ pb[m, k, :] for probability chunks; [na, nb].
+
+    The joint is a GEMM over K of (n, c) rows against (m, d) columns.
+    """
+    na, k, c = pa.shape
+    nb = pb.shape[0]
+    joint = pa.permute(0, 2, 1).reshape(na * c, k) @ pb.permute(0, 2, 1).reshape(nb * c, k).T
+    joint = (joint / k).view(na, c, nb, c)
+    return -xlogx(joint).sum(dim=(1, 3))
+
+
+def pairwise_mutual_information(a, b=None):
+    """I[Y_n; Y_m] for every n in ``a`` [Na, K, C] and m in ``b`` [Nb, K, C]; [Na, Nb].
+
+    ``b=None`` scores ``a`` against itself and computes each symmetric tile once.
+    Rounding can leave values a few ulps below 0; they are not clamped.
+    """
+    symmetric = b is None
+    if symmetric:
+        b = a
+    n_a, n_samples, n_classes = a.shape
+    n_b = b.shape[0]
+    dtype = compute_dtype(a.dtype)
+    itemsize = torch.finfo(dtype).bits // 8
+    h_a = entropy(a)
+    h_b = h_a if symmetric else entropy(b)
+    out = torch.empty(n_a, n_b, dtype=dtype, device=a.device)
+    # A tile holds two probability chunks [tile, K, C] and its joint twice (GEMM, x log x).
+    budget = workspace_bytes()
+    tile = int(min((budget / (3 * itemsize * n_classes**2)) ** 0.5, budget / (3 * itemsize * n_samples * n_classes)))
+    tile = max(1, tile)
+    for i in range(0, n_a, tile):
+        pa = _probs(a[i : i + tile])
+        for j in range(i if symmetric else 0, n_b, tile):
+            pb = pa if symmetric and i == j else _probs(b[j : j + tile])
+            mi = h_a[i : i + tile, None] + h_b[None, j : j + tile] - _pair_joint_entropy(pa, pb)
+            out[i : i + tile, j : j + tile] = mi
+            if symmetric and j != i:
+                out[j : j + tile, i : i + tile] = mi.T
+    return out
+
+
+def triple_interaction(log_probs, triples):
+    """I[Y_a; Y_b; Y_c] = H_a+H_b+H_c - H_ab - H_ac - H_bc + H_abc for rows of ``triples`` [T, 3]; [T]."""
+    n_samples, n_classes = log_probs.shape[1:]
+    dtype = compute_dtype(log_probs.dtype)
+    itemsize = torch.finfo(dtype).bits // 8
+    out = torch.empty(triples.shape[0], dtype=dtype, device=log_probs.device)
+    step = chunk_size(3 * itemsize * n_samples * n_classes**3, triples.shape[0])
+    for start in range(0, triples.shape[0], step):
+        idx = triples[start : start + step]
+        pa, pb, pc = (_probs(log_probs[idx[:, j]]) for j in range(3))
+
+        def h1(p):
+            return -xlogx(p.mean(1)).sum(-1)
+
+        def h2(p, q):
+            return -xlogx(torch.einsum("tkc,tkd->tcd", p, q) / n_samples).sum(dim=(1, 2))
+
+        joint3 = torch.einsum("tkcd,tke->tcde", pa[..., :, None] * pb[..., None, :], pc) / n_samples
+        h3 = -xlogx(joint3).sum(dim=(1, 2, 3))
+        out[start : start + step] = h1(pa) + h1(pb) + h1(pc) - h2(pa, pb) - h2(pa, pc) - h2(pb, pc) + h3
+    return out

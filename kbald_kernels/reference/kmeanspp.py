@@ -1,0 +1,176 @@
+"""k-means++ (D²) and k-center greedy steps over dense or factored BADGE embeddings.
+
+Randomness is a counter-based Philox4x32-10 stream keyed by (seed, step, point
+index), so a pick depends only on those three numbers: the same seed gives the
+same ordering whatever the chunking, launch order or backend.
+"""
+
+import math
+
+import torch
+
+from .workspace import chunk_size, compute_dtype
+
+_MASK32 = 0xFFFFFFFF
+_PHILOX_ROUND = (0xD2511F53, 0xCD9E8D57)
+_PHILOX_KEY_STEP = (0x9E3779B9, 0xBB67AE85)
+
+
+def _mulhilo(a, b):
+    """(high, low) 32-bit halves of a·b for a constant ``a`` and an int64 tensor ``b`` < 2³².
+
+    b is split in 16-bit halves so no product leaves the signed 64-bit range.
+    """
+    low_part = a * (b & 0xFFFF)
+    high_part = a * (b >> 16)
+    hi = (high_part + (low_part >> 16)) >> 16
+    lo = (((high_part & 0xFFFF) << 16) + low_part) & _MASK32
+    return hi, lo
+
+
+def philox4x32(counter, key, rounds=10):
+    """Philox4x32 (Salmon et al. 2011) on int64 tensors holding 32-bit words.
+
+    ``counter`` is four broadcastable tensors, ``key`` two Python ints. Returns four tensors.
+    """
+    c0, c1, c2, c3 = (torch.as_tensor(c, dtype=torch.int64) & _MASK32 for c in counter)
+    k0, k1 = key[0] & _MASK32, key[1] & _MASK32
+    for _ in range(rounds):
+        hi0, lo0 = _mulhilo(_PHILOX_ROUND[0], c0)
+        hi1, lo1 = _mulhilo(_PHILOX_ROUND[1], c2)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        k0, k1 = (k0 + _PHILOX_KEY_STEP[0]) & _MASK32, (k1 + _PHILOX_KEY_STEP[1]) & _MASK32
+    return c0, c1, c2, c3
+
+
+def gumbel_noise(seed, step, index):
+    """Standard Gumbel noise for each point index at this step; float64, same shape as ``index``.
+
+    The uniform takes the top 24 bits of the first Philox word, centred in its bin,
+    so it lies strictly inside (0, 1) and is exact in float32 as well.
+    """
+    index = index.to(torch.int64)
+    word = philox4x32((index, index >> 32, torch.full_like(index, step), torch.zeros_like(index)),
+                      (seed, seed >> 32))[0]
+    uniform = ((word >> 8).to(torch.float64) + 0.5) * 2.0**-24
+    return -torch.log(-torch.log(uniform))
+
+
+class DenseEmbeddings:
+    """Embeddings as rows of ``x`` [N, D]. Distances are direct sums of squared
+    differences, so near-duplicates do not cancel catastrophically."""
+
+    def __init__(self, x):
+        self.x = x
+        self.dtype = compute_dtype(x.dtype)
+
+    def __len__(self):
+        return self.x.shape[0]
+
+    @property
+    def device(self):
+        return self.x.device
+
+    def squared_norms(self):
+        return self._chunked(lambda rows: rows.square().sum(-1))
+
+    def squared_distances(self, centers):
+        """min over ``centers`` (another DenseEmbeddings) of ||x_i - x_c||²; [N]."""
+        c = centers.x.to(self.dtype)
+        center_step = 64
+        out = torch.full((len(self),), math.inf, dtype=self.dtype, device=self.device)
+        for j in range(0, c.shape[0], center_step):
+            block = c[j : j + center_step]
+            d = self._chunked(lambda rows: (rows[:, None, :] - block[None]).square().sum(-1).amin(1), block.shape[0])
+            out = torch.minimum(out, d)
+        return out
+
+    def take(self, index):
+        return DenseEmbeddings(self.x[index])
+
+    def cat(self, other):
+        return DenseEmbeddings(torch.cat([self.x, other.x]))
+
+    def _chunked(self, fn, width=1):
+        itemsize = torch.finfo(self.dtype).bits // 8
+        step = chunk_size(2 * itemsize * self.x.shape[1] * width, len(self))
+        return torch.cat([fn(self.x[i : i + step].to(self.dtype)) for i in range(0, len(self), step)]) \
+            if len(self) else torch.empty(0, dtype=self.dtype, device=self.device)
+
+
+class FactoredEmbeddings:
+    """BADGE embeddings ``features_i ⊗ residuals_i`` ([N, H], [N, C]), never materialised:
+
+    ||h_i⊗r_i - h_c⊗r_c||² = |h_i|²|r_i|² + |h_c|²|r_c|² - 2 (h_i·h_c)(r_i·r_c), clamped at 0.
+    """
+
+    def __init__(self, features, residuals):
+        self.features = features
+        self.residuals = residuals
+        self.dtype = compute_dtype(features.dtype)
+        h, r = features.to(self.dtype), residuals.to(self.dtype)
+        # Norms use the same row-wise reduction as the cross terms, so an exact
+        # duplicate of a center gets distance exactly 0.
+        self.norm_products = (h * h).sum(-1) * (r * r).sum(-1)
+
+    def __len__(self):
+        return self.features.shape[0]
+
+    @property
+    def device(self):
+        return self.features.device
+
+    def squared_norms(self):
+        return self.norm_products
+
+    def squared_distances(self, centers):
+        out = torch.full((len(self),), math.inf, dtype=self.dtype, device=self.device)
+        h_all, r_all = self.features, self.residuals
+        itemsize = torch.finfo(self.dtype).bits // 8
+        step = chunk_size(itemsize * (h_all.shape[1] + r_all.shape[1]), len(self))
+        for j in range(len(centers)):
+            hc = centers.features[j].to(self.dtype)
+            rc = centers.residuals[j].to(self.dtype)
+            for i in range(0, len(self), step):
+                h = h_all[i : i + step].to(self.dtype)
+                r = r_all[i : i + step].to(self.dtype)
+                cross = (h * hc).sum(-1) * (r * rc).sum(-1)
+                d = (self.norm_products[i : i + step] + centers.norm_products[j] - 2 * cross).clamp_min(0)
+                out[i : i + step] = torch.minimum(out[i : i + step], d)
+        return out
+
+    def take(self, index):
+        return FactoredEmbeddings(self.features[index], self.residuals[index])
+
+    def cat(self, other):
+        return FactoredEmbeddings(torch.cat([self.features, other.features]),
+                                  torch.cat([self.residuals, other.residuals]))
+
+
+def kmeanspp_step(embeddings, min_distances, selected, newest, seed, step, mode="sample"):
+    """One fused step: distance to the newest center, running-min update, next pick.
+
+    ``min_distances`` [N] (+inf before any center) is updated in place with the
+    distances to pool point ``newest`` (skipped when None); ``selected`` [N] bool
+    marks chosen and excluded points. ``mode="sample"`` draws with probability
+    d/Σd by Gumbel-max over log d, uniformly among the unselected when every
+    unselected d is 0, and uniformly among the +inf ones while any remain (no
+    center yet). ``mode="argmax"`` takes the largest d, ties to the smallest index.
+    Returns the picked index (a Python int).
+    """
+    if newest is not None:
+        newest_distances = embeddings.squared_distances(embeddings.take(slice(newest, newest + 1)))
+        torch.minimum(min_distances, newest_distances, out=min_distances)
+    n = min_distances.shape[0]
+    if mode == "argmax":
+        key = torch.where(selected, -math.inf, min_distances.to(torch.float64))
+        return int(torch.argmax(key))
+    noise = gumbel_noise(seed, step, torch.arange(n, device=min_distances.device))
+    d = torch.where(selected, torch.zeros_like(min_distances), min_distances).to(torch.float64)
+    if bool(torch.isinf(d).any()):
+        key = torch.where(torch.isinf(d), noise, -math.inf)
+    elif bool((d > 0).any()):
+        key = torch.where(d > 0, torch.log(d.clamp_min(torch.finfo(torch.float64).tiny)) + noise, -math.inf)
+    else:
+        key = torch.where(selected, -math.inf, noise)
+    return int(torch.argmax(key))

@@ -1,0 +1,191 @@
+"""Input checks shared by every public entry point.
+
+Errors name the argument, what was expected and the first offending index.
+The scans run in chunks under the workspace budget.
+"""
+
+import numbers
+
+import numpy as np
+import torch
+
+from .reference.workspace import chunk_size
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# How far log Σ_c p may stray from 0 before a row counts as not normalised: a few
+# units of the dtype's rounding, times the number of terms summed.
+NORMALISATION_TOLERANCE = {torch.float64: 1e-6, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 3e-2}
+
+
+def as_tensor(x, name):
+    """(tensor, came_from_numpy); numpy arrays are wrapped without a copy."""
+    if isinstance(x, torch.Tensor):
+        return x, False
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{name} must hold numbers, got numpy dtype {x.dtype}")
+        return torch.from_numpy(np.ascontiguousarray(x)), True
+    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+
+
+def to_output(x, as_numpy):
+    return x.detach().cpu().numpy() if as_numpy else x
+
+
+def _require_float(t, name):
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float16, bfloat16, float32 or float64, got {t.dtype}")
+
+
+def _first(mask):
+    return tuple(int(i) for i in mask.nonzero()[0])
+
+
+def _scan(t, name, check):
+    """Run ``check(chunk, offset)`` over row chunks of ``t``."""
+    step = chunk_size(4 * t[0].numel() * t.element_size() if t.shape[0] else 1, t.shape[0])
+    for start in range(0, t.shape[0], step):
+        check(t[start : start + step], start)
+
+
+def _check_finite(t, name, allow_neg_inf=False):
+    def check(chunk, offset):
+        for bad, what in ((torch.isnan(chunk), "NaN"), (chunk == float("inf"), "+inf"),
+                          (None if allow_neg_inf else chunk == float("-inf"), "-inf")):
+            if bad is not None and bool(bad.any()):
+                index = _first(bad)
+                index = (index[0] + offset,) + index[1:]
+                raise ValueError(f"{name} contains {what} at index {index}")
+
+    _scan(t, name, check)
+
+
+def check_log_probs(log_probs, name="log_probs", normalised=True):
+    """Validate log-probabilities [N, K, C]; returns (tensor, came_from_numpy).
+
+    Rejects: a non-tensor, rank other than 3, N, K or C of 0, non-float dtype,
+    NaN, +inf, and (``normalised``) rows whose probabilities do not sum to 1
+    within the dtype's tolerance. -inf (probability 0) is allowed.
+    """
+    t, from_numpy = as_tensor(log_probs, name)
+    if t.dim() != 3:
+        raise ValueError(f"{name} must have shape [N, K, C] (pool points, posterior samples, classes), "
+                         f"got {t.dim()} dimensions with shape {tuple(t.shape)}")
+    _require_float(t, name)
+    for size, what in zip(t.shape, ("N (pool points)", "K (posterior samples)", "C (classes)")):
+        if size == 0:
+            raise ValueError(f"{name} has {what} = 0; shape {tuple(t.shape)}")
+    _check_finite(t, name, allow_neg_inf=True)
+    if normalised:
+        tolerance = NORMALISATION_TOLERANCE[t.dtype]
+
+        def check(chunk, offset):
+            log_total = torch.logsumexp(chunk.to(torch.float64 if t.dtype == torch.float64 else torch.float32), -1)
+            bad = (log_total.abs() > tolerance) | torch.isnan(log_total)
+            if bool(bad.any()):
+                n, k = _first(bad)
+                total = float(torch.exp(log_total[n, k]))
+                raise ValueError(
+                    f"{name}[{n + offset}, {k}] is not normalised: its probabilities sum to {total:.6g}, not 1 "
+                    f"(tolerance {tolerance:g} in log space for {t.dtype}); pass log-probabilities, "
+                    "or convert with kbald_kernels.as_log_probs")
+
+        _scan(t, name, check)
+    return t, from_numpy
+
+
+def check_embeddings(embeddings, name="embeddings"):
+    """Validate dense [N, D] embeddings or BADGE factors (features [N, H], residuals [N, C]).
+
+    Returns (list of tensors: one for dense, two for factored, came_from_numpy).
+    """
+    if isinstance(embeddings, (tuple, list)):
+        if len(embeddings) != 2:
+            raise ValueError(f"{name} as factors must be (features [N, H], residuals [N, C]), "
+                             f"got a sequence of {len(embeddings)}")
+        parts = [as_tensor(e, f"{name}[{i}]") for i, e in enumerate(embeddings)]
+        names = (f"{name} features", f"{name} residuals")
+    else:
+        parts = [as_tensor(embeddings, name)]
+        names = (name,)
+    tensors = [p[0] for p in parts]
+    for t, n in zip(tensors, names):
+        if t.dim() != 2:
+            raise ValueError(f"{n} must have shape [N, D], got shape {tuple(t.shape)}")
+        _require_float(t, n)
+        if t.shape[0] == 0 or t.shape[1] == 0:
+            raise ValueError(f"{n} must have at least one row and one column, got shape {tuple(t.shape)}")
+        _check_finite(t, n)
+    if len(tensors) == 2:
+        features, residuals = tensors
+        if features.shape[0] != residuals.shape[0]:
+            raise ValueError(f"{name}: features have {features.shape[0]} rows but residuals have "
+                             f"{residuals.shape[0]}; both need one row per pool point")
+        check_same_device(**{names[0]: features, names[1]: residuals})
+    return tensors, parts[0][1]
+
+
+def check_same_device(**tensors):
+    items = list(tensors.items())
+    first_name, first = items[0]
+    for n, t in items[1:]:
+        if t.device != first.device:
+            raise ValueError(f"{n} is on {t.device} but {first_name} is on {first.device}; "
+                             "put them on the same device")
+
+
+def check_batch_size(batch_size, pool_size, name="batch_size"):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(batch_size).__name__}")
+    if not 1 <= batch_size <= pool_size:
+        raise ValueError(f"{name} must be between 1 and the number of selectable pool points "
+                         f"({pool_size}), got {batch_size}")
+    return int(batch_size)
+
+
+def check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_indices(indices, pool_size, name, distinct=True):
+    """1-D int64 indices into a pool of ``pool_size``, each in range (and distinct)."""
+    t, _ = as_tensor(indices, name) if not isinstance(indices, (list, tuple, range)) else \
+        (torch.as_tensor(list(indices), dtype=torch.int64), False)
+    if t.dim() != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of pool indices, got shape {tuple(t.shape)}")
+    if t.numel() and (t.dtype.is_floating_point or t.dtype == torch.bool):
+        raise TypeError(f"{name} must hold integer pool indices, got {t.dtype}")
+    t = t.to(torch.int64)
+    bad = (t < 0) | (t >= pool_size)
+    if bool(bad.any()):
+        i = _first(bad)[0]
+        raise ValueError(f"{name}[{i}] = {int(t[i])} is outside the pool [0, {pool_size})")
+    if distinct and t.unique().numel() != t.numel():
+        raise ValueError(f"{name} contains repeated indices")
+    return t
+
+
+def seed_from(generator):
+    """A 64-bit seed for the counter-based streams: from an int, a torch.Generator, or the global RNG."""
+    if generator is None:
+        return int(torch.randint(0, 2**62, (1,)).item())
+    if isinstance(generator, torch.Generator):
+        return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+    if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
+        if generator < 0:
+            raise ValueError(f"generator as a seed must be >= 0, got {generator}")
+        return int(generator) & (2**64 - 1)
+    raise TypeError(f"generator must be None, an int seed or a torch.Generator, got {type(generator).__name__}")
+
+
+def torch_generator(generator, device):
+    """A torch.Generator on ``device`` (None keeps torch's global RNG)."""
+    if generator is None:
+        return None
+    if isinstance(generator, torch.Generator):
+        if generator.device.type != torch.device(device).type:
+            raise ValueError(f"generator is on {generator.device} but the input is on {device}")
+        return generator
+    return torch.Generator(device=device).manual_seed(seed_from(generator))
