@@ -35,7 +35,8 @@ def bald(log_probs, *, backend=None):
 def pairwise_mutual_information(a, b=None, *, backend=None):
     """I[Y_n; Y_m] between pool points of ``a`` [Na, K, C] and ``b`` [Nb, K, C]; shape [Na, Nb].
 
-    ``b=None`` gives all pairs of ``a`` (symmetric; the diagonal is each point's entropy).
+    ``b=None`` gives all pairs of ``a`` (symmetric; the diagonal is the information
+    between two conditionally independent draws of the same point).
     ``a`` and ``b`` need the same K (shared posterior samples), C, and device.
     """
     ta, np_in = check_log_probs(a, "a")

@@ -1,0 +1,48 @@
+"""Shared test setup.
+
+Without a GPU the Triton kernels run on CPU tensors through the interpreter, which
+must be switched on before triton is first imported. Every test starts from fixed
+seeds, and the run ends with a line saying what was skipped and why.
+"""
+
+import os
+import sys
+
+import torch
+
+if not torch.cuda.is_available():
+    assert "triton" not in sys.modules, "triton was imported before TRITON_INTERPRET could be set"
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
+def random_log_probs(n, k, c, dtype=torch.float64, device=DEVICE, zeros=False, generator=None, spread=2.0):
+    """Log-probabilities [n, k, c] with varied confidence; ``zeros`` puts -inf in some entries."""
+    logits = torch.randn(n, k, c, dtype=torch.float64, generator=generator) * spread
+    logits += torch.randn(n, 1, c, dtype=torch.float64, generator=generator) * spread
+    if zeros and c > 1:
+        mask = torch.rand(n, k, c, generator=generator) < 0.25
+        mask[..., 0] = False  # keep every row normalisable
+        logits[mask] = -torch.inf
+    return torch.log_softmax(logits, -1).to(device=device, dtype=dtype)
+
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        terminalreporter.write_line("kbald_kernels: no test skipped")
+        return
+    terminalreporter.write_line(f"kbald_kernels: {len(skipped)} test(s) SKIPPED, and so not proven:")
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        terminalreporter.write_line(f"  {report.nodeid}: {reason}")
