@@ -41,12 +41,10 @@ def pairwise_mutual_information(a, b=None, *, backend=None):
     """
     ta, np_in = check_log_probs(a, "a")
     if b is not None:
-        tb, _ = check_log_probs(b, "b")
+        tb, _ = check_log_probs(b, "b", like=("a", ta))
         if tb.shape[1:] != ta.shape[1:]:
             raise ValueError(f"a and b must share K and C (the same posterior samples and classes), "
                              f"got a {tuple(ta.shape)} and b {tuple(tb.shape)}")
-        if tb.device != ta.device:
-            raise ValueError(f"b is on {tb.device} but a is on {ta.device}")
         if tb.dtype != ta.dtype:
             tb = tb.to(ta.dtype)
     else:

@@ -60,12 +60,13 @@ def _check_finite(t, name, allow_neg_inf=False):
     _scan(t, name, check)
 
 
-def check_log_probs(log_probs, name="log_probs", normalised=True):
+def check_log_probs(log_probs, name="log_probs", normalised=True, like=None):
     """Validate log-probabilities [N, K, C]; returns (tensor, came_from_numpy).
 
-    Rejects: a non-tensor, rank other than 3, N, K or C of 0, non-float dtype,
-    NaN, +inf, and (``normalised``) rows whose probabilities do not sum to 1
-    within the dtype's tolerance. -inf (probability 0) is allowed.
+    Rejects: a non-tensor, rank other than 3, N, K or C of 0, non-float dtype, a
+    device other than that of ``like`` (a (name, tensor) pair), NaN, +inf, and
+    (``normalised``) rows whose probabilities do not sum to 1 within the dtype's
+    tolerance. -inf (probability 0) is allowed.
     """
     t, from_numpy = as_tensor(log_probs, name)
     if t.dim() != 3:
@@ -75,6 +76,8 @@ def check_log_probs(log_probs, name="log_probs", normalised=True):
     for size, what in zip(t.shape, ("N (pool points)", "K (posterior samples)", "C (classes)")):
         if size == 0:
             raise ValueError(f"{name} has {what} = 0; shape {tuple(t.shape)}")
+    if like is not None:
+        check_same_device(**{like[0]: like[1], name: t})
     _check_finite(t, name, allow_neg_inf=True)
     if normalised:
         tolerance = NORMALISATION_TOLERANCE[t.dtype]
@@ -115,13 +118,14 @@ def check_embeddings(embeddings, name="embeddings"):
         _require_float(t, n)
         if t.shape[0] == 0 or t.shape[1] == 0:
             raise ValueError(f"{n} must have at least one row and one column, got shape {tuple(t.shape)}")
-        _check_finite(t, n)
     if len(tensors) == 2:
         features, residuals = tensors
         if features.shape[0] != residuals.shape[0]:
             raise ValueError(f"{name}: features have {features.shape[0]} rows but residuals have "
                              f"{residuals.shape[0]}; both need one row per pool point")
         check_same_device(**{names[0]: features, names[1]: residuals})
+    for t, n in zip(tensors, names):
+        _check_finite(t, n)
     return tensors, parts[0][1]
 
 
@@ -132,6 +136,7 @@ def check_same_device(**tensors):
         if t.device != first.device:
             raise ValueError(f"{n} is on {t.device} but {first_name} is on {first.device}; "
                              "put them on the same device")
+    return first.device
 
 
 def check_batch_size(batch_size, pool_size, name="batch_size"):

@@ -85,6 +85,8 @@ def test_first_center_is_uniform_or_largest_norm():
     counts = np.bincount([int(kb.kmeanspp(x, 1, generator=s).indices[0]) for s in range(1500)], minlength=5)
     assert stats.chisquare(counts).pvalue > 1e-3
     assert int(kb.kmeanspp(x, 1, generator=0, first="max_norm").indices[0]) == int(x.norm(dim=1).argmax())
+    counts = np.bincount([int(kb.select_coreset(x, 1, generator=s).indices[0]) for s in range(1500)], minlength=5)
+    assert stats.chisquare(counts).pvalue > 1e-3
 
 
 def test_full_ordering_is_a_permutation_with_duplicates_and_zero_distances():

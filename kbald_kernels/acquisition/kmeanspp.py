@@ -220,12 +220,12 @@ class KMeansPPOrdering:
         self._external = _wrap([t.to(device) for t in state["external"]]) if "external" in state else None
 
 
-def _ordered(embeddings, k, mode, *, generator, first, labeled, progress, backend):
+def _ordered(embeddings, k, mode, *, generator, first, labeled, progress, backend, name):
     ordering = KMeansPPOrdering(embeddings, generator=generator, first=first, labeled=labeled, mode=mode,
                                 backend=backend)
     if k is None or (isinstance(k, int) and not isinstance(k, bool) and k == -1):
         k = ordering.remaining
-    return ordering.take(k, progress=progress)
+    return ordering.take(check_batch_size(k, ordering.remaining, name), progress=progress)
 
 
 def kmeanspp(embeddings, k, *, generator=None, first="random", labeled=None, progress=None, backend=None):
@@ -238,18 +238,18 @@ def kmeanspp(embeddings, k, *, generator=None, first="random", labeled=None, pro
     the pick's d at the time of the pick as score (+inf for a first pick with no centers).
     """
     return _ordered(embeddings, k, "sample", generator=generator, first=first, labeled=labeled,
-                    progress=progress, backend=backend)
+                    progress=progress, backend=backend, name="k")
 
 
 def select_badge(embeddings, batch_size, *, generator=None, first="max_norm", labeled=None, backend=None):
     """BADGE (Ash et al. 2020): k-means++ over gradient embeddings, dense or as
     :func:`badge_factors`. Starts from the largest-norm point as BADGE does."""
     return _ordered(embeddings, batch_size, "sample", generator=generator, first=first, labeled=labeled,
-                    progress=None, backend=backend)
+                    progress=None, backend=backend, name="batch_size")
 
 
 def select_coreset(embeddings, batch_size, *, labeled=None, generator=None, first="random", backend=None):
     """CORESET k-center greedy: repeatedly take the point farthest from every center
     (``labeled`` points and earlier picks; ties to the smaller index)."""
     return _ordered(embeddings, batch_size, "argmax", generator=generator, first=first, labeled=labeled,
-                    progress=None, backend=backend)
+                    progress=None, backend=backend, name="batch_size")

@@ -154,21 +154,21 @@ def kmeanspp_step(embeddings, min_distances, selected, newest, seed, step, mode=
     distances to pool point ``newest`` (skipped when None); ``selected`` [N] bool
     marks chosen and excluded points. ``mode="sample"`` draws with probability
     d/Σd by Gumbel-max over log d, uniformly among the unselected when every
-    unselected d is 0, and uniformly among the +inf ones while any remain (no
-    center yet). ``mode="argmax"`` takes the largest d, ties to the smallest index.
+    unselected d is 0. ``mode="argmax"`` takes the largest d, ties to the smallest
+    index. In both modes, points still at +inf (no center yet) are drawn uniformly.
     Returns the picked index (a Python int).
     """
     if newest is not None:
         newest_distances = embeddings.squared_distances(embeddings.take(slice(newest, newest + 1)))
         torch.minimum(min_distances, newest_distances, out=min_distances)
     n = min_distances.shape[0]
-    if mode == "argmax":
-        key = torch.where(selected, -math.inf, min_distances.to(torch.float64))
-        return int(torch.argmax(key))
-    noise = gumbel_noise(seed, step, torch.arange(n, device=min_distances.device))
     d = torch.where(selected, torch.zeros_like(min_distances), min_distances).to(torch.float64)
-    if bool(torch.isinf(d).any()):
-        key = torch.where(torch.isinf(d), noise, -math.inf)
+    no_center = torch.isinf(d)
+    if mode == "argmax" and not bool(no_center.any()):
+        return int(torch.argmax(torch.where(selected, -math.inf, d)))
+    noise = gumbel_noise(seed, step, torch.arange(n, device=min_distances.device))
+    if bool(no_center.any()):
+        key = torch.where(no_center, noise, -math.inf)
     elif bool((d > 0).any()):
         key = torch.where(d > 0, torch.log(d.clamp_min(torch.finfo(torch.float64).tiny)) + noise, -math.inf)
     else:

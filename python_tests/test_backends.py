@@ -1,0 +1,66 @@
+"""Backend choice: names, the environment default, and clear refusals."""
+
+import pytest
+import torch
+
+import kbald_kernels as kb
+from kbald_kernels import backends
+
+from conftest import random_log_probs
+
+
+def test_available_backends_explains_each():
+    status = kb.available_backends()
+    assert set(status) == {"torch", "triton", "cuda"}
+    assert status["torch"].available
+    for name in ("triton", "cuda"):
+        assert status[name].reason
+        if not status[name].available:
+            assert "no op has a kernel" in status[name].reason or "not" in status[name].reason
+
+
+def test_auto_runs_the_reference_on_cpu_tensors():
+    assert backends.choose_backend("bald", "auto", torch.device("cpu")) == "torch"
+    assert backends.choose_backend("bald", None, torch.device("cpu")) == "torch"
+
+
+def test_unknown_backend_names_are_rejected(monkeypatch):
+    with pytest.raises(ValueError, match="backend must be one of 'auto', 'triton', 'cuda', 'torch', got 'gpu'"):
+        kb.bald(random_log_probs(3, 2, 2, device="cpu"), backend="gpu")
+    monkeypatch.setenv("KBALD_BACKEND", "fast")
+    with pytest.raises(ValueError, match="KBALD_BACKEND must be one of"):
+        kb.bald(random_log_probs(3, 2, 2, device="cpu"))
+
+
+def test_explicit_backend_without_a_kernel_is_refused():
+    lp = random_log_probs(3, 2, 2, device="cpu")
+    with pytest.raises(kb.BackendUnavailableError, match="backend='cuda' has no kernel for joint_entropy"):
+        kb.joint_entropy(lp, [0], backend="cuda")
+
+
+def test_environment_default_falls_back_for_ops_without_its_kernel(monkeypatch):
+    lp = random_log_probs(5, 3, 2, device="cpu")
+    expected = kb.bald(lp)
+    monkeypatch.setenv("KBALD_BACKEND", "cuda")
+    torch.testing.assert_close(kb.bald(lp), expected)
+    monkeypatch.setenv("KBALD_BACKEND", "torch")
+    torch.testing.assert_close(kb.bald(lp), expected)
+
+
+def test_cuda_kernels_refuse_cpu_tensors(monkeypatch):
+    lp = random_log_probs(3, 2, 2, device="cpu")
+    monkeypatch.setitem(backends._REGISTRY["bald"], "cuda", lambda t: pytest.fail("must not run"))
+    with pytest.raises(kb.BackendUnavailableError, match="backend='cuda' cannot run bald"):
+        kb.bald(lp, backend="cuda")
+
+
+def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
+    lp = random_log_probs(3, 2, 2, device="cpu")
+    monkeypatch.setitem(backends._REGISTRY["bald"], "triton", lambda t: torch.full((3,), 7.0))
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(kb.BackendUnavailableError, match="TRITON_INTERPRET=1"):
+        kb.bald(lp, backend="triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert float(kb.bald(lp, backend="triton")[0]) == 7.0
+    # "auto" keeps CPU tensors on the reference even when the interpreter is on.
+    assert float(kb.bald(lp)[0]) != 7.0
