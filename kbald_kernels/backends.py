@@ -6,15 +6,18 @@ reference for CPU tensors; an explicit backend that cannot run raises
 :class:`BackendUnavailableError` saying why.
 """
 
+import importlib
 import os
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Union
 
 from . import reference
 
 BACKENDS = ("auto", "triton", "cuda", "torch")
 BACKEND_ENV = "KBALD_BACKEND"
 
-_REGISTRY: dict[str, dict[str, Callable]] = {
+# A kernel is registered as "module:function" and imported on first use, so that
+# importing kbald_kernels never imports triton (TRITON_INTERPRET must be set first).
+_REGISTRY: dict[str, dict[str, Union[Callable, str]]] = {
     op: {"torch": getattr(reference, op)}
     for op in (
         "entropy",
@@ -24,9 +27,12 @@ _REGISTRY: dict[str, dict[str, Callable]] = {
         "triple_interaction",
         "joint_entropy",
         "accumulate_joint_entropy",
-        "kmeanspp_step",
+        "kmeanspp_steps",
+        "min_squared_distances",
     )
 }
+_REGISTRY["kmeanspp_steps"]["triton"] = "kbald_kernels.triton.kmeanspp_step:kmeanspp_steps"
+_REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_step:min_squared_distances"
 
 
 class BackendUnavailableError(RuntimeError):
@@ -139,4 +145,9 @@ def choose_backend(op, backend, device):
 
 def implementation(op, backend, device):
     """The function that runs ``op`` for ``backend`` on ``device``."""
-    return _REGISTRY[op][choose_backend(op, backend, device)]
+    name = choose_backend(op, backend, device)
+    fn = _REGISTRY[op][name]
+    if isinstance(fn, str):
+        module, attr = fn.split(":")
+        fn = _REGISTRY[op][name] = getattr(importlib.import_module(module), attr)
+    return fn

@@ -33,9 +33,9 @@ def _methods(pool, batch_size, num_samples, seed):
         ("3-BALD", "joint_entropy", lambda: select_kbald(lp, batch_size, order=3)),
         (f"BatchBALD (M={num_samples})", "accumulate_joint_entropy",
          lambda: select_batchbald(lp, batch_size, num_samples=num_samples, generator=seed)),
-        ("BADGE (factored)", "kmeanspp_step", lambda: select_badge(factors, batch_size, generator=seed)),
-        ("k-means++ (features)", "kmeanspp_step", lambda: kmeanspp(pool.features, batch_size, generator=seed)),
-        ("CORESET (features)", "kmeanspp_step", lambda: select_coreset(pool.features, batch_size, generator=seed)),
+        ("BADGE (factored)", "kmeanspp_steps", lambda: select_badge(factors, batch_size, generator=seed)),
+        ("k-means++ (features)", "kmeanspp_steps", lambda: kmeanspp(pool.features, batch_size, generator=seed)),
+        ("CORESET (features)", "kmeanspp_steps", lambda: select_coreset(pool.features, batch_size, generator=seed)),
     ]
 
 

@@ -85,7 +85,8 @@ class KMeansPPOrdering:
         self._first = first
         self._mode = mode
         self._seed = seed_from(generator)
-        self._step_fn = implementation("kmeanspp_step", backend, self._embeddings.device)
+        self._steps = implementation("kmeanspp_steps", backend, self._embeddings.device)
+        self._min_distances_to = implementation("min_squared_distances", backend, self._embeddings.device)
         n = len(self._embeddings)
         device = self._embeddings.device
         self._selected = torch.zeros(n, dtype=torch.bool, device=device)
@@ -113,7 +114,8 @@ class KMeansPPOrdering:
             self._check_kind(tensors, "labeled")
             centers = self._external = _wrap(tensors)
         if len(centers):
-            torch.minimum(self._min_distances, self._embeddings.squared_distances(centers), out=self._min_distances)
+            torch.minimum(self._min_distances, self._min_distances_to(self._embeddings, centers),
+                          out=self._min_distances)
 
     def _check_kind(self, tensors, name):
         if _shape_signature(tensors) != self._signature:
@@ -136,33 +138,52 @@ class KMeansPPOrdering:
     def __next__(self):
         if self.remaining == 0:
             raise StopIteration
+        indices, scores = self._advance(1)
+        return int(indices[0]), scores[0]
+
+    def _advance(self, n):
+        """Make ``n`` picks (n <= remaining); (indices, scores) tensors on the pool's device."""
+        picks, scores = [], []
         if self._first == "max_norm" and self._newest is None and bool(torch.isinf(self._min_distances).all()):
             norms = torch.where(self._selected, -math.inf, self._embeddings.squared_norms())
-            index = int(torch.argmax(norms))
-        else:
-            index = self._step_fn(self._embeddings, self._min_distances, self._selected, self._newest,
-                                  self._seed, self._step, self._mode)
-        score = self._min_distances[index].clone()
-        self._selected[index] = True
-        self._picked.append(index)
-        self._newest = index
-        self._step += 1
-        return index, score
+            first = int(torch.argmax(norms))
+            self._selected[first] = True
+            picks.append(torch.tensor([first], dtype=torch.int64, device=self._selected.device))
+            scores.append(self._min_distances[first : first + 1].clone())
+            self._record([first])
+            n -= 1
+        if n:
+            indices, step_scores = self._steps(self._embeddings, self._min_distances, self._selected, self._newest,
+                                               self._seed, self._step, n, self._mode)
+            picks.append(indices)
+            scores.append(step_scores)
+            self._record(indices.tolist())
+        return torch.cat(picks), torch.cat(scores)
+
+    def _record(self, indices):
+        self._picked.extend(indices)
+        self._newest = indices[-1]
+        self._step += len(indices)
 
     def take(self, n, *, progress=None):
         """The next ``n`` picks as a Selection; ``progress`` shows a bar (default: on a terminal, n > 1000)."""
         n = check_batch_size(n, self.remaining, "n")
         if progress is None:
             progress = n > 1000 and sys.stderr.isatty()
-        steps = range(n)
-        if progress:
+        if not progress:
+            indices, scores = self._advance(n)
+        else:
             from tqdm.auto import tqdm
 
-            steps = tqdm(steps, desc="k-means++" if self._mode == "sample" else "k-center", unit="pick")
-        picks = [next(self) for _ in steps]
-        device = self._embeddings.device
-        indices = torch.tensor([p[0] for p in picks], dtype=torch.int64, device=device)
-        scores = torch.stack([p[1] for p in picks])
+            parts = []
+            with tqdm(total=n, desc="k-means++" if self._mode == "sample" else "k-center", unit="pick") as bar:
+                while n:
+                    chunk = min(n, 256)
+                    parts.append(self._advance(chunk))
+                    bar.update(chunk)
+                    n -= chunk
+            indices = torch.cat([p[0] for p in parts])
+            scores = torch.cat([p[1] for p in parts])
         return Selection(to_output(indices, self._numpy), to_output(scores, self._numpy))
 
     def extend(self, points):
@@ -174,9 +195,9 @@ class KMeansPPOrdering:
         centers = self._picked + self._labeled_indices
         if centers:
             pool_centers = self._embeddings.take(torch.tensor(centers, device=self._embeddings.device))
-            distances = torch.minimum(distances, new.squared_distances(pool_centers))
+            distances = torch.minimum(distances, self._min_distances_to(new, pool_centers))
         if self._external is not None:
-            distances = torch.minimum(distances, new.squared_distances(self._external))
+            distances = torch.minimum(distances, self._min_distances_to(new, self._external))
         # The old points' distances still await the newest center (the next step
         # applies it); the new points already include it, so that min leaves them as they are.
         self._embeddings = self._embeddings.cat(new)

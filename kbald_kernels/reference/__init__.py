@@ -26,6 +26,8 @@ from .kmeanspp import (
     FactoredEmbeddings,
     gumbel_noise,
     kmeanspp_step,
+    kmeanspp_steps,
+    min_squared_distances,
     philox4x32,
 )
 
@@ -43,6 +45,8 @@ __all__ = [
     "gumbel_noise",
     "joint_entropy",
     "kmeanspp_step",
+    "kmeanspp_steps",
+    "min_squared_distances",
     "pairwise_mutual_information",
     "philox4x32",
     "triple_interaction",

@@ -174,3 +174,27 @@ def kmeanspp_step(embeddings, min_distances, selected, newest, seed, step, mode=
     else:
         key = torch.where(selected, -math.inf, noise)
     return int(torch.argmax(key))
+
+
+def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode="sample"):
+    """``n_steps`` consecutive :func:`kmeanspp_step` calls, steps ``first_step, first_step+1, …``.
+
+    ``selected`` and ``min_distances`` are updated in place (the pending update by
+    the last pick is left for the next call, as ``newest``). Returns
+    (indices int64 [n_steps], scores [n_steps]) on the embeddings' device: each pick
+    and its running distance at the time of the pick.
+    """
+    indices, scores = [], []
+    for step in range(first_step, first_step + n_steps):
+        index = kmeanspp_step(embeddings, min_distances, selected, newest, seed, step, mode)
+        indices.append(index)
+        scores.append(min_distances[index].clone())
+        selected[index] = True
+        newest = index
+    device = min_distances.device
+    return torch.tensor(indices, dtype=torch.int64, device=device), torch.stack(scores)
+
+
+def min_squared_distances(embeddings, centers):
+    """min over ``centers`` of the squared distance of every pool point; [N] (+inf for no centers)."""
+    return embeddings.squared_distances(centers)

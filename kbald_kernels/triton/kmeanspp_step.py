@@ -1,0 +1,227 @@
+"""Fused k-means++ / k-center step: distance to the newest center, running-min update
+and the next pick (Gumbel-max sample or argmax) in one pass over the pool.
+
+Offsets are 64-bit (row index × row stride), so pools with N·D past 2³¹ elements
+index correctly. Each program reduces its rows to one candidate (tier, key, index); a one-program
+kernel reduces those, records the pick and marks it selected on the device, so a
+sequence of steps runs without a host round trip. Tiers order the cases of the
+reference step: 3 = no center yet (uniform), 2 = d > 0 (key log d + G, or d for
+argmax), 1 = d = 0 but unselected (uniform, or smallest index for argmax),
+0 = selected or padding.
+"""
+
+import contextlib
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ..reference.kmeanspp import DenseEmbeddings
+from .philox import gumbel_noise
+
+BLOCK_N = 64
+BLOCK_FEATURES = 64
+BLOCK_CANDIDATES = 1024
+
+
+@triton.jit
+def _dense_squared_distance(x_ptr, stride_x, rows, row_mask, center, width,
+                            ACC: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_F: tl.constexpr):
+    acc = tl.zeros([BLOCK_N], dtype=ACC)
+    cols = tl.arange(0, BLOCK_F)
+    for f0 in range(0, width, BLOCK_F):
+        col_mask = (f0 + cols) < width
+        x = tl.load(x_ptr + rows[:, None] * stride_x + (f0 + cols)[None, :],
+                    mask=row_mask[:, None] & col_mask[None, :], other=0.0).to(ACC)
+        c = tl.load(x_ptr + center * stride_x + f0 + cols, mask=col_mask, other=0.0).to(ACC)
+        diff = x - c[None, :]
+        acc += tl.sum(diff * diff, axis=1)
+    return acc
+
+
+@triton.jit
+def _dots(a_ptr, stride_a, rows, row_mask, center_ptr, width,
+          ACC: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_F: tl.constexpr):
+    """(a_i·a_i, a_i·c, c·c) per row. The center is loaded as a full tile so all three
+    sums reduce identically: a row equal to the center gets bit-identical values."""
+    own = tl.zeros([BLOCK_N], dtype=ACC)
+    cross = tl.zeros([BLOCK_N], dtype=ACC)
+    centre = tl.zeros([BLOCK_N], dtype=ACC)
+    cols = tl.arange(0, BLOCK_F)
+    broadcast = tl.zeros([BLOCK_N], dtype=tl.int64)
+    for f0 in range(0, width, BLOCK_F):
+        col_mask = (f0 + cols) < width
+        mask = row_mask[:, None] & col_mask[None, :]
+        a = tl.load(a_ptr + rows[:, None] * stride_a + (f0 + cols)[None, :], mask=mask, other=0.0).to(ACC)
+        c = tl.load(center_ptr + broadcast[:, None] + (f0 + cols)[None, :], mask=mask, other=0.0).to(ACC)
+        own += tl.sum(a * a, axis=1)
+        cross += tl.sum(a * c, axis=1)
+        centre += tl.sum(c * c, axis=1)
+    return own, cross, centre
+
+
+@triton.jit
+def _factored_squared_distance(h_ptr, stride_h, r_ptr, stride_r, rows, row_mask, hc_ptr, rc_ptr, width_h, width_r,
+                               ACC: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_F: tl.constexpr):
+    hh, hc, cc_h = _dots(h_ptr, stride_h, rows, row_mask, hc_ptr, width_h, ACC, BLOCK_N, BLOCK_F)
+    rr, rc, cc_r = _dots(r_ptr, stride_r, rows, row_mask, rc_ptr, width_r, ACC, BLOCK_N, BLOCK_F)
+    return tl.maximum(hh * rr + cc_h * cc_r - 2.0 * (hc * rc), 0.0)
+
+
+@triton.jit
+def _step_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
+                 min_ptr, selected_ptr, newest_ptr, seed_lo, seed_hi, step,
+                 tier_out, key_out, index_out,
+                 FACTORED: tl.constexpr, HAS_NEWEST: tl.constexpr, ARGMAX: tl.constexpr, ACC: tl.constexpr,
+                 BLOCK_N: tl.constexpr, BLOCK_F: tl.constexpr):
+    pid = tl.program_id(0)
+    rows = pid.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_mask = rows < n_points
+    d = tl.load(min_ptr + rows, mask=row_mask, other=0.0).to(ACC)
+    if HAS_NEWEST:
+        center = tl.load(newest_ptr)
+        if FACTORED:
+            dist = _factored_squared_distance(x_ptr, stride_x, r_ptr, stride_r, rows, row_mask,
+                                              x_ptr + center * stride_x, r_ptr + center * stride_r,
+                                              width, width_r, ACC, BLOCK_N, BLOCK_F)
+        else:
+            dist = _dense_squared_distance(x_ptr, stride_x, rows, row_mask, center, width, ACC, BLOCK_N, BLOCK_F)
+        d = tl.minimum(d, dist)
+        tl.store(min_ptr + rows, d, mask=row_mask)
+    unselected = row_mask & (tl.load(selected_ptr + rows, mask=row_mask, other=1) == 0)
+    no_center = d == float("inf")
+    tier = tl.where(unselected, tl.where(no_center, 3, tl.where(d > 0, 2, 1)), 0)
+    noise = gumbel_noise(seed_lo, seed_hi, step, rows, ACC)
+    if ARGMAX:
+        key = tl.where(no_center, noise, d)
+    else:
+        key = tl.where(tier == 2, tl.log(tl.where(tier == 2, d, 1.0)) + noise, noise)
+    best_tier = tl.max(tier, axis=0)
+    key = tl.where(tier == best_tier, key, -float("inf"))
+    best_key = tl.max(key, axis=0)
+    best_index = tl.min(tl.where((tier == best_tier) & (key == best_key), rows, n_points), axis=0)
+    tl.store(tier_out + pid, best_tier)
+    tl.store(key_out + pid, best_key)
+    tl.store(index_out + pid, best_index)
+
+
+@triton.jit
+def _select_kernel(tier_ptr, key_ptr, index_ptr, n_blocks, min_ptr, selected_ptr, newest_ptr,
+                   indices_out, scores_out, slot, BLOCK: tl.constexpr):
+    """Reduce the per-program candidates by (tier desc, key desc, index asc) and record the pick."""
+    offs = tl.arange(0, BLOCK)
+    mask = offs < n_blocks
+    tier = tl.load(tier_ptr + offs, mask=mask, other=-1)
+    key = tl.load(key_ptr + offs, mask=mask, other=-float("inf"))
+    index = tl.load(index_ptr + offs, mask=mask, other=0)
+    for b0 in range(BLOCK, n_blocks, BLOCK):
+        more = (b0 + offs) < n_blocks
+        t2 = tl.load(tier_ptr + b0 + offs, mask=more, other=-1)
+        k2 = tl.load(key_ptr + b0 + offs, mask=more, other=-float("inf"))
+        i2 = tl.load(index_ptr + b0 + offs, mask=more, other=0)
+        take = (t2 > tier) | ((t2 == tier) & ((k2 > key) | ((k2 == key) & (i2 < index))))
+        tier = tl.where(take, t2, tier)
+        key = tl.where(take, k2, key)
+        index = tl.where(take, i2, index)
+    best_tier = tl.max(tier, axis=0)
+    key = tl.where(tier == best_tier, key, -float("inf"))
+    best_key = tl.max(key, axis=0)
+    pick = tl.min(tl.where((tier == best_tier) & (key == best_key), index, 2**62), axis=0)
+    tl.store(indices_out + slot, pick)
+    tl.store(scores_out + slot, tl.load(min_ptr + pick))
+    tl.store(selected_ptr + pick, 1)
+    tl.store(newest_ptr, pick)
+
+
+def _acc_dtype(dtype):
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def _operands(embeddings):
+    """(x, stride, r, stride_r, width, width_r, factored) with unit stride along features."""
+    if isinstance(embeddings, DenseEmbeddings):
+        x = embeddings.x.contiguous()
+        return x, x.stride(0), x, x.stride(0), x.shape[1], 0, False
+    h = embeddings.features.contiguous()
+    r = embeddings.residuals.contiguous()
+    return h, h.stride(0), r, r.stride(0), h.shape[1], r.shape[1], True
+
+
+def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode="sample"):
+    """Triton twin of :func:`kbald_kernels.reference.kmeanspp_steps` (same arguments and results)."""
+    x, stride_x, r, stride_r, width, width_r, factored = _operands(embeddings)
+    n_points = min_distances.shape[0]
+    device = min_distances.device
+    n_blocks = triton.cdiv(n_points, BLOCK_N)
+    tiers = torch.empty(n_blocks, dtype=torch.int32, device=device)
+    keys = torch.empty(n_blocks, dtype=min_distances.dtype, device=device)
+    candidates = torch.empty(n_blocks, dtype=torch.int64, device=device)
+    # Poisoned, so a slot the kernels fail to write cannot pass for a pick.
+    indices = torch.full((n_steps,), -1, dtype=torch.int64, device=device)
+    scores = torch.full((n_steps,), math.nan, dtype=min_distances.dtype, device=device)
+    newest_device = torch.tensor([-1 if newest is None else int(newest)], dtype=torch.int64, device=device)
+    flags = selected.view(torch.uint8)
+    seed_lo, seed_hi = seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF
+    acc = _acc_dtype(min_distances.dtype)
+    with _on(device):
+        for slot in range(n_steps):
+            _step_kernel[(n_blocks,)](
+                x, stride_x, r, stride_r, width, width_r, n_points,
+                min_distances, flags, newest_device, seed_lo, seed_hi, first_step + slot,
+                tiers, keys, candidates,
+                FACTORED=factored, HAS_NEWEST=newest is not None or slot > 0, ARGMAX=mode == "argmax", ACC=acc,
+                BLOCK_N=BLOCK_N, BLOCK_F=BLOCK_FEATURES)
+            _select_kernel[(1,)](tiers, keys, candidates, n_blocks, min_distances, flags, newest_device,
+                                 indices, scores, slot, BLOCK=BLOCK_CANDIDATES)
+    return indices, scores
+
+
+@triton.jit
+def _min_distance_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
+                         cx_ptr, stride_cx, cr_ptr, stride_cr, n_centers, out_ptr,
+                         FACTORED: tl.constexpr, ACC: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_F: tl.constexpr):
+    """out[i] = min(out[i], min_c ||x_i - center_c||²): a row tile stays in cache across centers."""
+    pid = tl.program_id(0)
+    rows = pid.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_mask = rows < n_points
+    best = tl.load(out_ptr + rows, mask=row_mask, other=0.0).to(ACC)
+    cols = tl.arange(0, BLOCK_F)
+    for c in range(0, n_centers):
+        c64 = tl.cast(c, tl.int64)
+        if FACTORED:
+            dist = _factored_squared_distance(x_ptr, stride_x, r_ptr, stride_r, rows, row_mask,
+                                              cx_ptr + c64 * stride_cx, cr_ptr + c64 * stride_cr,
+                                              width, width_r, ACC, BLOCK_N, BLOCK_F)
+        else:
+            dist = tl.zeros([BLOCK_N], dtype=ACC)
+            for f0 in range(0, width, BLOCK_F):
+                col_mask = (f0 + cols) < width
+                xt = tl.load(x_ptr + rows[:, None] * stride_x + (f0 + cols)[None, :],
+                             mask=row_mask[:, None] & col_mask[None, :], other=0.0).to(ACC)
+                ct = tl.load(cx_ptr + c64 * stride_cx + f0 + cols, mask=col_mask, other=0.0).to(ACC)
+                diff = xt - ct[None, :]
+                dist += tl.sum(diff * diff, axis=1)
+        best = tl.minimum(best, dist)
+    tl.store(out_ptr + rows, best, mask=row_mask)
+
+
+def min_squared_distances(embeddings, centers):
+    """Triton twin of :func:`kbald_kernels.reference.min_squared_distances`."""
+    x, stride_x, r, stride_r, width, width_r, factored = _operands(embeddings)
+    cx, stride_cx, cr, stride_cr, _, _, _ = _operands(centers)
+    n_points = len(embeddings)
+    device = x.device
+    out = torch.full((n_points,), math.inf, dtype=embeddings.dtype, device=device)
+    if len(centers) == 0 or n_points == 0:
+        return out
+    with _on(device):
+        _min_distance_kernel[(triton.cdiv(n_points, BLOCK_N),)](
+            x, stride_x, r, stride_r, width, width_r, n_points, cx, stride_cx, cr, stride_cr, len(centers), out,
+            FACTORED=factored, ACC=_acc_dtype(embeddings.dtype), BLOCK_N=BLOCK_N, BLOCK_F=BLOCK_FEATURES)
+    return out
+
+
+
+def _on(device):
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
