@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from .workspace import chunk_size, compute_dtype
+from .workspace import cache_chunk_size, compute_dtype
 
 _MASK32 = 0xFFFFFFFF
 _PHILOX_ROUND = (0xD2511F53, 0xCD9E8D57)
@@ -77,12 +77,9 @@ class DenseEmbeddings:
     def squared_distances(self, centers):
         """min over ``centers`` (another DenseEmbeddings) of ||x_i - x_c||²; [N]."""
         c = centers.x.to(self.dtype)
-        center_step = 64
         out = torch.full((len(self),), math.inf, dtype=self.dtype, device=self.device)
-        for j in range(0, c.shape[0], center_step):
-            block = c[j : j + center_step]
-            d = self._chunked(lambda rows: (rows[:, None, :] - block[None]).square().sum(-1).amin(1), block.shape[0])
-            out = torch.minimum(out, d)
+        for j in range(c.shape[0]):
+            torch.minimum(out, self._chunked(lambda rows: (rows - c[j]).square_().sum(-1)), out=out)
         return out
 
     def take(self, index):
@@ -91,11 +88,13 @@ class DenseEmbeddings:
     def cat(self, other):
         return DenseEmbeddings(torch.cat([self.x, other.x]))
 
-    def _chunked(self, fn, width=1):
+    def _chunked(self, fn):
         itemsize = torch.finfo(self.dtype).bits // 8
-        step = chunk_size(2 * itemsize * self.x.shape[1] * width, len(self))
-        return torch.cat([fn(self.x[i : i + step].to(self.dtype)) for i in range(0, len(self), step)]) \
-            if len(self) else torch.empty(0, dtype=self.dtype, device=self.device)
+        step = cache_chunk_size(2 * itemsize * self.x.shape[1], len(self))
+        out = torch.empty(len(self), dtype=self.dtype, device=self.device)
+        for i in range(0, len(self), step):
+            out[i : i + step] = fn(self.x[i : i + step].to(self.dtype))
+        return out
 
 
 class FactoredEmbeddings:
@@ -127,7 +126,7 @@ class FactoredEmbeddings:
         out = torch.full((len(self),), math.inf, dtype=self.dtype, device=self.device)
         h_all, r_all = self.features, self.residuals
         itemsize = torch.finfo(self.dtype).bits // 8
-        step = chunk_size(itemsize * (h_all.shape[1] + r_all.shape[1]), len(self))
+        step = cache_chunk_size(itemsize * (h_all.shape[1] + r_all.shape[1]), len(self))
         for j in range(len(centers)):
             hc = centers.features[j].to(self.dtype)
             rc = centers.residuals[j].to(self.dtype)

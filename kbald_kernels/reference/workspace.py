@@ -27,6 +27,16 @@ def chunk_size(bytes_per_item, total):
     return max(1, min(total, workspace_bytes() // max(1, int(bytes_per_item))))
 
 
+# Streaming ops (one pass over a large operand per call) run fastest when each
+# chunk's temporaries stay in cache rather than filling the whole workspace.
+CACHE_BYTES = 2**20
+
+
+def cache_chunk_size(bytes_per_item, total):
+    """Like :func:`chunk_size`, but small enough for the temporaries to stay in cache."""
+    return max(1, min(chunk_size(bytes_per_item, total), CACHE_BYTES // max(1, int(bytes_per_item))))
+
+
 def compute_dtype(dtype):
     """float64 stays float64 (the oracle); every other float computes in float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
