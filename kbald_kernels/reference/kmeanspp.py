@@ -19,13 +19,11 @@ _PHILOX_KEY_STEP = (0x9E3779B9, 0xBB67AE85)
 def _mulhilo(a, b):
     """(high, low) 32-bit halves of a·b for a constant ``a`` and an int64 tensor ``b`` < 2³².
 
-    b is split in 16-bit halves so no product leaves the signed 64-bit range.
+    The 64-bit product may pass the signed range; int64 multiplication wraps
+    modulo 2⁶⁴ on every torch device, and masking recovers both halves exactly.
     """
-    low_part = a * (b & 0xFFFF)
-    high_part = a * (b >> 16)
-    hi = (high_part + (low_part >> 16)) >> 16
-    lo = (((high_part & 0xFFFF) << 16) + low_part) & _MASK32
-    return hi, lo
+    product = b * a
+    return (product >> 32) & _MASK32, product & _MASK32
 
 
 def philox4x32(counter, key, rounds=10):

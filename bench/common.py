@@ -1,0 +1,75 @@
+"""Timing and device-ceiling helpers shared by the benchmark reports."""
+
+import json
+import platform
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def synchronize(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(fn, device, repeats=5, warmup=1, budget_s=None):
+    """Median wall time in seconds of ``fn()`` after ``warmup`` calls, synchronising the device.
+
+    With ``budget_s``, stops repeating once that much time has been spent (at least one run).
+    """
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    spent = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+        spent += times[-1]
+        if budget_s is not None and spent > budget_s:
+            break
+    return statistics.median(times)
+
+
+def device_name(device):
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def memory_bandwidth(device, megabytes=256):
+    """Measured bytes/s of a large device-to-device copy (read + write)."""
+    n = megabytes * 2**20 // 4
+    src = torch.empty(n, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    seconds = measure(lambda: dst.copy_(src), device, repeats=5)
+    return 2 * src.numel() * 4 / seconds
+
+
+def slug(text):
+    return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-").lower()
+
+
+def write_report(name, device, title, header, rows, notes, extra=None):
+    """Write bench/results/<name>-<device>.md and .json; returns the Markdown text."""
+    RESULTS.mkdir(exist_ok=True)
+    dev = device_name(device)
+    lines = [f"# {title}", "", f"Device: {dev}. Date: {date.today().isoformat()}. "
+             f"torch {torch.__version__}.", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += [""] + [f"- {n}" for n in notes]
+    text = "\n".join(lines) + "\n"
+    stem = RESULTS / f"{name}-{slug(dev)}"
+    stem.with_suffix(".md").write_text(text)
+    payload = {"title": title, "device": dev, "date": date.today().isoformat(), "torch": torch.__version__,
+               "header": header, "rows": rows, "notes": notes, **(extra or {})}
+    stem.with_suffix(".json").write_text(json.dumps(payload, indent=2))
+    return text
