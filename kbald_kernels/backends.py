@@ -31,6 +31,10 @@ _REGISTRY: dict[str, dict[str, Union[Callable, str]]] = {
         "min_squared_distances",
     )
 }
+for _op in ("entropy", "conditional_entropy", "bald"):
+    _REGISTRY[_op]["triton"] = f"kbald_kernels.triton.information_terms:{_op}"
+_REGISTRY["pairwise_mutual_information"]["triton"] = (
+    "kbald_kernels.triton.pairwise_mutual_information:pairwise_mutual_information")
 _REGISTRY["kmeanspp_steps"]["triton"] = "kbald_kernels.triton.kmeanspp_step:kmeanspp_steps"
 _REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_step:min_squared_distances"
 
@@ -118,15 +122,16 @@ def _requested(backend):
     return name, True
 
 
-def choose_backend(op, backend, device):
+def choose_backend(op, backend, device, strict=True):
     """The backend that runs ``op`` on tensors on ``device``; see the module docstring.
 
-    A default taken from ``KBALD_BACKEND`` for an op that backend has no kernel
-    for falls back to "auto", so a global preference never breaks the other ops.
+    A preference that has no kernel for this op falls back to "auto" when it comes
+    from ``KBALD_BACKEND`` or when ``strict`` is False (acquisitions, which chain
+    several ops), so a preference for one backend never breaks the others' ops.
     """
     name, from_env = _requested(backend)
     impls = _REGISTRY[op]
-    if name == "auto" or (from_env and name not in impls):
+    if name == "auto" or ((from_env or not strict) and name not in impls):
         if device.type == "cuda":
             for candidate in ("triton", "cuda"):
                 if candidate in impls and (_triton_status if candidate == "triton" else _cuda_status)(device).available:
@@ -143,9 +148,9 @@ def choose_backend(op, backend, device):
     return name
 
 
-def implementation(op, backend, device):
-    """The function that runs ``op`` for ``backend`` on ``device``."""
-    name = choose_backend(op, backend, device)
+def implementation(op, backend, device, strict=True):
+    """The function that runs ``op`` for ``backend`` on ``device`` (``strict``: see choose_backend)."""
+    name = choose_backend(op, backend, device, strict)
     fn = _REGISTRY[op][name]
     if isinstance(fn, str):
         module, attr = fn.split(":")

@@ -41,7 +41,7 @@ def _first(mask):
     return tuple(int(i) for i in mask.nonzero()[0])
 
 
-def _scan(t, name, check):
+def _scan(t, check):
     """Run ``check(chunk, offset)`` over row chunks of ``t``."""
     step = chunk_size(4 * t[0].numel() * t.element_size() if t.shape[0] else 1, t.shape[0])
     for start in range(0, t.shape[0], step):
@@ -57,7 +57,7 @@ def _check_finite(t, name, allow_neg_inf=False):
                 index = (index[0] + offset,) + index[1:]
                 raise ValueError(f"{name} contains {what} at index {index}")
 
-    _scan(t, name, check)
+    _scan(t, check)
 
 
 def check_log_probs(log_probs, name="log_probs", normalised=True, like=None):
@@ -93,7 +93,7 @@ def check_log_probs(log_probs, name="log_probs", normalised=True, like=None):
                     f"(tolerance {tolerance:g} in log space for {t.dtype}); pass log-probabilities, "
                     "or convert with kbald_kernels.as_log_probs")
 
-        _scan(t, name, check)
+        _scan(t, check)
     return t, from_numpy
 
 

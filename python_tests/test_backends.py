@@ -64,3 +64,12 @@ def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
     assert float(kb.bald(lp, backend="triton")[0]) == 7.0
     # "auto" keeps CPU tensors on the reference even when the interpreter is on.
     assert float(kb.bald(lp)[0]) != 7.0
+
+
+def test_acquisitions_fall_back_per_op_under_an_explicit_backend():
+    # BatchBALD's accumulation has no Triton kernel; its entropy terms do.
+    lp = random_log_probs(12, 4, 3, device="cpu", dtype=torch.float32)
+    expected = kb.select_batchbald(lp, 3, backend="torch")
+    got = kb.select_batchbald(lp, 3, backend="triton")
+    assert got.indices.tolist() == expected.indices.tolist()
+    torch.testing.assert_close(got.scores, expected.scores, rtol=1e-4, atol=1e-5)

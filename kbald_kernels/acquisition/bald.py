@@ -17,7 +17,7 @@ def select_bald(log_probs, batch_size, *, backend=None):
     """
     t, np_in = check_log_probs(log_probs)
     size = check_batch_size(batch_size, t.shape[0])
-    scores = implementation("bald", backend, t.device)(t)
+    scores = implementation("bald", backend, t.device, strict=False)(t)
     values, indices = torch.sort(scores, descending=True, stable=True)
     return Selection(to_output(indices[:size], np_in), to_output(values[:size].cumsum(0), np_in))
 
@@ -37,10 +37,10 @@ def select_kbald(log_probs, batch_size, *, order=2, backend=None):
     t, np_in = check_log_probs(log_probs)
     size = check_batch_size(batch_size, t.shape[0])
     device = t.device
-    entropy = implementation("entropy", backend, device)(t)
-    increment = implementation("bald", backend, device)(t).clone()
-    mutual_information = implementation("pairwise_mutual_information", backend, device)
-    joint_entropy = implementation("joint_entropy", backend, device)
+    entropy = implementation("entropy", backend, device, strict=False)(t)
+    increment = implementation("bald", backend, device, strict=False)(t).clone()
+    mutual_information = implementation("pairwise_mutual_information", backend, device, strict=False)
+    joint_entropy = implementation("joint_entropy", backend, device, strict=False)
 
     selected = torch.zeros(t.shape[0], dtype=torch.bool, device=device)
     indices, totals = [], []

@@ -25,8 +25,8 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
     num_samples = check_positive_int(num_samples, "num_samples")
     device = t.device
     gen = torch_generator(generator, device)
-    conditional = implementation("conditional_entropy", backend, device)(t)
-    accumulate = implementation("accumulate_joint_entropy", backend, device)
+    conditional = implementation("conditional_entropy", backend, device, strict=False)(t)
+    accumulate = implementation("accumulate_joint_entropy", backend, device, strict=False)
 
     configs = empty_configurations(t.shape[1], compute_dtype(t.dtype), device)
     selected = torch.zeros(t.shape[0], dtype=torch.bool, device=device)

@@ -85,8 +85,9 @@ class KMeansPPOrdering:
         self._first = first
         self._mode = mode
         self._seed = seed_from(generator)
-        self._steps = implementation("kmeanspp_steps", backend, self._embeddings.device)
-        self._min_distances_to = implementation("min_squared_distances", backend, self._embeddings.device)
+        self._steps = implementation("kmeanspp_steps", backend, self._embeddings.device, strict=False)
+        self._min_distances_to = implementation("min_squared_distances", backend, self._embeddings.device,
+                                                strict=False)
         n = len(self._embeddings)
         device = self._embeddings.device
         self._selected = torch.zeros(n, dtype=torch.bool, device=device)

@@ -10,7 +10,6 @@ argmax), 1 = d = 0 but unselected (uniform, or smallest index for argmax),
 0 = selected or padding.
 """
 
-import contextlib
 import math
 
 import torch
@@ -18,6 +17,7 @@ import triton
 import triton.language as tl
 
 from ..reference.kmeanspp import DenseEmbeddings
+from .launch import on_device
 from .philox import gumbel_noise
 
 BLOCK_N = 64
@@ -164,7 +164,7 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
     flags = selected.view(torch.uint8)
     seed_lo, seed_hi = seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF
     acc = _acc_dtype(min_distances.dtype)
-    with _on(device):
+    with on_device(device):
         for slot in range(n_steps):
             _step_kernel[(n_blocks,)](
                 x, stride_x, r, stride_r, width, width_r, n_points,
@@ -215,13 +215,9 @@ def min_squared_distances(embeddings, centers):
     out = torch.full((n_points,), math.inf, dtype=embeddings.dtype, device=device)
     if len(centers) == 0 or n_points == 0:
         return out
-    with _on(device):
+    with on_device(device):
         _min_distance_kernel[(triton.cdiv(n_points, BLOCK_N),)](
             x, stride_x, r, stride_r, width, width_r, n_points, cx, stride_cx, cr, stride_cr, len(centers), out,
             FACTORED=factored, ACC=_acc_dtype(embeddings.dtype), BLOCK_N=BLOCK_N, BLOCK_F=BLOCK_FEATURES)
     return out
 
-
-
-def _on(device):
-    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()

@@ -27,8 +27,9 @@ def gumbel_noise(seed_lo, seed_hi, step, index, DTYPE: tl.constexpr):
     """Standard Gumbel noise for int64 ``index`` at ``step``, as the reference's gumbel_noise."""
     c0 = (index & 0xFFFFFFFF).to(tl.uint32)
     c1 = (index >> 32).to(tl.uint32)
-    c2 = tl.zeros_like(c0) + step.to(tl.uint32)
+    # tl.cast, not .to(): Triton may specialise a scalar argument equal to 1 into a constant.
+    c2 = tl.zeros_like(c0) + tl.cast(step, tl.uint32)
     c3 = tl.zeros_like(c0)
-    word, _, _, _ = philox4x32_10(c0, c1, c2, c3, seed_lo.to(tl.uint32), seed_hi.to(tl.uint32))
+    word, _, _, _ = philox4x32_10(c0, c1, c2, c3, tl.cast(seed_lo, tl.uint32), tl.cast(seed_hi, tl.uint32))
     uniform = ((word >> 8).to(DTYPE) + 0.5) * (1.0 / 16777216.0)
     return -tl.log(-tl.log(uniform))

@@ -1,0 +1,80 @@
+"""Entropy, conditional entropy and BALD in one pass over log-probabilities [N, K, C].
+
+Each program owns BLOCK_N pool points and streams their K×C values once,
+accumulating the mean probability per class and Σ p log p; one write per output.
+fp32/fp16/bf16 in, fp32 accumulation and out (float64 input stays on the reference).
+"""
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import reference
+from .launch import on_device
+
+BLOCK_N = 16
+BLOCK_K = 16
+
+
+@triton.jit
+def _information_terms_kernel(lp_ptr, stride_n, stride_k, stride_c, n_points, n_samples, n_classes,
+                              entropy_out, conditional_out, bald_out,
+                              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr):
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    ks = tl.arange(0, BLOCK_K)
+    cs = tl.arange(0, BLOCK_C)
+    row_mask = rows < n_points
+    class_mask = cs < n_classes
+    mean_p = tl.zeros([BLOCK_N, BLOCK_C], dtype=tl.float32)
+    p_log_p = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
+    for k0 in range(0, n_samples, BLOCK_K):
+        k_mask = (k0 + ks) < n_samples
+        mask = row_mask[:, None, None] & k_mask[None, :, None] & class_mask[None, None, :]
+        offsets = (rows[:, None, None] * stride_n + (k0 + ks)[None, :, None].to(tl.int64) * stride_k
+                   + cs[None, None, :].to(tl.int64) * stride_c)
+        lp = tl.load(lp_ptr + offsets, mask=mask, other=-float("inf")).to(tl.float32)
+        p = tl.exp(lp)
+        mean_p += tl.sum(p, axis=1)
+        # 0·log 0 = 0: a -inf log-probability contributes nothing.
+        p_log_p += tl.sum(p * tl.where(p > 0, lp, 0.0), axis=2)
+    mean_p = mean_p / n_samples
+    entropy = -tl.sum(tl.where(mean_p > 0, mean_p * tl.log(tl.where(mean_p > 0, mean_p, 1.0)), 0.0), axis=1)
+    conditional = -tl.sum(p_log_p, axis=1) / n_samples
+    tl.store(entropy_out + rows, entropy, mask=row_mask)
+    tl.store(conditional_out + rows, conditional, mask=row_mask)
+    tl.store(bald_out + rows, entropy - conditional, mask=row_mask)
+
+
+def information_terms(log_probs):
+    """(entropy, conditional_entropy, bald), each float32 [N], from one pass."""
+    n_points, n_samples, n_classes = log_probs.shape
+    device = log_probs.device
+    # Poisoned, so a point the kernel fails to write cannot pass for a score.
+    out = torch.full((3, n_points), math.nan, dtype=torch.float32, device=device)
+    block_c = triton.next_power_of_2(n_classes)
+    block_k = max(1, min(BLOCK_K, triton.next_power_of_2(n_samples), 4096 // (BLOCK_N * block_c)))
+    with on_device(device):
+        _information_terms_kernel[(triton.cdiv(n_points, BLOCK_N),)](
+            log_probs, *log_probs.stride(), n_points, n_samples, n_classes, out[0], out[1], out[2],
+            BLOCK_N=BLOCK_N, BLOCK_K=block_k, BLOCK_C=block_c)
+    return out[0], out[1], out[2]
+
+
+def entropy(log_probs):
+    if log_probs.dtype == torch.float64:
+        return reference.entropy(log_probs)
+    return information_terms(log_probs)[0]
+
+
+def conditional_entropy(log_probs):
+    if log_probs.dtype == torch.float64:
+        return reference.conditional_entropy(log_probs)
+    return information_terms(log_probs)[1]
+
+
+def bald(log_probs):
+    if log_probs.dtype == torch.float64:
+        return reference.bald(log_probs)
+    return information_terms(log_probs)[2]

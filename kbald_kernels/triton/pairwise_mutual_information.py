@@ -1,0 +1,104 @@
+"""Pairwise mutual information I[Y_n; Y_m] for a block of pool points: a GEMM over
+the K posterior samples with an entropy epilogue in registers.
+
+A tile pairs BLOCK points of ``a`` with BLOCK points of ``b``; its rows are
+(point, class) pairs of ``a`` and its columns (point, class) pairs of ``b``, with C
+padded to a power of two by masked zeros. ``tl.dot`` accumulates
+Σ_k p[n,k,c]·p[m,k,d]; the epilogue takes x log x and sums each C×C block. The
+joint is never written to memory. For ``b=None`` only tiles on or above the
+diagonal run, each writing itself and its transpose.
+"""
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import reference
+from .information_terms import information_terms
+from .launch import on_device
+
+TILE = 128  # rows (and columns) of (point, class) pairs per tile
+MAX_CLASSES = TILE
+BLOCK_K = 16
+
+
+@triton.jit
+def _load_probs(ptr, stride_n, stride_k, stride_c, points, classes, valid, k0, n_samples,
+                BLOCK_K: tl.constexpr, TRANSPOSED: tl.constexpr):
+    ks = k0 + tl.arange(0, BLOCK_K)
+    if TRANSPOSED:  # [BLOCK_K, TILE]
+        offsets = points[None, :] * stride_n + ks[:, None].to(tl.int64) * stride_k + classes[None, :] * stride_c
+        mask = valid[None, :] & (ks < n_samples)[:, None]
+    else:  # [TILE, BLOCK_K]
+        offsets = points[:, None] * stride_n + ks[None, :].to(tl.int64) * stride_k + classes[:, None] * stride_c
+        mask = valid[:, None] & (ks < n_samples)[None, :]
+    return tl.exp(tl.load(ptr + offsets, mask=mask, other=-float("inf")).to(tl.float32))
+
+
+@triton.jit
+def _pairwise_mi_kernel(a_ptr, sa_n, sa_k, sa_c, b_ptr, sb_n, sb_k, sb_c, n_a, n_b, n_samples, n_classes,
+                        entropy_a, entropy_b, out_ptr, stride_out,
+                        SYMMETRIC: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr,
+                        TILE: tl.constexpr):
+    POINTS: tl.constexpr = TILE // BLOCK_C
+    pid_j = tl.program_id(0)  # the long axis: grid axis 0 takes 2³¹ programs, axis 1 only 65 535
+    pid_i = tl.program_id(1)
+    if SYMMETRIC and pid_j < pid_i:
+        return
+    lanes = tl.arange(0, TILE)
+    classes = (lanes % BLOCK_C).to(tl.int64)
+    rows_a = pid_i.to(tl.int64) * POINTS + lanes // BLOCK_C
+    rows_b = pid_j.to(tl.int64) * POINTS + lanes // BLOCK_C
+    valid_a = (rows_a < n_a) & (classes < n_classes)
+    valid_b = (rows_b < n_b) & (classes < n_classes)
+    joint = tl.zeros([TILE, TILE], dtype=tl.float32)
+    for k0 in range(0, n_samples, BLOCK_K):
+        pa = _load_probs(a_ptr, sa_n, sa_k, sa_c, rows_a, classes, valid_a, k0, n_samples, BLOCK_K, False)
+        pb = _load_probs(b_ptr, sb_n, sb_k, sb_c, rows_b, classes, valid_b, k0, n_samples, BLOCK_K, True)
+        joint += tl.dot(pa, pb, input_precision="ieee")
+    joint = joint / n_samples
+    terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
+    terms = tl.reshape(terms, [POINTS, BLOCK_C, POINTS, BLOCK_C])
+    joint_entropy = -tl.sum(tl.sum(terms, axis=3), axis=1)  # [POINTS, POINTS]
+    points_a = pid_i.to(tl.int64) * POINTS + tl.arange(0, POINTS)
+    points_b = pid_j.to(tl.int64) * POINTS + tl.arange(0, POINTS)
+    mask_a = points_a < n_a
+    mask_b = points_b < n_b
+    h_a = tl.load(entropy_a + points_a, mask=mask_a, other=0.0)
+    h_b = tl.load(entropy_b + points_b, mask=mask_b, other=0.0)
+    mi = h_a[:, None] + h_b[None, :] - joint_entropy
+    mask = mask_a[:, None] & mask_b[None, :]
+    tl.store(out_ptr + points_a[:, None] * stride_out + points_b[None, :], mi, mask=mask)
+    if SYMMETRIC:
+        tl.store(out_ptr + points_b[None, :] * stride_out + points_a[:, None], mi, mask=mask)
+
+
+def pairwise_mutual_information(a, b=None):
+    """Triton twin of :func:`kbald_kernels.reference.pairwise_mutual_information`; float32 [Na, Nb].
+
+    float64 input and C above 128 go to the reference.
+    """
+    if a.dtype == torch.float64 or a.shape[2] > MAX_CLASSES:
+        return reference.pairwise_mutual_information(a, b)
+    symmetric = b is None
+    if symmetric:
+        b = a
+    n_a, n_samples, n_classes = a.shape
+    n_b = b.shape[0]
+    entropy_a = information_terms(a)[0]
+    entropy_b = entropy_a if symmetric else information_terms(b)[0]
+    # Poisoned, so a pair the kernel fails to write cannot pass for a value.
+    out = torch.full((n_a, n_b), math.nan, dtype=torch.float32, device=a.device)
+    block_c = triton.next_power_of_2(n_classes)
+    points = TILE // block_c
+    grid = (triton.cdiv(n_b, points), triton.cdiv(n_a, points))
+    if grid[1] > 65_535:
+        raise ValueError(f"pairwise_mutual_information: a has {n_a} points; split it into blocks of at most "
+                         f"{65_535 * points} (the grid's second axis is limited to 65 535 programs)")
+    with on_device(a.device):
+        _pairwise_mi_kernel[grid](a, *a.stride(), b, *b.stride(), n_a, n_b, n_samples, n_classes,
+                                  entropy_a, entropy_b, out, out.stride(0),
+                                  SYMMETRIC=symmetric, BLOCK_C=block_c, BLOCK_K=BLOCK_K, TILE=TILE)
+    return out

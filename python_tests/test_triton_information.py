@@ -1,0 +1,79 @@
+"""The one-pass Triton entropy / conditional entropy / BALD kernel against the float64
+reference (interpreter on CPU), on small and odd shapes with zero probabilities."""
+
+import pytest
+import torch
+
+import kbald_kernels as kb
+from kbald_kernels import reference
+from kbald_kernels.triton import information_terms as kernel
+
+from conftest import DEVICE, random_log_probs
+
+DTYPES = [(torch.float32, 2e-5), (torch.float16, 2e-3), (torch.bfloat16, 2e-3)]
+
+
+@pytest.mark.parametrize("n", [1, 7, 129])
+@pytest.mark.parametrize("k", [1, 3, 20])
+@pytest.mark.parametrize("c", [1, 2, 3, 10, 17])
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+def test_information_terms_match_the_reference(n, k, c, dtype, tol):
+    lp = random_log_probs(n, k, c, dtype=dtype, zeros=True)
+    # The oracle sees the rounded input in float64, so only the kernel's arithmetic differs.
+    oracle = lp.double()
+    h, ch, b = kernel.information_terms(lp)
+    for got, expected in ((h, reference.entropy(oracle)), (ch, reference.conditional_entropy(oracle)),
+                          (b, reference.bald(oracle))):
+        assert got.dtype == torch.float32 and got.device == lp.device
+        torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol * max(1.0, float(expected.abs().max())))
+
+
+def test_strided_input_is_read_through_its_strides():
+    base = random_log_probs(9, 5, 4, dtype=torch.float32)
+    baal_layout = base.permute(0, 2, 1).contiguous()  # [N, C, K]
+    view = baal_layout.permute(0, 2, 1)  # the same values as [N, K, C], not contiguous
+    assert not view.is_contiguous()
+    torch.testing.assert_close(kernel.bald(view), kernel.bald(base))
+
+
+def test_public_ops_run_the_kernel_when_asked():
+    lp = random_log_probs(33, 6, 5, dtype=torch.float32)
+    torch.testing.assert_close(kb.bald(lp, backend="triton"), kb.bald(lp, backend="torch"), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(kb.entropy(lp, backend="triton"), kb.entropy(lp, backend="torch"), rtol=1e-5,
+                               atol=1e-6)
+    torch.testing.assert_close(kb.select_bald(lp, 5, backend="triton").indices, kb.select_bald(lp, 5).indices)
+    # float64 stays exact: it goes to the reference.
+    lp64 = lp.double()
+    assert torch.equal(kb.bald(lp64, backend="triton"), kb.bald(lp64, backend="torch"))
+
+
+@pytest.mark.parametrize("n_a,n_b", [(1, 1), (7, 20), (33, 9)])
+@pytest.mark.parametrize("k", [1, 3, 20])
+@pytest.mark.parametrize("c", [1, 2, 3, 10, 17])
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+def test_pairwise_mutual_information_matches_the_reference(n_a, n_b, k, c, dtype, tol):
+    from kbald_kernels.triton.pairwise_mutual_information import pairwise_mutual_information
+
+    a = random_log_probs(n_a, k, c, dtype=dtype, zeros=True)
+    b = random_log_probs(n_b, k, c, dtype=dtype, zeros=True)
+    got = pairwise_mutual_information(a, b)
+    assert got.dtype == torch.float32 and got.shape == (n_a, n_b)
+    expected = reference.pairwise_mutual_information(a.double(), b.double())
+    torch.testing.assert_close(got.double(), expected, rtol=tol, atol=2 * tol)
+
+
+@pytest.mark.parametrize("n,c", [(1, 3), (19, 10), (40, 2)])
+def test_symmetric_pairwise_mutual_information_fills_every_pair(n, c):
+    from kbald_kernels.triton.pairwise_mutual_information import pairwise_mutual_information
+
+    a = random_log_probs(n, 5, c, dtype=torch.float32, zeros=True)
+    got = pairwise_mutual_information(a)
+    expected = reference.pairwise_mutual_information(a.double())
+    torch.testing.assert_close(got.double(), expected, rtol=2e-5, atol=4e-5)
+
+
+def test_public_pairwise_mutual_information_runs_the_kernel_when_asked():
+    a = random_log_probs(12, 4, 3, dtype=torch.float32)
+    torch.testing.assert_close(kb.pairwise_mutual_information(a, a[:5], backend="triton"),
+                               kb.pairwise_mutual_information(a, a[:5], backend="torch"), rtol=1e-5, atol=2e-5)
+    torch.testing.assert_close(kb.select_kbald(a, 4, backend="triton").indices, kb.select_kbald(a, 4).indices)
