@@ -85,6 +85,9 @@ def pairwise_mutual_information(a, b=None):
     symmetric = b is None
     if symmetric:
         b = a
+    elif a.shape[0] > b.shape[0]:
+        # The longer side goes on the grid's first axis, which takes 2³¹ programs.
+        return pairwise_mutual_information(b, a).T.contiguous()
     n_a, n_samples, n_classes = a.shape
     n_b = b.shape[0]
     entropy_a = information_terms(a)[0]
@@ -95,8 +98,8 @@ def pairwise_mutual_information(a, b=None):
     points = TILE // block_c
     grid = (triton.cdiv(n_b, points), triton.cdiv(n_a, points))
     if grid[1] > 65_535:
-        raise ValueError(f"pairwise_mutual_information: a has {n_a} points; split it into blocks of at most "
-                         f"{65_535 * points} (the grid's second axis is limited to 65 535 programs)")
+        raise ValueError(f"pairwise_mutual_information: both blocks have over {65_535 * points} points; "
+                         "split the smaller one (the grid's second axis takes at most 65 535 programs)")
     with on_device(a.device):
         _pairwise_mi_kernel[grid](a, *a.stride(), b, *b.stride(), n_a, n_b, n_samples, n_classes,
                                   entropy_a, entropy_b, out, out.stride(0),
