@@ -7,7 +7,14 @@ Every op takes ``backend="auto" | "triton" | "cuda" | "torch"`` (default from th
 ``Selection(indices, scores)`` on the input's device (numpy in, numpy out).
 """
 
-from .acquisition.bald import select_bald, select_kbald
+from .acquisition.bald import (
+    DynamicSelection,
+    select_bald,
+    select_conservative_bald,
+    select_kbald,
+    select_kbald_dynamic,
+    select_stochastic_bald,
+)
 from .acquisition.batchbald import select_batchbald
 from .acquisition.kmeanspp import KMeansPPOrdering, badge_factors, kmeanspp, select_badge, select_coreset
 from .backends import BACKEND_ENV, BackendStatus, BackendUnavailableError, available_backends
@@ -28,6 +35,7 @@ __all__ = [
     "BACKEND_ENV",
     "BackendStatus",
     "BackendUnavailableError",
+    "DynamicSelection",
     "KMeansPPOrdering",
     "Selection",
     "as_log_probs",
@@ -42,7 +50,10 @@ __all__ = [
     "select_badge",
     "select_bald",
     "select_batchbald",
+    "select_conservative_bald",
     "select_coreset",
     "select_kbald",
+    "select_kbald_dynamic",
+    "select_stochastic_bald",
     "triple_interaction",
 ]

@@ -1,12 +1,17 @@
-"""Top-k BALD and the greedy k-BALD family (Kirsch 2023)."""
+"""Top-k BALD, stochastic BALD, and the greedy k-BALD family (Kirsch 2023):
+2-BALD, 3-BALD, a dynamic batch size, and conservative batches."""
 
 import math
+from typing import Any, NamedTuple
 
 import torch
 
 from ..backends import implementation
+from ..reference import gumbel_noise
 from ..selection import Selection
-from ..validation import check_batch_size, check_log_probs, to_output
+from ..validation import check_batch_size, check_log_probs, seed_from, to_output
+
+STOCHASTIC_METHODS = ("power", "softmax", "softrank")
 
 
 def select_bald(log_probs, batch_size, *, backend=None):
@@ -20,6 +25,79 @@ def select_bald(log_probs, batch_size, *, backend=None):
     scores = implementation("bald", backend, t.device, strict=False)(t)
     values, indices = torch.sort(scores, descending=True, stable=True)
     return Selection(to_output(indices[:size], np_in), to_output(values[:size].cumsum(0), np_in))
+
+
+def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature=1.0, generator=None,
+                           backend=None):
+    """Stochastic BALD (Kirsch et al. 2023): sample a batch without replacement with
+    probability ∝ ``bald^(1/T)`` ("power"), ``exp(bald/T)`` ("softmax") or
+    ``rank^(-1/T)`` ("softrank", rank 1 = highest BALD).
+
+    Sampling is Gumbel-top-k over the counter-based stream keyed by the seed, so the
+    same ``generator`` gives the same batch. For "power", BALD values that rounding
+    left below 0 count as 0. Scores are the cumulative BALD sum in pick order.
+    """
+    if method not in STOCHASTIC_METHODS:
+        raise ValueError(f"method must be one of {STOCHASTIC_METHODS}, got {method!r}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    t, np_in = check_log_probs(log_probs)
+    size = check_batch_size(batch_size, t.shape[0])
+    seed = seed_from(generator)
+    scores = implementation("bald", backend, t.device, strict=False)(t)
+    s = scores.to(torch.float64)
+    if method == "power":
+        log_weight = torch.log(s.clamp_min(0)) / temperature
+    elif method == "softmax":
+        log_weight = s / temperature
+    else:
+        ranks = torch.empty_like(s)
+        ranks[torch.sort(s, descending=True, stable=True).indices] = torch.arange(
+            1, s.shape[0] + 1, dtype=s.dtype, device=s.device)
+        log_weight = -torch.log(ranks) / temperature
+    keys = log_weight + gumbel_noise(seed, 0, torch.arange(s.shape[0], device=s.device))
+    # Zero-weight points (BALD 0 under "power") come last, in index order.
+    keys = torch.where(torch.isneginf(log_weight), -math.inf, keys)
+    order = torch.sort(keys, descending=True, stable=True).indices[:size]
+    return Selection(to_output(order, np_in), to_output(scores[order].cumsum(0), np_in))
+
+
+class _KBALDIncrements:
+    """Running k-BALD increments of every pool point given the picks so far.
+
+    ``pairwise[i] = bald[i] - Σ_{s∈S} I[Y_i; Y_s]`` and, when tracking triples,
+    ``triple[i] = Σ_{s<t∈S} I[Y_i; Y_s; Y_t]``, so the 3-BALD increment is their sum.
+    """
+
+    def __init__(self, t, backend, track_triples):
+        device = t.device
+        self.t = t
+        self.entropy = implementation("entropy", backend, device, strict=False)(t)
+        self.pairwise = implementation("bald", backend, device, strict=False)(t).clone()
+        self.triple = torch.zeros_like(self.pairwise) if track_triples else None
+        self.mutual_information = implementation("pairwise_mutual_information", backend, device, strict=False)
+        self.joint_entropy = implementation("joint_entropy", backend, device, strict=False)
+        self.picks = []
+        self.pair_entropies = []  # H[Y_n, Y_t] for every pick t
+
+    def add(self, i):
+        """Account for a new pick ``i``; returns I[Y_n; Y_i] for every n."""
+        mi_with_i = self.mutual_information(self.t, self.t[i : i + 1])[:, 0]
+        self.pairwise -= mi_with_i
+        if self.triple is not None:
+            h = self.entropy
+            pair_with_i = h + h[i] - mi_with_i
+            for earlier, pair_with_earlier in zip(self.picks, self.pair_entropies):
+                triple_joint = self.joint_entropy(self.t, [i, earlier], None, None)
+                self.triple += (h + h[i] + h[earlier] - pair_with_i - pair_with_earlier - pair_with_earlier[i]
+                                + triple_joint)
+            self.pair_entropies.append(pair_with_i)
+        self.picks.append(i)
+        return mi_with_i
+
+
+def _argmax_unselected(values, selected):
+    return int(torch.argmax(torch.where(selected, -math.inf, values)))
 
 
 def select_kbald(log_probs, batch_size, *, order=2, backend=None):
@@ -36,32 +114,113 @@ def select_kbald(log_probs, batch_size, *, order=2, backend=None):
         return select_bald(log_probs, batch_size, backend=backend)
     t, np_in = check_log_probs(log_probs)
     size = check_batch_size(batch_size, t.shape[0])
-    device = t.device
-    entropy = implementation("entropy", backend, device, strict=False)(t)
-    increment = implementation("bald", backend, device, strict=False)(t).clone()
-    mutual_information = implementation("pairwise_mutual_information", backend, device, strict=False)
-    joint_entropy = implementation("joint_entropy", backend, device, strict=False)
-
-    selected = torch.zeros(t.shape[0], dtype=torch.bool, device=device)
-    indices, totals = [], []
-    total = torch.zeros((), dtype=increment.dtype, device=device)
-    pair_entropies = []  # H[Y_n, Y_t] for every earlier pick t (3-BALD)
+    state = _KBALDIncrements(t, backend, track_triples=order == 3)
+    selected = torch.zeros(t.shape[0], dtype=torch.bool, device=t.device)
+    totals = []
+    total = torch.zeros((), dtype=state.pairwise.dtype, device=t.device)
     for step in range(size):
-        i = int(torch.argmax(torch.where(selected, -math.inf, increment)))
+        increment = state.pairwise if order == 2 else state.pairwise + state.triple
+        i = _argmax_unselected(increment, selected)
         total = total + increment[i]
-        indices.append(i)
         totals.append(total)
         selected[i] = True
-        if step == size - 1:
-            break
-        mi_with_i = mutual_information(t, t[i : i + 1])[:, 0]
-        increment -= mi_with_i
-        if order == 3:
-            pair_with_i = entropy + entropy[i] - mi_with_i
-            for earlier, pair_with_earlier in zip(indices[:-1], pair_entropies):
-                triple_joint = joint_entropy(t, [i, earlier], None, None)
-                increment += (entropy + entropy[i] + entropy[earlier] - pair_with_i - pair_with_earlier
-                              - pair_with_earlier[i] + triple_joint)
-            pair_entropies.append(pair_with_i)
-    index_tensor = torch.tensor(indices, dtype=torch.int64, device=device)
+        if step < size - 1:
+            state.add(i)
+        else:
+            state.picks.append(i)
+    index_tensor = torch.tensor(state.picks, dtype=torch.int64, device=t.device)
     return Selection(to_output(index_tensor, np_in), to_output(torch.stack(totals), np_in))
+
+
+class DynamicSelection(NamedTuple):
+    """``indices`` and ``scores`` as in :class:`Selection` (scores: the cumulative
+    estimate of the order that drove the picks). ``pairwise_scores`` and
+    ``triple_scores`` are the cumulative 2-BALD and 3-BALD values after every pick
+    considered, including, when the batch stopped early, the pick that diverged."""
+
+    indices: Any
+    scores: Any
+    pairwise_scores: Any
+    triple_scores: Any
+
+
+def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, backend=None):
+    """k-BALD with a dynamic batch size: greedy picks (by 2-BALD, or 3-BALD with
+    ``order=3``) until the 2-BALD and 3-BALD estimates of the batch differ by more
+    than ``tolerance`` relative to the 3-BALD value, or ``max_batch_size`` is reached.
+
+    The batch returned stops before the pick that broke the tolerance (it always
+    holds at least the first pick, where both estimates equal BALD).
+    """
+    if order not in (2, 3):
+        raise ValueError(f"order must be 2 or 3, got {order!r}")
+    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    t, np_in = check_log_probs(log_probs)
+    size = check_batch_size(max_batch_size, t.shape[0], "max_batch_size")
+    state = _KBALDIncrements(t, backend, track_triples=True)
+    selected = torch.zeros(t.shape[0], dtype=torch.bool, device=t.device)
+    zero = torch.zeros((), dtype=state.pairwise.dtype, device=t.device)
+    pairwise_totals, triple_totals = [], []
+    kept = 0
+    for step in range(size):
+        increment = state.pairwise if order == 2 else state.pairwise + state.triple
+        i = _argmax_unselected(increment, selected)
+        pairwise_total = (pairwise_totals[-1] if pairwise_totals else zero) + state.pairwise[i]
+        triple_total = (triple_totals[-1] if triple_totals else zero) + state.pairwise[i] + state.triple[i]
+        pairwise_totals.append(pairwise_total)
+        triple_totals.append(triple_total)
+        divergence = float((triple_total - pairwise_total).abs() / triple_total.abs().clamp_min(1e-30))
+        if step > 0 and divergence > tolerance:
+            break
+        kept += 1
+        selected[i] = True
+        if step < size - 1:
+            state.add(i)
+        else:
+            state.picks.append(i)
+    index_tensor = torch.tensor(state.picks[:kept], dtype=torch.int64, device=t.device)
+    pairwise_trace = torch.stack(pairwise_totals)
+    triple_trace = torch.stack(triple_totals)
+    scores = (pairwise_trace if order == 2 else triple_trace)[:kept]
+    return DynamicSelection(*(to_output(x, np_in) for x in (index_tensor, scores, pairwise_trace, triple_trace)))
+
+
+def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_correlation_budget=None,
+                             backend=None):
+    """Conservative batch: take the highest-BALD point, drop every pool point whose
+    pairwise mutual information with it exceeds ``threshold``, repeat.
+
+    Stops when no candidate is left, the batch holds ``batch_size`` points (None:
+    no limit), or adding the next point would take the batch's total correlation,
+    approximated to second order as Σ_{pairs} I[Y_s; Y_t], past
+    ``total_correlation_budget``. Scores are the cumulative 2-BALD value.
+    """
+    if not (isinstance(threshold, (int, float)) and threshold >= 0):
+        raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
+    if total_correlation_budget is not None and not (
+            isinstance(total_correlation_budget, (int, float)) and total_correlation_budget >= 0):
+        raise ValueError(f"total_correlation_budget must be a number >= 0, got {total_correlation_budget!r}")
+    t, np_in = check_log_probs(log_probs)
+    size = t.shape[0] if batch_size is None else check_batch_size(batch_size, t.shape[0])
+    state = _KBALDIncrements(t, backend, track_triples=False)
+    bald_scores = state.pairwise.clone()
+    excluded = torch.zeros(t.shape[0], dtype=torch.bool, device=t.device)
+    total_mi = torch.zeros_like(bald_scores)  # Σ_{s∈S} I[Y_n; Y_s]
+    totals = []
+    total = torch.zeros((), dtype=bald_scores.dtype, device=t.device)
+    correlation = 0.0
+    while len(state.picks) < size and not bool(excluded.all()):
+        i = _argmax_unselected(bald_scores, excluded)
+        if total_correlation_budget is not None and correlation + float(total_mi[i]) > total_correlation_budget:
+            break
+        correlation += float(total_mi[i])
+        total = total + bald_scores[i] - total_mi[i]
+        totals.append(total)
+        excluded[i] = True
+        mi_with_i = state.add(i)
+        total_mi += mi_with_i
+        excluded |= mi_with_i > threshold
+    index_tensor = torch.tensor(state.picks, dtype=torch.int64, device=t.device)
+    scores = torch.stack(totals) if totals else torch.zeros(0, dtype=bald_scores.dtype, device=t.device)
+    return Selection(to_output(index_tensor, np_in), to_output(scores, np_in))
