@@ -27,6 +27,7 @@ _REGISTRY: dict[str, dict[str, Union[Callable, str]]] = {
         "triple_interaction",
         "joint_entropy",
         "accumulate_joint_entropy",
+        "kbald_pairwise_steps",
         "kmeanspp_steps",
         "min_squared_distances",
     )
@@ -35,6 +36,7 @@ for _op in ("entropy", "conditional_entropy", "bald"):
     _REGISTRY[_op]["triton"] = f"kbald_kernels.triton.information_terms:{_op}"
 _REGISTRY["pairwise_mutual_information"]["triton"] = (
     "kbald_kernels.triton.pairwise_mutual_information:pairwise_mutual_information")
+_REGISTRY["kbald_pairwise_steps"]["triton"] = "kbald_kernels.triton.kbald_step:kbald_pairwise_steps"
 _REGISTRY["kmeanspp_steps"]["triton"] = "kbald_kernels.triton.kmeanspp_step:kmeanspp_steps"
 _REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_step:min_squared_distances"
 

@@ -114,12 +114,20 @@ def select_kbald(log_probs, batch_size, *, order=2, backend=None):
         return select_bald(log_probs, batch_size, backend=backend)
     t, np_in = check_log_probs(log_probs)
     size = check_batch_size(batch_size, t.shape[0])
-    state = _KBALDIncrements(t, backend, track_triples=order == 3)
+    if order == 2:
+        device = t.device
+        entropy = implementation("entropy", backend, device, strict=False)(t)
+        increment = implementation("bald", backend, device, strict=False)(t).clone()
+        selected = torch.zeros(t.shape[0], dtype=torch.bool, device=device)
+        steps = implementation("kbald_pairwise_steps", backend, device, strict=False)
+        indices, increments = steps(t, entropy, increment, selected, None, size)
+        return Selection(to_output(indices, np_in), to_output(increments.cumsum(0), np_in))
+    state = _KBALDIncrements(t, backend, track_triples=True)
     selected = torch.zeros(t.shape[0], dtype=torch.bool, device=t.device)
     totals = []
     total = torch.zeros((), dtype=state.pairwise.dtype, device=t.device)
     for step in range(size):
-        increment = state.pairwise if order == 2 else state.pairwise + state.triple
+        increment = state.pairwise + state.triple
         i = _argmax_unselected(increment, selected)
         total = total + increment[i]
         totals.append(total)

@@ -10,6 +10,7 @@ from .information import (
     bald,
     conditional_entropy,
     entropy,
+    kbald_pairwise_steps,
     pairwise_mutual_information,
     triple_interaction,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "extend_configurations",
     "gumbel_noise",
     "joint_entropy",
+    "kbald_pairwise_steps",
     "kmeanspp_step",
     "kmeanspp_steps",
     "min_squared_distances",

@@ -103,3 +103,24 @@ def triple_interaction(log_probs, triples):
         h3 = -xlogx(joint3).sum(dim=(1, 2, 3))
         out[start : start + step] = h1(pa) + h1(pb) + h1(pc) - h2(pa, pb) - h2(pa, pc) - h2(pb, pc) + h3
     return out
+
+
+def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps):
+    """``n_steps`` greedy 2-BALD steps. Each applies the newest pick (pool index or
+    None) to the running increments, ``increment -= I[Y_n; Y_newest]``, then picks
+    the unselected point with the largest increment (ties: smaller index).
+
+    ``increment`` and ``selected`` are updated in place; the last pick is left as
+    the next call's ``newest``. Returns (indices int64 [n_steps], the increment of
+    each pick when picked [n_steps]).
+    """
+    indices, scores = [], []
+    for _ in range(n_steps):
+        if newest is not None:
+            increment -= pairwise_mutual_information(log_probs, log_probs[newest : newest + 1])[:, 0].to(
+                increment.dtype)
+        newest = int(torch.argmax(torch.where(selected, -torch.inf, increment)))
+        selected[newest] = True
+        indices.append(newest)
+        scores.append(increment[newest].clone())
+    return torch.tensor(indices, dtype=torch.int64, device=increment.device), torch.stack(scores)

@@ -19,10 +19,10 @@ import triton.language as tl
 from ..reference.kmeanspp import DenseEmbeddings
 from .launch import on_device
 from .philox import gumbel_noise
+from .select_candidate import BLOCK_CANDIDATES, select_candidate_kernel
 
 BLOCK_N = 64
 BLOCK_FEATURES = 64
-BLOCK_CANDIDATES = 1024
 
 
 @triton.jit
@@ -106,34 +106,6 @@ def _step_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
     tl.store(index_out + pid, best_index)
 
 
-@triton.jit
-def _select_kernel(tier_ptr, key_ptr, index_ptr, n_blocks, min_ptr, selected_ptr, newest_ptr,
-                   indices_out, scores_out, slot, BLOCK: tl.constexpr):
-    """Reduce the per-program candidates by (tier desc, key desc, index asc) and record the pick."""
-    offs = tl.arange(0, BLOCK)
-    mask = offs < n_blocks
-    tier = tl.load(tier_ptr + offs, mask=mask, other=-1)
-    key = tl.load(key_ptr + offs, mask=mask, other=-float("inf"))
-    index = tl.load(index_ptr + offs, mask=mask, other=0)
-    for b0 in range(BLOCK, n_blocks, BLOCK):
-        more = (b0 + offs) < n_blocks
-        t2 = tl.load(tier_ptr + b0 + offs, mask=more, other=-1)
-        k2 = tl.load(key_ptr + b0 + offs, mask=more, other=-float("inf"))
-        i2 = tl.load(index_ptr + b0 + offs, mask=more, other=0)
-        take = (t2 > tier) | ((t2 == tier) & ((k2 > key) | ((k2 == key) & (i2 < index))))
-        tier = tl.where(take, t2, tier)
-        key = tl.where(take, k2, key)
-        index = tl.where(take, i2, index)
-    best_tier = tl.max(tier, axis=0)
-    key = tl.where(tier == best_tier, key, -float("inf"))
-    best_key = tl.max(key, axis=0)
-    pick = tl.min(tl.where((tier == best_tier) & (key == best_key), index, 2**62), axis=0)
-    tl.store(indices_out + slot, pick)
-    tl.store(scores_out + slot, tl.load(min_ptr + pick))
-    tl.store(selected_ptr + pick, 1)
-    tl.store(newest_ptr, pick)
-
-
 def _acc_dtype(dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
@@ -172,7 +144,7 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
                 tiers, keys, candidates,
                 FACTORED=factored, HAS_NEWEST=newest is not None or slot > 0, ARGMAX=mode == "argmax", ACC=acc,
                 BLOCK_N=BLOCK_N, BLOCK_F=BLOCK_FEATURES)
-            _select_kernel[(1,)](tiers, keys, candidates, n_blocks, min_distances, flags, newest_device,
+            select_candidate_kernel[(1,)](tiers, keys, candidates, n_blocks, min_distances, flags, newest_device,
                                  indices, scores, slot, BLOCK=BLOCK_CANDIDATES)
     return indices, scores
 

@@ -1,0 +1,91 @@
+"""Fused 2-BALD greedy step: mutual information of every pool point with the newest
+pick, the running-increment update, and the next pick, in one pass over the pool.
+
+Per program: BLOCK points' (point, class) rows against the newest pick's C
+classes, a GEMM over K (C padded to a power of two ≥ 16 for ``tl.dot``), the
+entropy epilogue in registers, ``increment -= I[Y_i; Y_newest]``, and the block's
+best unselected candidate; :mod:`.select_candidate` reduces the blocks on the device.
+"""
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import reference
+from .launch import on_device
+from .select_candidate import BLOCK_CANDIDATES, select_candidate_kernel
+
+TILE = 128
+BLOCK_K = 16
+MAX_CLASSES = TILE
+
+
+@triton.jit
+def _kbald_step_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entropy_ptr, increment_ptr,
+                       selected_ptr, newest_ptr, tier_out, key_out, index_out,
+                       HAS_NEWEST: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, TILE: tl.constexpr):
+    POINTS: tl.constexpr = TILE // BLOCK_C
+    pid = tl.program_id(0)
+    points = pid.to(tl.int64) * POINTS + tl.arange(0, POINTS)
+    point_mask = points < n_points
+    increment = tl.load(increment_ptr + points, mask=point_mask, other=0.0)
+    if HAS_NEWEST:
+        newest = tl.load(newest_ptr)
+        lanes = tl.arange(0, TILE)
+        rows = pid.to(tl.int64) * POINTS + lanes // BLOCK_C
+        classes = (lanes % BLOCK_C).to(tl.int64)
+        row_mask = (rows < n_points) & (classes < n_classes)
+        newest_classes = tl.arange(0, BLOCK_C).to(tl.int64)
+        joint = tl.zeros([TILE, BLOCK_C], dtype=tl.float32)
+        for k0 in range(0, n_samples, BLOCK_K):
+            ks = (k0 + tl.arange(0, BLOCK_K)).to(tl.int64)
+            k_mask = ks < n_samples
+            pa = tl.load(lp_ptr + rows[:, None] * s_n + ks[None, :] * s_k + classes[:, None] * s_c,
+                         mask=row_mask[:, None] & k_mask[None, :], other=-float("inf")).to(tl.float32)
+            ps = tl.load(lp_ptr + newest * s_n + ks[:, None] * s_k + newest_classes[None, :] * s_c,
+                         mask=k_mask[:, None] & (newest_classes < n_classes)[None, :],
+                         other=-float("inf")).to(tl.float32)
+            joint += tl.dot(tl.exp(pa), tl.exp(ps), input_precision="ieee")
+        joint = joint / n_samples
+        terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
+        joint_entropy = -tl.sum(tl.sum(tl.reshape(terms, [POINTS, BLOCK_C, BLOCK_C]), axis=2), axis=1)
+        entropy = tl.load(entropy_ptr + points, mask=point_mask, other=0.0)
+        increment -= entropy + tl.load(entropy_ptr + newest) - joint_entropy
+        tl.store(increment_ptr + points, increment, mask=point_mask)
+    candidate = point_mask & (tl.load(selected_ptr + points, mask=point_mask, other=1) == 0)
+    key = tl.where(candidate, increment, -float("inf"))
+    best = tl.max(key, axis=0)
+    tl.store(tier_out + pid, tl.max(candidate.to(tl.int32), axis=0))
+    tl.store(key_out + pid, best)
+    tl.store(index_out + pid, tl.min(tl.where(candidate & (key == best), points, n_points), axis=0))
+
+
+def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps):
+    """Triton twin of :func:`kbald_kernels.reference.kbald_pairwise_steps` (float32
+    ``entropy`` and ``increment``; float64 input or C > 128 go to the reference)."""
+    entropy = entropy.contiguous()
+    if log_probs.dtype == torch.float64 or log_probs.shape[2] > MAX_CLASSES or increment.dtype != torch.float32:
+        return reference.kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps)
+    n_points, n_samples, n_classes = log_probs.shape
+    device = log_probs.device
+    block_c = max(16, triton.next_power_of_2(n_classes))
+    n_blocks = triton.cdiv(n_points, TILE // block_c)
+    tiers = torch.empty(n_blocks, dtype=torch.int32, device=device)
+    keys = torch.empty(n_blocks, dtype=torch.float32, device=device)
+    candidates = torch.empty(n_blocks, dtype=torch.int64, device=device)
+    # Poisoned, so a slot the kernels fail to write cannot pass for a pick.
+    indices = torch.full((n_steps,), -1, dtype=torch.int64, device=device)
+    scores = torch.full((n_steps,), math.nan, dtype=torch.float32, device=device)
+    newest_device = torch.tensor([-1 if newest is None else int(newest)], dtype=torch.int64, device=device)
+    flags = selected.view(torch.uint8)
+    with on_device(device):
+        for slot in range(n_steps):
+            _kbald_step_kernel[(n_blocks,)](
+                log_probs, *log_probs.stride(), n_points, n_samples, n_classes, entropy, increment,
+                flags, newest_device, tiers, keys, candidates,
+                HAS_NEWEST=newest is not None or slot > 0, BLOCK_C=block_c, BLOCK_K=BLOCK_K, TILE=TILE)
+            select_candidate_kernel[(1,)](tiers, keys, candidates, n_blocks, increment, flags, newest_device,
+                                          indices, scores, slot, BLOCK=BLOCK_CANDIDATES)
+    return indices, scores
