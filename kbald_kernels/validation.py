@@ -48,13 +48,13 @@ def _scan(t, check):
         check(t[start : start + step], start)
 
 
-def _check_finite(t, name, allow_neg_inf=False):
-    def check(chunk, offset):
+def _check_finite(t, name, allow_neg_inf=False, offset=0):
+    def check(chunk, start):
         for bad, what in ((torch.isnan(chunk), "NaN"), (chunk == float("inf"), "+inf"),
                           (None if allow_neg_inf else chunk == float("-inf"), "-inf")):
             if bad is not None and bool(bad.any()):
                 index = _first(bad)
-                index = (index[0] + offset,) + index[1:]
+                index = (index[0] + start + offset,) + index[1:]
                 raise ValueError(f"{name} contains {what} at index {index}")
 
     _scan(t, check)
@@ -78,22 +78,26 @@ def check_log_probs(log_probs, name="log_probs", normalised=True, like=None):
             raise ValueError(f"{name} has {what} = 0; shape {tuple(t.shape)}")
     if like is not None:
         check_same_device(**{like[0]: like[1], name: t})
-    _check_finite(t, name, allow_neg_inf=True)
-    if normalised:
-        tolerance = NORMALISATION_TOLERANCE[t.dtype]
+    tolerance = NORMALISATION_TOLERANCE[t.dtype]
+    accumulate = torch.float64 if t.dtype == torch.float64 else torch.float32
 
-        def check(chunk, offset):
-            log_total = torch.logsumexp(chunk.to(torch.float64 if t.dtype == torch.float64 else torch.float32), -1)
-            bad = (log_total.abs() > tolerance) | torch.isnan(log_total)
-            if bool(bad.any()):
-                n, k = _first(bad)
-                total = float(torch.exp(log_total[n, k]))
-                raise ValueError(
-                    f"{name}[{n + offset}, {k}] is not normalised: its probabilities sum to {total:.6g}, not 1 "
-                    f"(tolerance {tolerance:g} in log space for {t.dtype}); pass log-probabilities, "
-                    "or convert with kbald_kernels.as_log_probs")
+    def check(chunk, offset):
+        # One logsumexp pass catches NaN and +inf (the total is NaN or +inf) and
+        # unnormalised rows; only a failing chunk is searched for the exact element.
+        log_total = torch.logsumexp(chunk.to(accumulate), -1)
+        bad = ~(log_total.abs() <= tolerance) if normalised else ~(log_total < float("inf"))
+        if not bool(bad.any()):
+            return
+        _check_finite(chunk, name, allow_neg_inf=True, offset=offset)
+        if normalised:
+            n, k = _first(bad)
+            total = float(torch.exp(log_total[n, k]))
+            raise ValueError(
+                f"{name}[{n + offset}, {k}] is not normalised: its probabilities sum to {total:.6g}, not 1 "
+                f"(tolerance {tolerance:g} in log space for {t.dtype}); pass log-probabilities, "
+                "or convert with kbald_kernels.as_log_probs")
 
-        _scan(t, check)
+    _scan(t, check)
     return t, from_numpy
 
 

@@ -17,9 +17,11 @@ def _entropies(log_probs):
     ch = torch.empty(n_points, dtype=dtype, device=log_probs.device)
     step = chunk_size(3 * n_samples * n_classes * torch.finfo(dtype).bits // 8, n_points)
     for start in range(0, n_points, step):
-        p = _probs(log_probs[start : start + step])
+        lp = log_probs[start : start + step].to(dtype)
+        p = torch.exp(lp)
         h[start : start + step] = -xlogx(p.mean(1)).sum(-1)
-        ch[start : start + step] = -xlogx(p).sum(-1).mean(1)
+        # p·log p from the log-probabilities already at hand; 0·(-inf) counts as 0.
+        ch[start : start + step] = -torch.where(p > 0, p * lp, 0.0).sum(-1).mean(1)
     return h, ch
 
 
@@ -115,10 +117,16 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
     each pick when picked [n_steps]).
     """
     indices, scores = [], []
+    n_points, n_samples, n_classes = log_probs.shape
+    itemsize = torch.finfo(compute_dtype(log_probs.dtype)).bits // 8
+    step = chunk_size(3 * itemsize * n_samples * n_classes, n_points)
     for _ in range(n_steps):
         if newest is not None:
-            increment -= pairwise_mutual_information(log_probs, log_probs[newest : newest + 1])[:, 0].to(
-                increment.dtype)
+            newest_probs = _probs(log_probs[newest : newest + 1])
+            for start in range(0, n_points, step):
+                joint = _pair_joint_entropy(_probs(log_probs[start : start + step]), newest_probs)[:, 0]
+                mi = entropy[start : start + step] + entropy[newest] - joint
+                increment[start : start + step] -= mi.to(increment.dtype)
         newest = int(torch.argmax(torch.where(selected, -torch.inf, increment)))
         selected[newest] = True
         indices.append(newest)

@@ -7,15 +7,13 @@ entropy epilogue in registers, ``increment -= I[Y_i; Y_newest]``, and the block'
 best unselected candidate; :mod:`.select_candidate` reduces the blocks on the device.
 """
 
-import math
-
 import torch
 import triton
 import triton.language as tl
 
 from .. import reference
 from .launch import on_device
-from .select_candidate import BLOCK_CANDIDATES, select_candidate_kernel
+from .select_candidate import BLOCK_CANDIDATES, select_candidate_kernel, step_buffers
 
 TILE = 128
 BLOCK_K = 16
@@ -72,13 +70,8 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
     device = log_probs.device
     block_c = max(16, triton.next_power_of_2(n_classes))
     n_blocks = triton.cdiv(n_points, TILE // block_c)
-    tiers = torch.empty(n_blocks, dtype=torch.int32, device=device)
-    keys = torch.empty(n_blocks, dtype=torch.float32, device=device)
-    candidates = torch.empty(n_blocks, dtype=torch.int64, device=device)
-    # Poisoned, so a slot the kernels fail to write cannot pass for a pick.
-    indices = torch.full((n_steps,), -1, dtype=torch.int64, device=device)
-    scores = torch.full((n_steps,), math.nan, dtype=torch.float32, device=device)
-    newest_device = torch.tensor([-1 if newest is None else int(newest)], dtype=torch.int64, device=device)
+    tiers, keys, candidates, indices, scores, newest_device = step_buffers(n_blocks, n_steps, torch.float32,
+                                                                           device, newest)
     flags = selected.view(torch.uint8)
     with on_device(device):
         for slot in range(n_steps):

@@ -19,14 +19,14 @@ import triton.language as tl
 from ..reference.kmeanspp import DenseEmbeddings
 from .launch import on_device
 from .philox import gumbel_noise
-from .select_candidate import BLOCK_CANDIDATES, select_candidate_kernel
+from .select_candidate import BLOCK_CANDIDATES, select_candidate_kernel, step_buffers
 
 BLOCK_N = 64
 BLOCK_FEATURES = 64
 
 
 @triton.jit
-def _dense_squared_distance(x_ptr, stride_x, rows, row_mask, center, width,
+def _dense_squared_distance(x_ptr, stride_x, rows, row_mask, center_ptr, width,
                             ACC: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_F: tl.constexpr):
     acc = tl.zeros([BLOCK_N], dtype=ACC)
     cols = tl.arange(0, BLOCK_F)
@@ -34,7 +34,7 @@ def _dense_squared_distance(x_ptr, stride_x, rows, row_mask, center, width,
         col_mask = (f0 + cols) < width
         x = tl.load(x_ptr + rows[:, None] * stride_x + (f0 + cols)[None, :],
                     mask=row_mask[:, None] & col_mask[None, :], other=0.0).to(ACC)
-        c = tl.load(x_ptr + center * stride_x + f0 + cols, mask=col_mask, other=0.0).to(ACC)
+        c = tl.load(center_ptr + f0 + cols, mask=col_mask, other=0.0).to(ACC)
         diff = x - c[None, :]
         acc += tl.sum(diff * diff, axis=1)
     return acc
@@ -86,7 +86,8 @@ def _step_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
                                               x_ptr + center * stride_x, r_ptr + center * stride_r,
                                               width, width_r, ACC, BLOCK_N, BLOCK_F)
         else:
-            dist = _dense_squared_distance(x_ptr, stride_x, rows, row_mask, center, width, ACC, BLOCK_N, BLOCK_F)
+            dist = _dense_squared_distance(x_ptr, stride_x, rows, row_mask, x_ptr + center * stride_x, width,
+                                           ACC, BLOCK_N, BLOCK_F)
         d = tl.minimum(d, dist)
         tl.store(min_ptr + rows, d, mask=row_mask)
     unselected = row_mask & (tl.load(selected_ptr + rows, mask=row_mask, other=1) == 0)
@@ -126,13 +127,8 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
     n_points = min_distances.shape[0]
     device = min_distances.device
     n_blocks = triton.cdiv(n_points, BLOCK_N)
-    tiers = torch.empty(n_blocks, dtype=torch.int32, device=device)
-    keys = torch.empty(n_blocks, dtype=min_distances.dtype, device=device)
-    candidates = torch.empty(n_blocks, dtype=torch.int64, device=device)
-    # Poisoned, so a slot the kernels fail to write cannot pass for a pick.
-    indices = torch.full((n_steps,), -1, dtype=torch.int64, device=device)
-    scores = torch.full((n_steps,), math.nan, dtype=min_distances.dtype, device=device)
-    newest_device = torch.tensor([-1 if newest is None else int(newest)], dtype=torch.int64, device=device)
+    tiers, keys, candidates, indices, scores, newest_device = step_buffers(n_blocks, n_steps, min_distances.dtype,
+                                                                           device, newest)
     flags = selected.view(torch.uint8)
     seed_lo, seed_hi = seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF
     acc = _acc_dtype(min_distances.dtype)
@@ -158,7 +154,6 @@ def _min_distance_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_poi
     rows = pid.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < n_points
     best = tl.load(out_ptr + rows, mask=row_mask, other=0.0).to(ACC)
-    cols = tl.arange(0, BLOCK_F)
     for c in range(0, n_centers):
         c64 = tl.cast(c, tl.int64)
         if FACTORED:
@@ -166,14 +161,8 @@ def _min_distance_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_poi
                                               cx_ptr + c64 * stride_cx, cr_ptr + c64 * stride_cr,
                                               width, width_r, ACC, BLOCK_N, BLOCK_F)
         else:
-            dist = tl.zeros([BLOCK_N], dtype=ACC)
-            for f0 in range(0, width, BLOCK_F):
-                col_mask = (f0 + cols) < width
-                xt = tl.load(x_ptr + rows[:, None] * stride_x + (f0 + cols)[None, :],
-                             mask=row_mask[:, None] & col_mask[None, :], other=0.0).to(ACC)
-                ct = tl.load(cx_ptr + c64 * stride_cx + f0 + cols, mask=col_mask, other=0.0).to(ACC)
-                diff = xt - ct[None, :]
-                dist += tl.sum(diff * diff, axis=1)
+            dist = _dense_squared_distance(x_ptr, stride_x, rows, row_mask, cx_ptr + c64 * stride_cx, width,
+                                           ACC, BLOCK_N, BLOCK_F)
         best = tl.minimum(best, dist)
     tl.store(out_ptr + rows, best, mask=row_mask)
 

@@ -1,6 +1,9 @@
 """The second stage of every greedy step: one program reduces the per-block
 candidates and records the pick on the device, so steps chain without a host sync."""
 
+import math
+
+import torch
 import triton
 import triton.language as tl
 
@@ -35,3 +38,20 @@ def select_candidate_kernel(tier_ptr, key_ptr, index_ptr, n_blocks, value_ptr, s
     tl.store(scores_out + slot, tl.load(value_ptr + pick))
     tl.store(selected_ptr + pick, 1)
     tl.store(newest_ptr, pick)
+
+
+def step_buffers(n_blocks, n_steps, score_dtype, device, newest):
+    """(tiers, keys, candidates) per block, (indices, scores) per step, and the newest
+    pick on the device, for a run of ``n_steps`` greedy steps over ``n_blocks`` blocks.
+
+    The outputs are poisoned (-1, NaN), so a slot the kernels fail to write cannot
+    pass for a pick.
+    """
+    return (
+        torch.empty(n_blocks, dtype=torch.int32, device=device),
+        torch.empty(n_blocks, dtype=score_dtype, device=device),
+        torch.empty(n_blocks, dtype=torch.int64, device=device),
+        torch.full((n_steps,), -1, dtype=torch.int64, device=device),
+        torch.full((n_steps,), math.nan, dtype=score_dtype, device=device),
+        torch.tensor([-1 if newest is None else int(newest)], dtype=torch.int64, device=device),
+    )
