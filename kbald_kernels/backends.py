@@ -28,6 +28,7 @@ _REGISTRY: dict[str, dict[str, Union[Callable, str]]] = {
         "joint_entropy",
         "accumulate_joint_entropy",
         "kbald_pairwise_steps",
+        "add_triple_interactions",
         "kmeanspp_steps",
         "min_squared_distances",
     )
@@ -37,6 +38,7 @@ for _op in ("entropy", "conditional_entropy", "bald"):
 _REGISTRY["pairwise_mutual_information"]["triton"] = (
     "kbald_kernels.triton.pairwise_mutual_information:pairwise_mutual_information")
 _REGISTRY["kbald_pairwise_steps"]["triton"] = "kbald_kernels.triton.kbald_step:kbald_pairwise_steps"
+_REGISTRY["add_triple_interactions"]["triton"] = "kbald_kernels.triton.kbald_step:add_triple_interactions"
 _REGISTRY["kmeanspp_steps"]["triton"] = "kbald_kernels.triton.kmeanspp_step:kmeanspp_steps"
 _REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_step:min_squared_distances"
 

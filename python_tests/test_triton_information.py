@@ -7,6 +7,7 @@ import torch
 import kbald_kernels as kb
 from kbald_kernels import reference
 from kbald_kernels.triton import information_terms as kernel
+from kbald_kernels.validation import NORMALISATION_TOLERANCE
 
 from conftest import DEVICE, random_log_probs
 
@@ -113,6 +114,42 @@ def test_select_kbald_order_2_on_the_kernel_matches_brute_force():
     lp = lp64.float()
     got = kb.select_kbald(lp, 4, backend="triton")
     indices, values = brute_force.greedy(lambda batch: brute_force.kbald_value(lp.double(), batch, 2), 9, 4)
+    assert got.indices.tolist() == indices
+    torch.testing.assert_close(got.scores.double().cpu(), torch.tensor(values, dtype=torch.float64),
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 7, 129])
+@pytest.mark.parametrize("k", [1, 3, 20])
+@pytest.mark.parametrize("c", [1, 2, 3, 10])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_triple_interaction_kernel_matches_the_reference(n, k, c, dtype):
+    from kbald_kernels.triton.kbald_step import add_triple_interactions
+
+    lp = random_log_probs(n + 3, k, c, dtype=dtype, zeros=True)
+    entropy = kernel.information_terms(lp)[0]
+    picks, newest = [n, n + 2], n + 1
+    pair_entropies = torch.stack([entropy + entropy[p] - reference.pairwise_mutual_information(lp, lp[p : p + 1])[:, 0]
+                                  for p in picks + [newest]]).float()
+    start = torch.randn(n + 3, device=DEVICE)
+    expected = reference.add_triple_interactions(lp, entropy, pair_entropies, picks, newest, start.clone())
+    got = add_triple_interactions(lp, entropy, pair_entropies, picks, newest, start.clone())
+    # The reference's posterior-weight form renormalises; low-precision rows sum to
+    # 1 only to within their rounding, which bounds how far the two forms can differ.
+    tol = 2 * NORMALISATION_TOLERANCE[dtype]
+    torch.testing.assert_close(got, expected, rtol=tol, atol=tol)
+    # Against the definition (raw probabilities, as the kernel uses them): I[a;b;c] of each triple.
+    oracle = reference.triple_interaction(lp.double(), torch.tensor([[i, newest, p] for i in range(n + 3)
+                                                                     for p in picks]).to(DEVICE))
+    torch.testing.assert_close((got - start).double(), oracle.view(n + 3, 2).sum(1), rtol=1e-3, atol=2e-4)
+
+
+def test_select_kbald_order_3_on_the_kernels_matches_brute_force():
+    import brute_force
+
+    lp = random_log_probs(8, 6, 3, spread=1.5).float()
+    got = kb.select_kbald(lp, 4, order=3, backend="triton")
+    indices, values = brute_force.greedy(lambda batch: brute_force.kbald_value(lp.double(), batch, 3), 8, 4)
     assert got.indices.tolist() == indices
     torch.testing.assert_close(got.scores.double().cpu(), torch.tensor(values, dtype=torch.float64),
                                rtol=1e-4, atol=1e-5)

@@ -76,7 +76,7 @@ class _KBALDIncrements:
         self.pairwise = implementation("bald", backend, device, strict=False)(t).clone()
         self.triple = torch.zeros_like(self.pairwise) if track_triples else None
         self.mutual_information = implementation("pairwise_mutual_information", backend, device, strict=False)
-        self.joint_entropy = implementation("joint_entropy", backend, device, strict=False)
+        self.add_triples = implementation("add_triple_interactions", backend, device, strict=False)
         self.picks = []
         self.pair_entropies = []  # H[Y_n, Y_t] for every pick t
 
@@ -85,13 +85,8 @@ class _KBALDIncrements:
         mi_with_i = self.mutual_information(self.t, self.t[i : i + 1])[:, 0]
         self.pairwise -= mi_with_i
         if self.triple is not None:
-            h = self.entropy
-            pair_with_i = h + h[i] - mi_with_i
-            for earlier, pair_with_earlier in zip(self.picks, self.pair_entropies):
-                triple_joint = self.joint_entropy(self.t, [i, earlier], None, None)
-                self.triple += (h + h[i] + h[earlier] - pair_with_i - pair_with_earlier - pair_with_earlier[i]
-                                + triple_joint)
-            self.pair_entropies.append(pair_with_i)
+            self.pair_entropies.append(self.entropy + self.entropy[i] - mi_with_i)
+            self.add_triples(self.t, self.entropy, torch.stack(self.pair_entropies), self.picks, i, self.triple)
         self.picks.append(i)
         return mi_with_i
 

@@ -7,6 +7,7 @@ They assume validated input; the public API in :mod:`kbald_kernels` validates.
 """
 
 from .information import (
+    add_triple_interactions,
     bald,
     conditional_entropy,
     entropy,
@@ -33,6 +34,7 @@ from .kmeanspp import (
 )
 
 __all__ = [
+    "add_triple_interactions",
     "Configurations",
     "DenseEmbeddings",
     "FactoredEmbeddings",

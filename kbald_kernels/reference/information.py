@@ -132,3 +132,20 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
         indices.append(newest)
         scores.append(increment[newest].clone())
     return torch.tensor(indices, dtype=torch.int64, device=increment.device), torch.stack(scores)
+
+
+def add_triple_interactions(log_probs, entropy, pair_entropies, picks, newest, triple):
+    """``triple[n] += Σ_j I[Y_n; Y_newest; Y_{picks[j]}]`` for the earlier ``picks``.
+
+    ``pair_entropies`` [len(picks) + 1, N]: row j holds H[Y_n, Y_{picks[j]}], the
+    last row H[Y_n, Y_newest]. Updates ``triple`` in place and returns it.
+    """
+    from .joint_entropy import joint_entropy
+
+    h = entropy
+    pair_with_newest = pair_entropies[len(picks)]
+    for j, earlier in enumerate(picks):
+        triple_joint = joint_entropy(log_probs, [newest, earlier]).to(triple.dtype)
+        triple += (h + h[newest] + h[earlier] - pair_with_newest - pair_entropies[j]
+                   - pair_entropies[j][newest] + triple_joint)
+    return triple

@@ -82,3 +82,77 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
             select_candidate_kernel[(1,)](tiers, keys, candidates, n_blocks, increment, flags, newest_device,
                                           indices, scores, slot, BLOCK=BLOCK_CANDIDATES)
     return indices, scores
+
+
+TRIPLE_TILE = 64
+TRIPLE_MAX_CLASSES = 16
+
+
+@triton.jit
+def _triple_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entropy_ptr, pair_ptr, pair_stride,
+                   picks_ptr, n_earlier, newest, triple_ptr,
+                   BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, TILE: tl.constexpr):
+    """triple[n] += Σ_j I[Y_n; Y_newest; Y_{t_j}] over the earlier picks t_j.
+
+    The three-way joint of each (n, newest, t_j) is a GEMM of the pool rows
+    (point, class) against the K × C² outer products of the two picks' probabilities.
+    """
+    POINTS: tl.constexpr = TILE // BLOCK_C
+    PAIRS: tl.constexpr = BLOCK_C * BLOCK_C
+    pid = tl.program_id(0)
+    points = pid.to(tl.int64) * POINTS + tl.arange(0, POINTS)
+    point_mask = points < n_points
+    lanes = tl.arange(0, TILE)
+    rows = pid.to(tl.int64) * POINTS + lanes // BLOCK_C
+    classes = (lanes % BLOCK_C).to(tl.int64)
+    row_mask = (rows < n_points) & (classes < n_classes)
+    pair_classes = tl.arange(0, PAIRS)
+    class_s = (pair_classes // BLOCK_C).to(tl.int64)
+    class_t = (pair_classes % BLOCK_C).to(tl.int64)
+    pair_mask = (class_s < n_classes) & (class_t < n_classes)
+    h_n = tl.load(entropy_ptr + points, mask=point_mask, other=0.0)
+    h_s = tl.load(entropy_ptr + newest)
+    h_ns = tl.load(pair_ptr + n_earlier * pair_stride + points, mask=point_mask, other=0.0)
+    total = tl.zeros([POINTS], dtype=tl.float32)
+    for j in range(0, n_earlier):
+        t = tl.load(picks_ptr + j)
+        joint = tl.zeros([TILE, PAIRS], dtype=tl.float32)
+        for k0 in range(0, n_samples, BLOCK_K):
+            ks = (k0 + tl.arange(0, BLOCK_K)).to(tl.int64)
+            k_mask = ks < n_samples
+            pa = tl.load(lp_ptr + rows[:, None] * s_n + ks[None, :] * s_k + classes[:, None] * s_c,
+                         mask=row_mask[:, None] & k_mask[None, :], other=-float("inf")).to(tl.float32)
+            pair_load = k_mask[:, None] & pair_mask[None, :]
+            lp_s = tl.load(lp_ptr + newest * s_n + ks[:, None] * s_k + class_s[None, :] * s_c,
+                           mask=pair_load, other=-float("inf")).to(tl.float32)
+            lp_t = tl.load(lp_ptr + t * s_n + ks[:, None] * s_k + class_t[None, :] * s_c,
+                           mask=pair_load, other=-float("inf")).to(tl.float32)
+            joint += tl.dot(tl.exp(pa), tl.exp(lp_s + lp_t), input_precision="ieee")
+        joint = joint / n_samples
+        terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
+        h_nst = -tl.sum(tl.sum(tl.reshape(terms, [POINTS, BLOCK_C, PAIRS]), axis=2), axis=1)
+        h_t = tl.load(entropy_ptr + t)
+        h_nt = tl.load(pair_ptr + j * pair_stride + points, mask=point_mask, other=0.0)
+        h_st = tl.load(pair_ptr + j * pair_stride + newest)
+        total += h_n + h_s + h_t - h_ns - h_nt - h_st + h_nst
+    triple = tl.load(triple_ptr + points, mask=point_mask, other=0.0)
+    tl.store(triple_ptr + points, triple + total, mask=point_mask)
+
+
+def add_triple_interactions(log_probs, entropy, pair_entropies, picks, newest, triple):
+    """Triton twin of :func:`kbald_kernels.reference.add_triple_interactions` (float32
+    entropies; float64 input or C > 16 go to the reference)."""
+    if (log_probs.dtype == torch.float64 or log_probs.shape[2] > TRIPLE_MAX_CLASSES
+            or triple.dtype != torch.float32 or not picks):
+        return reference.add_triple_interactions(log_probs, entropy, pair_entropies, picks, newest, triple)
+    n_points, n_samples, n_classes = log_probs.shape
+    device = log_probs.device
+    block_c = max(4, triton.next_power_of_2(n_classes))
+    pair_entropies = pair_entropies.contiguous()
+    picks_device = torch.tensor(picks, dtype=torch.int64, device=device)
+    with on_device(device):
+        _triple_kernel[(triton.cdiv(n_points, TRIPLE_TILE // block_c),)](
+            log_probs, *log_probs.stride(), n_points, n_samples, n_classes, entropy.contiguous(), pair_entropies,
+            pair_entropies.stride(0), picks_device, len(picks), int(newest), triple,
+            BLOCK_C=block_c, BLOCK_K=BLOCK_K, TILE=TRIPLE_TILE)
+    return triple
