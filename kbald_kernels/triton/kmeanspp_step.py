@@ -111,13 +111,17 @@ def _acc_dtype(dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
+def _unit_feature_stride(t):
+    return t if t.stride(1) == 1 else t.contiguous()
+
+
 def _operands(embeddings):
-    """(x, stride, r, stride_r, width, width_r, factored) with unit stride along features."""
+    """(x, stride, r, stride_r, width, width_r, factored); rows keep their stride."""
     if isinstance(embeddings, DenseEmbeddings):
-        x = embeddings.x.contiguous()
+        x = _unit_feature_stride(embeddings.x)
         return x, x.stride(0), x, x.stride(0), x.shape[1], 0, False
-    h = embeddings.features.contiguous()
-    r = embeddings.residuals.contiguous()
+    h = _unit_feature_stride(embeddings.features)
+    r = _unit_feature_stride(embeddings.residuals)
     return h, h.stride(0), r, r.stride(0), h.shape[1], r.shape[1], True
 
 
