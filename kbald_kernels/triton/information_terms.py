@@ -12,12 +12,13 @@ import triton
 import triton.language as tl
 
 from .. import reference
-from .launch import on_device
+from .launch import on_device, warp_configs
 
 BLOCK_N = 16
 BLOCK_K = 16
 
 
+@triton.autotune(configs=warp_configs(), key=["n_samples", "n_classes"])
 @triton.jit
 def _information_terms_kernel(lp_ptr, stride_n, stride_k, stride_c, n_points, n_samples, n_classes,
                               entropy_out, conditional_out, bald_out,

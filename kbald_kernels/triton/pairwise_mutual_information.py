@@ -17,7 +17,7 @@ import triton.language as tl
 
 from .. import reference
 from .information_terms import information_terms
-from .launch import on_device
+from .launch import on_device, warp_configs
 
 TILE = 128  # rows (and columns) of (point, class) pairs per tile
 MAX_CLASSES = TILE
@@ -37,6 +37,7 @@ def _load_probs(ptr, stride_n, stride_k, stride_c, points, classes, valid, k0, n
     return tl.exp(tl.load(ptr + offsets, mask=mask, other=-float("inf")).to(tl.float32))
 
 
+@triton.autotune(configs=warp_configs(), key=["n_samples", "n_classes"])
 @triton.jit
 def _pairwise_mi_kernel(a_ptr, sa_n, sa_k, sa_c, b_ptr, sb_n, sb_k, sb_c, n_a, n_b, n_samples, n_classes,
                         entropy_a, entropy_b, out_ptr, stride_out,
