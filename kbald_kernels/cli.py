@@ -1,12 +1,15 @@
 """The ``kbald`` command (also ``python -m kbald_kernels``).
 
 ``kbald`` / ``kbald example``: select a batch with every method from the built-in
-example pool and print a table. ``kbald backends``: what this machine can run.
+example pool and print a table. ``kbald select``: select a batch from a file of
+predictions or embeddings. ``kbald backends``: what this machine can run.
 """
 
 import argparse
+import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -19,9 +22,14 @@ from . import (
     select_bald,
     select_coreset,
     select_kbald,
+    select_stochastic_bald,
 )
 from .backends import choose_backend
+from .conversion import as_log_probs
 from .example import example_pool
+from .prediction_files import embeddings_from, load_arrays, pick
+
+METHODS = ("bald", "kbald2", "kbald3", "batchbald", "badge", "coreset", "power")
 
 
 def _methods(pool, batch_size, num_samples, seed):
@@ -67,6 +75,59 @@ def run_example(args):
     return 0
 
 
+def _select(method, data, args):
+    seed = args.seed
+    if method in ("badge", "coreset"):
+        select = select_badge if method == "badge" else select_coreset
+        return select(data, args.batch_size, generator=seed)
+    lp = data
+    if method == "bald":
+        return select_bald(lp, args.batch_size)
+    if method in ("kbald2", "kbald3"):
+        return select_kbald(lp, args.batch_size, order=int(method[-1]))
+    if method == "batchbald":
+        return select_batchbald(lp, args.batch_size, num_samples=args.num_samples, generator=seed)
+    return select_stochastic_bald(lp, args.batch_size, method="power", temperature=args.temperature,
+                                  generator=seed)
+
+
+def run_select(args):
+    arrays = load_arrays(args.file)
+    if args.method in ("badge", "coreset"):
+        data = embeddings_from(arrays, args.file, args.key)
+        data = tuple(d.to(args.device) for d in data) if isinstance(data, tuple) else data.to(args.device)
+    else:
+        data = pick(arrays, args.file, args.key)
+        if data.dim() != 3:
+            raise ValueError(f"{args.file}: predictions must have shape [N, K, C], got {tuple(data.shape)}")
+        if not data.dtype.is_floating_point:
+            raise ValueError(f"{args.file}: predictions must be floating point, got {data.dtype}")
+        data = as_log_probs(data.to(args.device), layout=args.layout, kind="probs" if args.probs else "log_probs")
+    start = time.perf_counter()
+    selection = _select(args.method, data, args)
+    elapsed = time.perf_counter() - start
+    indices = selection.indices.tolist()
+    scores = [float(s) for s in selection.scores]
+    if args.output:
+        out = Path(args.output)
+        if out.suffix.lower() == ".json":
+            # JSON has no infinity: a first k-means++ pick (no center yet) scores null.
+            finite = [s if s == s and abs(s) != float("inf") else None for s in scores]
+            out.write_text(json.dumps({"method": args.method, "indices": indices, "scores": finite}, indent=1))
+        else:
+            out.write_text("rank,index,score\n" + "".join(f"{r},{i},{s!r}\n"
+                                                           for r, (i, s) in enumerate(zip(indices, scores))))
+    print(f"{args.method}: {len(indices)} of {args.file} in {elapsed * 1e3:.1f} ms"
+          + (f", written to {args.output}" if args.output else ""))
+    print(f"{'rank':>4}  {'index':>8}  score")
+    for r, (i, s) in enumerate(zip(indices, scores)):
+        if r == 10:
+            print(f"  … {len(indices) - 10} more")
+            break
+        print(f"{r:>4}  {i:>8}  {s:.6g}")
+    return 0
+
+
 def run_backends(_args):
     for name, status in available_backends().items():
         print(f"{name:<7} {'yes' if status.available else 'no ':<4} {status.reason}")
@@ -92,6 +153,21 @@ def build_parser():
     example.add_argument("--seed", type=int, default=0)
     example.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     example.set_defaults(run=run_example)
+    select = sub.add_parser("select", help="select a batch from a file of predictions or embeddings")
+    select.add_argument("file", help=".npy, .npz, .pt or .safetensors: log-probabilities [N, K, C] (or "
+                                     "probabilities with --probs); embeddings [N, D] or features + residuals "
+                                     "(or features + logits) for badge and coreset")
+    select.add_argument("--method", choices=METHODS, required=True)
+    select.add_argument("--batch-size", type=_positive, required=True)
+    select.add_argument("--probs", action="store_true", help="the file holds probabilities, not log-probabilities")
+    select.add_argument("--layout", choices=("NKC", "NCK", "KNC"), default="NKC")
+    select.add_argument("--key", help="which array of a file that holds several")
+    select.add_argument("--num-samples", type=_positive, default=10_000, help="BatchBALD configurations M")
+    select.add_argument("--temperature", type=float, default=1.0, help="for power (stochastic) BALD")
+    select.add_argument("--seed", type=int, default=0)
+    select.add_argument("--device", default="cpu")
+    select.add_argument("--output", "-o", help="write indices and scores to a .csv or .json file")
+    select.set_defaults(run=run_select)
     backends = sub.add_parser("backends", help="say which backends this machine can run, and why not")
     backends.set_defaults(run=run_backends)
     return parser

@@ -37,3 +37,74 @@ def test_bad_arguments_exit_2_with_one_line(args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    import numpy as np
+    import torch
+
+    root = tmp_path_factory.mktemp("files")
+    gen = torch.Generator().manual_seed(0)
+    lp = torch.log_softmax(torch.randn(40, 6, 4, generator=gen) * 2, -1)
+    np.save(root / "log_probs.npy", lp.numpy())
+    torch.save({"probs": lp.exp()}, root / "probs.pt")
+    np.savez(root / "factors.npz", features=np.random.randn(40, 7).astype("float32"),
+             logits=np.random.randn(40, 4).astype("float32"))
+    np.save(root / "embeddings.npy", np.random.randn(40, 5).astype("float32"))
+    np.save(root / "rank2.npy", np.zeros((4, 3), dtype="float32"))
+    bad = lp.clone()
+    bad[3, 2, 1] = float("nan")
+    np.save(root / "nan.npy", bad.numpy())
+    (root / "garbage.npy").write_bytes(b"not numpy")
+    return root
+
+
+@pytest.mark.parametrize("method,name,extra", [
+    ("bald", "log_probs.npy", []), ("kbald2", "log_probs.npy", []), ("kbald3", "log_probs.npy", []),
+    ("batchbald", "log_probs.npy", ["--num-samples", "100"]), ("power", "log_probs.npy", []),
+    ("bald", "probs.pt", ["--probs"]), ("badge", "factors.npz", []), ("coreset", "embeddings.npy", []),
+])
+def test_select_writes_what_the_library_selects(files, tmp_path, method, name, extra):
+    import json
+
+    import numpy as np
+    import torch
+
+    import kbald_kernels as kb
+
+    out = tmp_path / "picked.json"
+    result = run("select", "--method", method, "--batch-size", "4", str(files / name), "-o", str(out), *extra)
+    assert result.returncode == 0, result.stderr
+    written = json.loads(out.read_text())
+    lp = torch.from_numpy(np.load(files / "log_probs.npy"))
+    expected = {
+        "bald": lambda: kb.select_bald(lp, 4), "kbald2": lambda: kb.select_kbald(lp, 4),
+        "kbald3": lambda: kb.select_kbald(lp, 4, order=3),
+        "batchbald": lambda: kb.select_batchbald(lp, 4, num_samples=100, generator=0),
+        "power": lambda: kb.select_stochastic_bald(lp, 4, generator=0),
+        "badge": lambda: kb.select_badge(kb.badge_factors(*(torch.from_numpy(np.load(files / "factors.npz")[k])
+                                                           for k in ("logits", "features"))), 4, generator=0),
+        "coreset": lambda: kb.select_coreset(torch.from_numpy(np.load(files / "embeddings.npy")), 4, generator=0),
+    }[method]()
+    assert written["indices"] == expected.indices.tolist()
+    assert len(written["scores"]) == 4
+    assert "rank" in result.stdout
+
+
+@pytest.mark.parametrize("name,args,message", [
+    ("missing.npy", [], "missing.npy: no such file"),
+    ("rank2.npy", [], "predictions must have shape [N, K, C], got (4, 3)"),
+    ("nan.npy", [], "log_probs contains NaN at index (3, 2, 1)"),
+    ("log_probs.npy", ["--batch-size", "41"], "batch_size must be between 1 and the number of selectable pool "
+                                               "points (40), got 41"),
+    ("garbage.npy", [], "garbage.npy: cannot read it as .npy"),
+    ("factors.npz", ["--key", "weights"], "no array named 'weights'"),
+])
+def test_select_reports_bad_input_in_one_line(files, name, args, message):
+    argv = ["select", "--method", "bald", str(files / name)]
+    argv += args if "--batch-size" in args else ["--batch-size", "3", *args]
+    result = run(*argv)
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
