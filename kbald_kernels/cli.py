@@ -1,7 +1,8 @@
 """The ``kbald`` command (also ``python -m kbald_kernels``).
 
-``kbald`` / ``kbald example``: select a batch with every method from the built-in
-example pool and print a table. ``kbald select``: select a batch from a file of
+``kbald`` / ``kbald demo``: a real active-learning run on scikit-learn's digits.
+``kbald example``: select a batch with every method from a built-in synthetic pool
+and print a table. ``kbald select``: select a batch from a file of
 predictions or embeddings. ``kbald backends``: what this machine can run.
 """
 
@@ -128,6 +129,26 @@ def run_select(args):
     return 0
 
 
+def run_demo_command(args):
+    from .demo import METHODS, format_results, run_demo
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"--methods takes a comma-separated subset of {', '.join(METHODS)}, got {args.methods!r}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but torch sees no CUDA device")
+    print(f"Active learning on scikit-learn digits: {args.rounds} rounds of {args.acquire} labels, "
+          f"MC dropout with {args.samples} samples, on {args.device}")
+    results = run_demo(rounds=args.rounds, acquire=args.acquire, samples=args.samples, epochs=args.epochs,
+                       methods=methods, seed=args.seed, device=args.device, plot=args.plot,
+                       progress=sys.stderr.isatty())
+    print(format_results(results))
+    if args.plot:
+        print(f"plot: {args.plot}")
+    return 0
+
+
 def run_backends(_args):
     for name, status in available_backends().items():
         print(f"{name:<7} {'yes' if status.available else 'no ':<4} {status.reason}")
@@ -144,7 +165,7 @@ def _positive(text):
 def build_parser():
     parser = argparse.ArgumentParser(prog="kbald", description="Fast Bayesian batch active learning.")
     sub = parser.add_subparsers(dest="command")
-    example = sub.add_parser("example", help="select a batch with every method from a built-in pool (default)")
+    example = sub.add_parser("example", help="select a batch with every method from a built-in synthetic pool")
     example.add_argument("--pool-size", type=_positive, default=2000)
     example.add_argument("--samples", type=_positive, default=20, help="posterior samples K")
     example.add_argument("--classes", type=_positive, default=10)
@@ -153,6 +174,16 @@ def build_parser():
     example.add_argument("--seed", type=int, default=0)
     example.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     example.set_defaults(run=run_example)
+    demo = sub.add_parser("demo", help="active learning on scikit-learn digits with every method (default)")
+    demo.add_argument("--rounds", type=_positive, default=6)
+    demo.add_argument("--acquire", type=_positive, default=10, help="labels acquired per round")
+    demo.add_argument("--samples", type=_positive, default=20, help="MC-dropout samples K")
+    demo.add_argument("--epochs", type=_positive, default=300)
+    demo.add_argument("--methods", default="random,bald,kbald2,batchbald,badge")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    demo.add_argument("--plot", default="kbald_demo.png", help="where to save the accuracy plot ('' for none)")
+    demo.set_defaults(run=run_demo_command)
     select = sub.add_parser("select", help="select a batch from a file of predictions or embeddings")
     select.add_argument("file", help=".npy, .npz, .pt or .safetensors: log-probabilities [N, K, C] (or "
                                      "probabilities with --probs); embeddings [N, D] or features + residuals "
@@ -177,7 +208,7 @@ def main(argv=None):
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
-        argv = ["example", *argv]
+        argv = ["demo", *argv]
     args = parser.parse_args(argv)
     try:
         return args.run(args)

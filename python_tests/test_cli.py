@@ -13,8 +13,8 @@ def run(*args):
                           timeout=300, env=env)
 
 
-def test_default_runs_every_method_on_the_example_pool():
-    result = run("--pool-size", "300", "--batch-size", "4", "--num-samples", "200")
+def test_example_runs_every_method_on_the_built_in_pool():
+    result = run("example", "--pool-size", "300", "--batch-size", "4", "--num-samples", "200")
     assert result.returncode == 0, result.stderr
     for method in ("BALD (top-k)", "2-BALD", "3-BALD", "BatchBALD", "BADGE", "k-means++", "CORESET"):
         assert method in result.stdout
@@ -29,8 +29,9 @@ def test_backends_lists_all_three():
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--batch-size", "500", "--pool-size", "100"], "batch_size must be between 1 and"),
-    (["--pool-size", "0"], "must be a positive integer"),
+    (["example", "--batch-size", "500", "--pool-size", "100"], "batch_size must be between 1 and"),
+    (["example", "--pool-size", "0"], "must be a positive integer"),
+    (["--methods", "bald,magic"], "--methods takes a comma-separated subset of"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, message):
     result = run(*args)
@@ -108,3 +109,34 @@ def test_select_reports_bad_input_in_one_line(files, name, args, message):
     assert result.returncode == 2, result.stdout
     assert message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_demo_runs_a_tiny_active_learning_loop_and_plots_it(tmp_path):
+    plot = tmp_path / "curve.png"
+    result = run("--rounds", "2", "--acquire", "5", "--epochs", "30", "--samples", "4",
+                 "--methods", "random,bald,kbald2,batchbald,badge", "--plot", str(plot))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("labels"))
+    assert header.split()[1:] == ["random", "bald", "kbald2", "batchbald", "badge"]
+    rows = [line.split() for line in lines if line.strip()[:2].isdigit()]
+    assert [int(r[0]) for r in rows] == [20, 25, 30]
+    accuracies = [float(v.rstrip("%")) for r in rows for v in r[1:]]
+    assert all(0 < a <= 100 for a in accuracies)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_select_reads_safetensors(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    import kbald_kernels as kb
+
+    lp = torch.log_softmax(torch.randn(30, 5, 3), -1)
+    save_file({"log_probs": lp}, str(tmp_path / "p.safetensors"))
+    out = tmp_path / "picked.csv"
+    result = run("select", "--method", "kbald2", "--batch-size", "3", str(tmp_path / "p.safetensors"), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = out.read_text().splitlines()
+    assert rows[0] == "rank,index,score"
+    assert [int(r.split(",")[1]) for r in rows[1:]] == kb.select_kbald(lp, 3).indices.tolist()
