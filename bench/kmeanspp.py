@@ -12,7 +12,6 @@ figures are marked "~". Writes bench/results/kmeanspp-<device>.{md,json}.
 import argparse
 import time
 
-import numpy as np
 import torch
 
 import kbald_kernels as kb
@@ -135,7 +134,6 @@ def main(argv=None):
                  f"{achieved / 1e9:.1f} ({100 * achieved / bandwidth:.0f} %)", fmt_time(*loop), "-", "-",
                  f"{loop[0] / ours:.1f}x"])
     print(rows[-1], flush=True)
-    del dense
 
     notes = [
         f"kbald_kernels runs the backend 'auto' picks on {device.type} tensors "
