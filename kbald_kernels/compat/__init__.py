@@ -1,0 +1,1 @@
+"""Drop-in fronts with the call signatures of other active-learning libraries."""
