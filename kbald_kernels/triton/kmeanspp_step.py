@@ -70,6 +70,16 @@ def _factored_squared_distance(h_ptr, stride_h, r_ptr, stride_r, rows, row_mask,
 
 
 @triton.jit
+def _squared_distance(x_ptr, stride_x, r_ptr, stride_r, rows, row_mask, center_x, center_r, width, width_r,
+                      FACTORED: tl.constexpr, ACC: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_F: tl.constexpr):
+    """Squared distance of each row to the center whose rows start at ``center_x`` (and ``center_r``)."""
+    if FACTORED:
+        return _factored_squared_distance(x_ptr, stride_x, r_ptr, stride_r, rows, row_mask, center_x, center_r,
+                                          width, width_r, ACC, BLOCK_N, BLOCK_F)
+    return _dense_squared_distance(x_ptr, stride_x, rows, row_mask, center_x, width, ACC, BLOCK_N, BLOCK_F)
+
+
+@triton.jit
 def _step_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
                  min_ptr, selected_ptr, newest_ptr, seed_lo, seed_hi, step,
                  tier_out, key_out, index_out,
@@ -81,13 +91,8 @@ def _step_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
     d = tl.load(min_ptr + rows, mask=row_mask, other=0.0).to(ACC)
     if HAS_NEWEST:
         center = tl.load(newest_ptr)
-        if FACTORED:
-            dist = _factored_squared_distance(x_ptr, stride_x, r_ptr, stride_r, rows, row_mask,
-                                              x_ptr + center * stride_x, r_ptr + center * stride_r,
-                                              width, width_r, ACC, BLOCK_N, BLOCK_F)
-        else:
-            dist = _dense_squared_distance(x_ptr, stride_x, rows, row_mask, x_ptr + center * stride_x, width,
-                                           ACC, BLOCK_N, BLOCK_F)
+        dist = _squared_distance(x_ptr, stride_x, r_ptr, stride_r, rows, row_mask, x_ptr + center * stride_x,
+                                 r_ptr + center * stride_r, width, width_r, FACTORED, ACC, BLOCK_N, BLOCK_F)
         d = tl.minimum(d, dist)
         tl.store(min_ptr + rows, d, mask=row_mask)
     unselected = row_mask & (tl.load(selected_ptr + rows, mask=row_mask, other=1) == 0)
@@ -160,13 +165,8 @@ def _min_distance_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_poi
     best = tl.load(out_ptr + rows, mask=row_mask, other=0.0).to(ACC)
     for c in range(0, n_centers):
         c64 = tl.cast(c, tl.int64)
-        if FACTORED:
-            dist = _factored_squared_distance(x_ptr, stride_x, r_ptr, stride_r, rows, row_mask,
-                                              cx_ptr + c64 * stride_cx, cr_ptr + c64 * stride_cr,
-                                              width, width_r, ACC, BLOCK_N, BLOCK_F)
-        else:
-            dist = _dense_squared_distance(x_ptr, stride_x, rows, row_mask, cx_ptr + c64 * stride_cx, width,
-                                           ACC, BLOCK_N, BLOCK_F)
+        dist = _squared_distance(x_ptr, stride_x, r_ptr, stride_r, rows, row_mask, cx_ptr + c64 * stride_cx,
+                                 cr_ptr + c64 * stride_cr, width, width_r, FACTORED, ACC, BLOCK_N, BLOCK_F)
         best = tl.minimum(best, dist)
     tl.store(out_ptr + rows, best, mask=row_mask)
 
