@@ -1,0 +1,24 @@
+"""Every benchmark report in one run: ``python -m bench [--device cuda] [--quick]``.
+
+Runs bench.information and bench.kmeanspp with the same options; each writes its
+Markdown and JSON report under bench/results/ and prints its table.
+"""
+
+import argparse
+
+from . import information, kmeanspp
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    common = (["--device", args.device] if args.device else []) + (["--quick"] if args.quick else [])
+    information.main(common)
+    kmeanspp.main(common)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
