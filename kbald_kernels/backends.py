@@ -20,6 +20,7 @@ BACKEND_ENV = "KBALD_BACKEND"
 _REGISTRY: dict[str, dict[str, Union[Callable, str]]] = {
     op: {"torch": getattr(reference, op)}
     for op in (
+        "entropies",
         "entropy",
         "conditional_entropy",
         "bald",
@@ -33,7 +34,7 @@ _REGISTRY: dict[str, dict[str, Union[Callable, str]]] = {
         "min_squared_distances",
     )
 }
-for _op in ("entropy", "conditional_entropy", "bald"):
+for _op in ("entropies", "entropy", "conditional_entropy", "bald"):
     _REGISTRY[_op]["triton"] = f"kbald_kernels.triton.information_terms:{_op}"
 _REGISTRY["pairwise_mutual_information"]["triton"] = (
     "kbald_kernels.triton.pairwise_mutual_information:pairwise_mutual_information")

@@ -69,24 +69,28 @@ class _KBALDIncrements:
     ``triple[i] = Σ_{s<t∈S} I[Y_i; Y_s; Y_t]``, so the 3-BALD increment is their sum.
     """
 
-    def __init__(self, t, backend, track_triples):
+    def __init__(self, t, backend, track_triples, capacity):
         device = t.device
         self.t = t
-        self.entropy = implementation("entropy", backend, device, strict=False)(t)
-        self.pairwise = implementation("bald", backend, device, strict=False)(t).clone()
+        self.entropy, conditional = implementation("entropies", backend, device, strict=False)(t)
+        self.pairwise = self.entropy - conditional
         self.triple = torch.zeros_like(self.pairwise) if track_triples else None
         self.mutual_information = implementation("pairwise_mutual_information", backend, device, strict=False)
         self.add_triples = implementation("add_triple_interactions", backend, device, strict=False)
         self.picks = []
-        self.pair_entropies = []  # H[Y_n, Y_t] for every pick t
+        # Row j: H[Y_n, Y_t] for the j-th pick t (3-BALD); allocated once for the whole batch.
+        self.pair_entropies = torch.empty((capacity, t.shape[0]) if track_triples else (0, t.shape[0]),
+                                          dtype=self.entropy.dtype, device=device)
 
     def add(self, i):
         """Account for a new pick ``i``; returns I[Y_n; Y_i] for every n."""
-        mi_with_i = self.mutual_information(self.t, self.t[i : i + 1])[:, 0]
+        h = self.entropy
+        mi_with_i = self.mutual_information(self.t, self.t[i : i + 1], (h, h[i : i + 1]))[:, 0]
         self.pairwise -= mi_with_i
         if self.triple is not None:
-            self.pair_entropies.append(self.entropy + self.entropy[i] - mi_with_i)
-            self.add_triples(self.t, self.entropy, torch.stack(self.pair_entropies), self.picks, i, self.triple)
+            count = len(self.picks) + 1
+            torch.sub(h + h[i], mi_with_i, out=self.pair_entropies[count - 1])
+            self.add_triples(self.t, h, self.pair_entropies[:count], self.picks, i, self.triple)
         self.picks.append(i)
         return mi_with_i
 
@@ -111,13 +115,13 @@ def select_kbald(log_probs, batch_size, *, order=2, backend=None):
     size = check_batch_size(batch_size, t.shape[0])
     if order == 2:
         device = t.device
-        entropy = implementation("entropy", backend, device, strict=False)(t)
-        increment = implementation("bald", backend, device, strict=False)(t).clone()
+        entropy, conditional = implementation("entropies", backend, device, strict=False)(t)
+        increment = entropy - conditional
         selected = torch.zeros(t.shape[0], dtype=torch.bool, device=device)
         steps = implementation("kbald_pairwise_steps", backend, device, strict=False)
         indices, increments = steps(t, entropy, increment, selected, None, size)
         return Selection(to_output(indices, np_in), to_output(increments.cumsum(0), np_in))
-    state = _KBALDIncrements(t, backend, track_triples=True)
+    state = _KBALDIncrements(t, backend, track_triples=True, capacity=size)
     selected = torch.zeros(t.shape[0], dtype=torch.bool, device=t.device)
     totals = []
     total = torch.zeros((), dtype=state.pairwise.dtype, device=t.device)
@@ -161,7 +165,7 @@ def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, b
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
     t, np_in = check_log_probs(log_probs)
     size = check_batch_size(max_batch_size, t.shape[0], "max_batch_size")
-    state = _KBALDIncrements(t, backend, track_triples=True)
+    state = _KBALDIncrements(t, backend, track_triples=True, capacity=size)
     selected = torch.zeros(t.shape[0], dtype=torch.bool, device=t.device)
     zero = torch.zeros((), dtype=state.pairwise.dtype, device=t.device)
     pairwise_totals, triple_totals = [], []
@@ -206,7 +210,7 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
         raise ValueError(f"total_correlation_budget must be a number >= 0, got {total_correlation_budget!r}")
     t, np_in = check_log_probs(log_probs)
     size = t.shape[0] if batch_size is None else check_batch_size(batch_size, t.shape[0])
-    state = _KBALDIncrements(t, backend, track_triples=False)
+    state = _KBALDIncrements(t, backend, track_triples=False, capacity=0)
     bald_scores = state.pairwise.clone()
     excluded = torch.zeros(t.shape[0], dtype=torch.bool, device=t.device)
     total_mi = torch.zeros_like(bald_scores)  # Σ_{s∈S} I[Y_n; Y_s]

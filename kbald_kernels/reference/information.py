@@ -9,7 +9,7 @@ def _probs(log_probs_chunk):
     return torch.exp(log_probs_chunk.to(compute_dtype(log_probs_chunk.dtype)))
 
 
-def _entropies(log_probs):
+def entropies(log_probs):
     """(entropy, conditional_entropy) in one pass over ``log_probs`` [N, K, C]."""
     n_points, n_samples, n_classes = log_probs.shape
     dtype = compute_dtype(log_probs.dtype)
@@ -27,17 +27,17 @@ def _entropies(log_probs):
 
 def entropy(log_probs):
     """H[Y_n] of the posterior predictive ``mean_k p[n, k, :]``; [N]."""
-    return _entropies(log_probs)[0]
+    return entropies(log_probs)[0]
 
 
 def conditional_entropy(log_probs):
     """E_k H[Y_n | w_k]; [N]."""
-    return _entropies(log_probs)[1]
+    return entropies(log_probs)[1]
 
 
 def bald(log_probs):
     """BALD score I[Y_n; W] = entropy - conditional_entropy; [N]."""
-    h, ch = _entropies(log_probs)
+    h, ch = entropies(log_probs)
     return h - ch
 
 
@@ -53,11 +53,13 @@ def _pair_joint_entropy(pa, pb):
     return -xlogx(joint).sum(dim=(1, 3))
 
 
-def pairwise_mutual_information(a, b=None):
+def pairwise_mutual_information(a, b=None, entropies_ab=None):
     """I[Y_n; Y_m] for every n in ``a`` [Na, K, C] and m in ``b`` [Nb, K, C]; [Na, Nb].
 
     ``b=None`` scores ``a`` against itself and computes each symmetric tile once.
-    Rounding can leave values a few ulps below 0; they are not clamped.
+    ``entropies_ab``: (H[Y_n] for a, H[Y_m] for b) when the caller has them, which
+    spares a pass over each. Rounding can leave values a few ulps below 0; they
+    are not clamped.
     """
     symmetric = b is None
     if symmetric:
@@ -66,8 +68,11 @@ def pairwise_mutual_information(a, b=None):
     n_b = b.shape[0]
     dtype = compute_dtype(a.dtype)
     itemsize = torch.finfo(dtype).bits // 8
-    h_a = entropy(a)
-    h_b = h_a if symmetric else entropy(b)
+    if entropies_ab is None:
+        h_a = entropy(a)
+        h_b = h_a if symmetric else entropy(b)
+    else:
+        h_a, h_b = (h.to(dtype) for h in entropies_ab)
     out = torch.empty(n_a, n_b, dtype=dtype, device=a.device)
     # A tile holds two probability chunks [tile, K, C] and its joint twice (GEMM, x log x).
     budget = workspace_bytes()

@@ -63,6 +63,12 @@ def information_terms(log_probs):
     return out[0], out[1], out[2]
 
 
+def entropies(log_probs):
+    if log_probs.dtype == torch.float64:
+        return reference.entropies(log_probs)
+    return information_terms(log_probs)[:2]
+
+
 def entropy(log_probs):
     if log_probs.dtype == torch.float64:
         return reference.entropy(log_probs)

@@ -76,23 +76,27 @@ def _pairwise_mi_kernel(a_ptr, sa_n, sa_k, sa_c, b_ptr, sb_n, sb_k, sb_c, n_a, n
         tl.store(out_ptr + points_b[None, :] * stride_out + points_a[:, None], mi, mask=mask)
 
 
-def pairwise_mutual_information(a, b=None):
+def pairwise_mutual_information(a, b=None, entropies_ab=None):
     """Triton twin of :func:`kbald_kernels.reference.pairwise_mutual_information`; float32 [Na, Nb].
 
     float64 input and C above 128 go to the reference.
     """
     if a.dtype == torch.float64 or a.shape[2] > MAX_CLASSES:
-        return reference.pairwise_mutual_information(a, b)
+        return reference.pairwise_mutual_information(a, b, entropies_ab)
     symmetric = b is None
     if symmetric:
         b = a
     elif a.shape[0] > b.shape[0]:
         # The longer side goes on the grid's first axis, which takes 2³¹ programs.
-        return pairwise_mutual_information(b, a).T.contiguous()
+        swapped = None if entropies_ab is None else entropies_ab[::-1]
+        return pairwise_mutual_information(b, a, swapped).T.contiguous()
     n_a, n_samples, n_classes = a.shape
     n_b = b.shape[0]
-    entropy_a = information_terms(a)[0]
-    entropy_b = entropy_a if symmetric else information_terms(b)[0]
+    if entropies_ab is None:
+        entropy_a = information_terms(a)[0]
+        entropy_b = entropy_a if symmetric else information_terms(b)[0]
+    else:
+        entropy_a, entropy_b = (h.float().contiguous() for h in entropies_ab)
     # Poisoned, so a pair the kernel fails to write cannot pass for a value.
     out = torch.full((n_a, n_b), math.nan, dtype=torch.float32, device=a.device)
     block_c = triton.next_power_of_2(n_classes)
