@@ -132,7 +132,7 @@ def cuda_extension():
     print(f"kbald_kernels: building the CUDA module with {nvcc} for sm_{', sm_'.join(arch_list)}", flush=True)
     ext = Pybind11Extension(
         "kbald_kernels._cuda",
-        ["csrc/cuda/module.cpp", "csrc/cuda/row_entropy.cu"],
+        ["csrc/cuda/module.cpp", "csrc/cuda/row_entropy.cu", "csrc/cuda/joint_entropy.cu"],
         include_dirs=[str(INCLUDE), "csrc/cuda"],
         define_macros=[("KBALD_CUDA_ARCHS", '"' + ";".join(arch_list) + '"')],
         library_dirs=[str(libdir)],
@@ -146,9 +146,11 @@ def cuda_extension():
 
 host = Pybind11Extension(
     "kbald_kernels._host",
-    ["csrc/host/module.cpp"],
-    include_dirs=[str(INCLUDE)],
-    extra_compile_args=["-O3"],
+    ["csrc/host/module.cpp", "csrc/host/joint_entropy_cpu.cpp"],
+    include_dirs=[str(INCLUDE), "csrc/host"],
+    # No FP-exception semantics are relied on; without this GCC will not if-convert
+    # (and so not vectorise) the selects in the joint-entropy loop.
+    extra_compile_args=["-O3", "-fno-trapping-math"],
     cxx_std=17,
 )
 

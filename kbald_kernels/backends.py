@@ -1,9 +1,11 @@
 """Which implementation runs an op: the backend registry and its choice rules.
 
 Each op has a reference ("torch") implementation; kernel modules register theirs
-for "triton" or "cuda". ``backend="auto"`` takes a kernel for CUDA tensors and the
-reference for CPU tensors; an explicit backend that cannot run raises
-:class:`BackendUnavailableError` saying why.
+for "triton" or "cuda". "cuda" means the compiled extension: the CUDA kernel on
+CUDA tensors and, for ops with a host C++ twin, that twin on CPU tensors.
+``backend="auto"`` takes a kernel for CUDA tensors, the host twin where an op has
+one for CPU tensors, and the reference otherwise; an explicit backend that cannot
+run raises :class:`BackendUnavailableError` saying why.
 """
 
 import importlib
@@ -40,8 +42,13 @@ _REGISTRY["pairwise_mutual_information"]["triton"] = (
     "kbald_kernels.triton.pairwise_mutual_information:pairwise_mutual_information")
 _REGISTRY["kbald_pairwise_steps"]["triton"] = "kbald_kernels.triton.kbald_step:kbald_pairwise_steps"
 _REGISTRY["add_triple_interactions"]["triton"] = "kbald_kernels.triton.kbald_step:add_triple_interactions"
+_REGISTRY["accumulate_joint_entropy"]["cuda"] = "kbald_kernels.native:accumulate_joint_entropy"
 _REGISTRY["kmeanspp_steps"]["triton"] = "kbald_kernels.triton.kmeanspp_step:kmeanspp_steps"
 _REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_step:min_squared_distances"
+
+
+# Ops whose "cuda" implementation also runs CPU tensors, on the host C++ twin.
+_HOST_TWINS = frozenset({"accumulate_joint_entropy"})
 
 
 class BackendUnavailableError(RuntimeError):
@@ -85,9 +92,20 @@ def _triton_status(device=None):
     return BackendStatus(True, f"triton {triton.__version__} on {where}")
 
 
-def _cuda_status(device=None):
+def _host_twin_status():
     from . import native
 
+    module = native.host_module()
+    if isinstance(module, str):
+        return BackendStatus(False, module)
+    return BackendStatus(True, f"host C++ twin ({module.openmp_threads()} OpenMP threads)")
+
+
+def _cuda_status(device=None, op=None):
+    from . import native
+
+    if device is not None and device.type == "cpu" and op in _HOST_TWINS:
+        return _host_twin_status()
     module = native.cuda_module()
     if isinstance(module, str):
         return BackendStatus(False, module)
@@ -113,6 +131,10 @@ def available_backends():
         ops = ops_with_kernels(name)
         kernels = f"; kernels: {', '.join(ops)}" if ops else "; no op has a kernel here yet"
         out[name] = BackendStatus(status.available and bool(ops), status.reason + kernels)
+    twin = _host_twin_status()
+    twins = ", ".join(sorted(_HOST_TWINS))
+    out["cuda"] = BackendStatus(out["cuda"].available, out["cuda"].reason + (
+        f"; CPU tensors: {twin.reason} for {twins}" if twin.available else f"; no host twin: {twin.reason}"))
     return out
 
 
@@ -127,6 +149,10 @@ def _requested(backend):
     return name, True
 
 
+def _status(name, device, op):
+    return _triton_status(device) if name == "triton" else _cuda_status(device, op)
+
+
 def choose_backend(op, backend, device, strict=True):
     """The backend that runs ``op`` on tensors on ``device``; see the module docstring.
 
@@ -139,15 +165,17 @@ def choose_backend(op, backend, device, strict=True):
     if name == "auto" or ((from_env or not strict) and name not in impls):
         if device.type == "cuda":
             for candidate in ("triton", "cuda"):
-                if candidate in impls and (_triton_status if candidate == "triton" else _cuda_status)(device).available:
+                if candidate in impls and _status(candidate, device, op).available:
                     return candidate
+        elif op in _HOST_TWINS and "cuda" in impls and _host_twin_status().available:
+            return "cuda"
         return "torch"
     if name not in impls:
         raise BackendUnavailableError(
             f"backend={name!r} has no kernel for {op}; use backend='auto' or 'torch' "
             f"(ops with {name} kernels: {', '.join(ops_with_kernels(name)) or 'none yet'})")
     if name != "torch":
-        status = (_triton_status if name == "triton" else _cuda_status)(device)
+        status = _status(name, device, op)
         if not status.available:
             raise BackendUnavailableError(f"backend={name!r} cannot run {op}: {status.reason}")
     return name

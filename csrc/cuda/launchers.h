@@ -14,4 +14,16 @@ std::string runtime_version(int* version);
 std::string launch_row_entropy(std::uintptr_t probs, std::uintptr_t out, int64_t rows, int64_t cols,
                                bool is_double, std::uintptr_t stream);
 
+std::string multiprocessor_count(int device, int* count);
+
+// Configuration splits (grid.y) that give about `target_blocks` blocks in all.
+int64_t joint_entropy_splits(int64_t configs, int64_t points, int64_t classes, int64_t target_blocks);
+
+// out[i] = Σ_m alpha[m]·H(q[m, i, :]) for contiguous float32 device arrays; `partial`
+// is a device workspace of splits × points × classes doubles.
+std::string launch_accumulate_joint_entropy(std::uintptr_t weights, std::uintptr_t alpha, std::uintptr_t probs,
+                                            std::uintptr_t out, std::uintptr_t partial, int64_t configs,
+                                            int64_t points, int64_t samples, int64_t classes, int64_t splits,
+                                            std::uintptr_t stream);
+
 }  // namespace kbald::cuda

@@ -42,6 +42,24 @@ void row_entropy(std::uintptr_t probs, std::uintptr_t out, int64_t rows, int64_t
   check(kbald::cuda::launch_row_entropy(probs, out, rows, cols, dtype == "float64", stream));
 }
 
+int joint_entropy_splits(int64_t configs, int64_t points, int64_t classes, int device) {
+  int multiprocessors = 0;
+  check(kbald::cuda::multiprocessor_count(device, &multiprocessors));
+  // Four resident blocks per multiprocessor hide the shared-memory loads.
+  return static_cast<int>(kbald::cuda::joint_entropy_splits(configs, points, classes, 4LL * multiprocessors));
+}
+
+void accumulate_joint_entropy(std::uintptr_t weights, std::uintptr_t alpha, std::uintptr_t probs,
+                              std::uintptr_t out, std::uintptr_t partial, int64_t configs, int64_t points,
+                              int64_t samples, int64_t classes, int64_t splits, std::uintptr_t stream) {
+  if (configs < 0 || points < 0 || samples < 1 || classes < 1 || splits < 1)
+    throw std::invalid_argument(
+        "accumulate_joint_entropy: need configs, points >= 0 and samples, classes, splits >= 1");
+  require_device();
+  check(kbald::cuda::launch_accumulate_joint_entropy(weights, alpha, probs, out, partial, configs, points, samples,
+                                                     classes, splits, stream));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -51,5 +69,11 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("row_entropy", &row_entropy, py::arg("probs"), py::arg("out"), py::arg("rows"), py::arg("cols"),
         py::arg("dtype"), py::arg("stream"),
         "Entropy of each row of a contiguous [rows, cols] device array (raw pointers, stream as int).");
+  m.def("joint_entropy_splits", &joint_entropy_splits, py::arg("configs"), py::arg("points"), py::arg("classes"),
+        py::arg("device"), "Configuration splits the joint-entropy launch uses on this device (workspace rows).");
+  m.def("accumulate_joint_entropy", &accumulate_joint_entropy, py::arg("weights"), py::arg("alpha"),
+        py::arg("probs"), py::arg("out"), py::arg("partial"), py::arg("configs"), py::arg("points"),
+        py::arg("samples"), py::arg("classes"), py::arg("splits"), py::arg("stream"),
+        "out[i] = sum_m alpha[m] H(weights[m] @ probs[i]) on contiguous float32 device arrays (raw pointers).");
   m.attr("architectures") = KBALD_CUDA_ARCHS;
 }

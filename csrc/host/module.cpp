@@ -10,6 +10,7 @@
 #include <omp.h>
 #endif
 
+#include "joint_entropy_cpu.h"
 #include "kbald/entropy_math.h"
 
 namespace py = pybind11;
@@ -34,6 +35,31 @@ void row_entropy(std::uintptr_t probs, std::uintptr_t out, int64_t rows, int64_t
   }
 }
 
+void check_joint_entropy_sizes(const char* name, int64_t configs, int64_t points, int64_t samples,
+                               int64_t classes) {
+  if (configs < 0 || points < 0 || samples < 1 || classes < 1)
+    throw std::invalid_argument(std::string(name) + ": need configs, points >= 0 and samples, classes >= 1");
+}
+
+void accumulate_joint_entropy(std::uintptr_t weights, std::uintptr_t alpha, std::uintptr_t probs,
+                              std::uintptr_t out, int64_t configs, int64_t points, int64_t samples,
+                              int64_t classes) {
+  check_joint_entropy_sizes("accumulate_joint_entropy", configs, points, samples, classes);
+  kbald::host::accumulate_joint_entropy(reinterpret_cast<const float*>(weights), reinterpret_cast<const float*>(alpha),
+                                        reinterpret_cast<const float*>(probs), reinterpret_cast<float*>(out), configs,
+                                        points, samples, classes);
+}
+
+void emulate_joint_entropy_kernel(std::uintptr_t weights, std::uintptr_t alpha, std::uintptr_t probs,
+                                  std::uintptr_t out, int64_t configs, int64_t points, int64_t samples,
+                                  int64_t classes, int64_t splits) {
+  check_joint_entropy_sizes("emulate_joint_entropy_kernel", configs, points, samples, classes);
+  if (splits < 1) throw std::invalid_argument("emulate_joint_entropy_kernel: splits must be >= 1");
+  kbald::host::emulate_joint_entropy_kernel(
+      reinterpret_cast<const float*>(weights), reinterpret_cast<const float*>(alpha),
+      reinterpret_cast<const float*>(probs), reinterpret_cast<float*>(out), configs, points, samples, classes, splits);
+}
+
 int openmp_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();
@@ -49,5 +75,14 @@ PYBIND11_MODULE(_host, m) {
   m.def("row_entropy", &row_entropy, py::arg("probs"), py::arg("out"), py::arg("rows"), py::arg("cols"),
         py::arg("dtype"), py::call_guard<py::gil_scoped_release>(),
         "Entropy of each row of a contiguous [rows, cols] probability array (raw pointers).");
+  m.def("accumulate_joint_entropy", &accumulate_joint_entropy, py::arg("weights"), py::arg("alpha"),
+        py::arg("probs"), py::arg("out"), py::arg("configs"), py::arg("points"), py::arg("samples"),
+        py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
+        "out[i] = sum_m alpha[m] H(weights[m] @ probs[i]) for contiguous float32 arrays (raw pointers).");
+  m.def("emulate_joint_entropy_kernel", &emulate_joint_entropy_kernel, py::arg("weights"), py::arg("alpha"),
+        py::arg("probs"), py::arg("out"), py::arg("configs"), py::arg("points"), py::arg("samples"),
+        py::arg("classes"), py::arg("splits"), py::call_guard<py::gil_scoped_release>(),
+        "The CUDA joint-entropy kernel's block program replayed thread by thread on the host "
+        "(a test of its indexing where there is no GPU).");
   m.def("openmp_threads", &openmp_threads, "Threads OpenMP will use (1 when built without OpenMP).");
 }

@@ -1,0 +1,115 @@
+#include "joint_entropy_cpu.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "kbald/joint_entropy_math.h"
+
+namespace kbald::host {
+namespace {
+
+// About 256 GEMM columns per candidate block keeps the q rows and the packed P block
+// of a usual K (≤ 100) within L1/L2 while one thread walks every configuration.
+constexpr int64_t kTargetColumns = 256;
+constexpr int64_t kRowBlock = 4;
+
+// Σ_m alpha[m]·(-q log q) for each column of one packed block [K, columns]. q is
+// built kRowBlock configurations at a time in `q` ([kRowBlock, columns]) and consumed
+// at once. Compiled for several instruction sets and chosen at load time, because
+// the install must run on any x86-64 but the loop is worth AVX2/AVX-512 where present.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+void accumulate_block(const float* weights, const float* alpha, const float* packed, float* q,
+                      double* column_sum, int64_t configs, int64_t samples, int64_t columns) {
+  for (int64_t m0 = 0; m0 < configs; m0 += kRowBlock) {
+    // A short last block runs as a full one with zero weights and alpha: its q rows
+    // are 0, whose terms are 0, and the loops keep a fixed trip count.
+    float a[kRowBlock];
+    for (int64_t r = 0; r < kRowBlock; ++r) a[r] = m0 + r < configs ? alpha[m0 + r] : 0.0f;
+    std::fill(q, q + kRowBlock * columns, 0.0f);
+    for (int64_t k = 0; k < samples; ++k) {
+      const float* x = packed + k * columns;
+      for (int64_t r = 0; r < kRowBlock; ++r) {
+        const float w = m0 + r < configs ? weights[(m0 + r) * samples + k] : 0.0f;
+        float* qr = q + r * columns;
+#pragma omp simd
+        for (int64_t j = 0; j < columns; ++j) qr[j] += w * x[j];
+      }
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < columns; ++j) {
+      float terms = 0.0f;
+      for (int64_t r = 0; r < kRowBlock; ++r) terms += a[r] * neg_xlogx(q[r * columns + j]);
+      column_sum[j] += static_cast<double>(terms);
+    }
+  }
+}
+
+}  // namespace
+
+void accumulate_joint_entropy(const float* weights, const float* alpha, const float* probs, float* out,
+                              int64_t configs, int64_t points, int64_t samples, int64_t classes) {
+  const int64_t block_points = std::max<int64_t>(1, kTargetColumns / classes);
+  const int64_t blocks = (points + block_points - 1) / block_points;
+#pragma omp parallel
+  {
+    std::vector<float> packed(static_cast<size_t>(samples * block_points * classes));
+    std::vector<float> q(static_cast<size_t>(kRowBlock * block_points * classes));
+    std::vector<double> column_sum(static_cast<size_t>(block_points * classes));
+#pragma omp for schedule(dynamic)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t first = b * block_points;
+      const int64_t count = std::min(block_points, points - first);
+      const int64_t columns = count * classes;
+      // P[first:first+count] as [K, count·C]: one k is then a contiguous run of columns.
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t k = 0; k < samples; ++k)
+          std::copy_n(probs + ((first + i) * samples + k) * classes, classes,
+                      packed.data() + k * columns + i * classes);
+      std::fill(column_sum.begin(), column_sum.begin() + columns, 0.0);
+      accumulate_block(weights, alpha, packed.data(), q.data(), column_sum.data(), configs, samples, columns);
+      for (int64_t i = 0; i < count; ++i) {
+        double h = 0.0;
+        for (int64_t c = 0; c < classes; ++c) h += column_sum[i * classes + c];
+        out[first + i] = static_cast<float>(h);
+      }
+    }
+  }
+}
+
+void emulate_joint_entropy_kernel(const float* weights, const float* alpha, const float* probs, float* out,
+                                  int64_t configs, int64_t points, int64_t samples, int64_t classes,
+                                  int64_t splits) {
+  namespace jb = kbald::joint_entropy_block;
+  const jb::Problem problem{weights, alpha, probs, configs, points, samples, classes};
+  const int64_t total_columns = points * classes;
+  const int64_t column_blocks = (total_columns + jb::kColumns - 1) / jb::kColumns;
+  const int64_t split_rows = jb::rows_per_split(configs, splits);
+  std::vector<double> partial(static_cast<size_t>(splits * total_columns), 0.0);
+  std::vector<jb::Thread> threads(jb::kThreads);
+  jb::Shared shared;
+  for (int64_t split = 0; split < splits; ++split) {
+    const int64_t row_end = std::min(configs, (split + 1) * split_rows);
+    for (int64_t block = 0; block < column_blocks; ++block) {
+      const int64_t column_begin = block * jb::kColumns;
+      for (int tid = 0; tid < jb::kThreads; ++tid) jb::begin(problem, column_begin, tid, threads[tid]);
+      for (int64_t row_begin = split * split_rows; row_begin < row_end; row_begin += jb::kRows) {
+        for (int tid = 0; tid < jb::kThreads; ++tid) jb::zero_tile(threads[tid]);
+        for (int64_t k_begin = 0; k_begin < samples; k_begin += jb::kDepth) {
+          for (int tid = 0; tid < jb::kThreads; ++tid)
+            jb::load(problem, row_begin, k_begin, tid, threads[tid], shared);
+          for (int tid = 0; tid < jb::kThreads; ++tid) jb::multiply(tid, shared, threads[tid]);
+        }
+        for (int tid = 0; tid < jb::kThreads; ++tid) jb::accumulate(problem, row_begin, tid, threads[tid]);
+      }
+      for (int tid = 0; tid < jb::kThreads; ++tid) jb::publish(tid, threads[tid], shared);
+      for (int tid = 0; tid < jb::kThreads; ++tid)
+        jb::reduce(column_begin, total_columns, tid, shared, partial.data() + split * total_columns);
+    }
+  }
+  for (int64_t i = 0; i < points; ++i)
+    out[i] = static_cast<float>(jb::class_sum(partial.data(), splits, total_columns, i, classes));
+}
+
+}  // namespace kbald::host

@@ -1,0 +1,186 @@
+// BatchBALD joint-entropy accumulation, shared by the host C++ twin, the CUDA kernel
+// and the host emulation of that kernel:
+//
+//   out[i] = Σ_m alpha[m] · H(q[m, i, :]),   q[m, i, c] = Σ_k W[m, k] · P[i, k, c].
+//
+// Because H is a sum over classes, the accumulation is a GEMM [M, K] × [K, N·C] whose
+// columns j = i·C + c each reduce Σ_m alpha[m]·(-q log q) on their own; the classes
+// of a candidate are summed at the end. q is never stored.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "kbald/entropy_math.h"
+
+namespace kbald {
+
+// Natural log for q in (0, 1] with a relative error of a few float ulps, written
+// without calls or tables so the host loop vectorises (std::log does not) and the
+// device runs the same arithmetic. q = m·2^e with m in [√½, √2); then
+// log m = 2·atanh(s), s = (m-1)/(m+1), |s| ≤ 0.1716, whose odd series to s^9
+// leaves a truncation error below 3e-9 relative.
+KBALD_HOST_DEVICE int32_t float_bits(float x) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_int(x);
+#elif defined(__GNUC__)
+  return __builtin_bit_cast(int32_t, x);  // memcpy would keep GCC from vectorising the caller
+#else
+  int32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits;
+#endif
+}
+
+KBALD_HOST_DEVICE float float_from_bits(int32_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __int_as_float(bits);
+#elif defined(__GNUC__)
+  return __builtin_bit_cast(float, bits);
+#else
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+#endif
+}
+
+KBALD_HOST_DEVICE float log_unit_interval(float q) {
+  const int32_t bits = float_bits(q);
+  // Shift the mantissa range to [√½, √2) by borrowing from the exponent.
+  const int32_t offset = bits - 0x3f3504f3;  // bits of √½
+  const int32_t exponent = offset >> 23;
+  const float m = float_from_bits((offset & 0x007fffff) + 0x3f3504f3);
+  const float s = (m - 1.0f) / (m + 1.0f);
+  const float z = s * s;
+  const float series = 1.0f + z * (1.0f / 3 + z * (1.0f / 5 + z * (1.0f / 7 + z * (1.0f / 9))));
+  return static_cast<float>(exponent) * 0.693147180559945309f + 2.0f * s * series;
+}
+
+// -q·log q with 0·log 0 = 0. Below the smallest normal float the term is under 1e-36
+// and is dropped (the bit trick above assumes a normal number).
+KBALD_HOST_DEVICE float neg_xlogx(float q) {
+  const bool normal = q >= 1.17549435e-38f;
+  // Evaluated for every q and then selected, so the host loop has no branch to vectorise around.
+  const float safe = normal ? q : 1.0f;
+  const float term = -safe * log_unit_interval(safe);
+  return normal ? term : 0.0f;
+}
+
+// The CUDA kernel's block program, written as phases that each thread runs with its
+// own thread index between barriers, so a host loop over threads can replay it exactly.
+// A block owns kColumns GEMM columns and configurations [m_begin, m_end); it walks the
+// configurations kRows at a time and K in chunks of kDepth.
+namespace joint_entropy_block {
+
+constexpr int kRows = 64;      // configurations per tile
+constexpr int kColumns = 64;   // (candidate, class) columns per block
+constexpr int kDepth = 16;     // posterior samples per shared-memory chunk
+constexpr int kThreads = 256;  // 16 × 16 threads, each a 4 × 4 micro-tile
+constexpr int kThreadGrid = 16;
+constexpr int kMicro = 4;
+
+struct Shared {
+  float weights[kDepth][kRows];       // W tile, transposed so one k is contiguous over rows
+  float probs[kDepth][kColumns];      // P tile
+  double column_sums[kThreadGrid][kColumns];
+};
+
+struct Thread {
+  float q[kMicro][kMicro];  // rows ty + 16 r, columns tx + 16 c of the current tile
+  double column_sum[kMicro];  // double: one term per configuration, often 10^4 and more
+  int64_t column_offset;    // element offset of P[i, 0, c] for the column this thread loads
+  bool column_valid;
+};
+
+struct Problem {
+  const float* weights;  // [M, K] contiguous
+  const float* alpha;    // [M]
+  const float* probs;    // [N, K, C] contiguous
+  int64_t configs, points, samples, classes;
+};
+
+KBALD_HOST_DEVICE void begin(const Problem& p, int64_t column_begin, int tid, Thread& t) {
+  // A thread always loads the same tile column (its tid mod kColumns), so the
+  // division by C happens once per block, not once per load.
+  const int64_t column = column_begin + tid % kColumns;
+  t.column_valid = column < p.points * p.classes;
+  const int64_t point = column / p.classes;
+  t.column_offset = point * p.samples * p.classes + column % p.classes;
+  for (int c = 0; c < kMicro; ++c) t.column_sum[c] = 0.0;
+}
+
+KBALD_HOST_DEVICE void zero_tile(Thread& t) {
+  for (int r = 0; r < kMicro; ++r)
+    for (int c = 0; c < kMicro; ++c) t.q[r][c] = 0.0f;
+}
+
+// Rows past M and samples past K load zeros: they add nothing to q and, with
+// alpha 0, nothing to the sums.
+KBALD_HOST_DEVICE void load(const Problem& p, int64_t row_begin, int64_t k_begin, int tid, const Thread& t,
+                            Shared& s) {
+  for (int e = tid; e < kRows * kDepth; e += kThreads) {
+    const int row = e / kDepth, kk = e % kDepth;
+    const int64_t m = row_begin + row, k = k_begin + kk;
+    s.weights[kk][row] = (m < p.configs && k < p.samples) ? p.weights[m * p.samples + k] : 0.0f;
+  }
+  for (int e = tid; e < kDepth * kColumns; e += kThreads) {
+    const int kk = e / kColumns;
+    const int64_t k = k_begin + kk;
+    s.probs[kk][tid % kColumns] = (t.column_valid && k < p.samples) ? p.probs[t.column_offset + k * p.classes] : 0.0f;
+  }
+}
+
+KBALD_HOST_DEVICE void multiply(int tid, const Shared& s, Thread& t) {
+  const int ty = tid / kThreadGrid, tx = tid % kThreadGrid;
+  for (int kk = 0; kk < kDepth; ++kk) {
+    float w[kMicro], x[kMicro];
+    for (int r = 0; r < kMicro; ++r) w[r] = s.weights[kk][ty + kThreadGrid * r];
+    for (int c = 0; c < kMicro; ++c) x[c] = s.probs[kk][tx + kThreadGrid * c];
+    for (int r = 0; r < kMicro; ++r)
+      for (int c = 0; c < kMicro; ++c) t.q[r][c] += w[r] * x[c];
+  }
+}
+
+KBALD_HOST_DEVICE void accumulate(const Problem& p, int64_t row_begin, int tid, Thread& t) {
+  const int ty = tid / kThreadGrid;
+  for (int r = 0; r < kMicro; ++r) {
+    const int64_t m = row_begin + ty + kThreadGrid * r;
+    const float a = m < p.configs ? p.alpha[m] : 0.0f;
+    for (int c = 0; c < kMicro; ++c) t.column_sum[c] += static_cast<double>(a * neg_xlogx(t.q[r][c]));
+  }
+}
+
+KBALD_HOST_DEVICE void publish(int tid, const Thread& t, Shared& s) {
+  const int ty = tid / kThreadGrid, tx = tid % kThreadGrid;
+  for (int c = 0; c < kMicro; ++c) s.column_sums[ty][tx + kThreadGrid * c] = t.column_sum[c];
+}
+
+// Threads 0..kColumns-1 each sum one column over the 16 thread rows in a fixed
+// order, so the result does not depend on scheduling.
+KBALD_HOST_DEVICE void reduce(int64_t column_begin, int64_t total_columns, int tid, const Shared& s,
+                              double* partial) {
+  if (tid >= kColumns || column_begin + tid >= total_columns) return;
+  double sum = 0.0;
+  for (int ty = 0; ty < kThreadGrid; ++ty) sum += s.column_sums[ty][tid];
+  partial[column_begin + tid] = sum;
+}
+
+// Launch geometry: grid.x walks column blocks, grid.y splits the configurations into
+// `splits` contiguous runs of whole row tiles; each split writes its own partial
+// sums, added in split order afterwards, so no atomics and no run-to-run drift.
+KBALD_HOST_DEVICE int64_t rows_per_split(int64_t configs, int64_t splits) {
+  const int64_t tiles = (configs + kRows - 1) / kRows;
+  return (tiles + splits - 1) / splits * kRows;
+}
+
+// out[i] = Σ_split Σ_c partial[split, i·C + c], in a fixed order.
+KBALD_HOST_DEVICE double class_sum(const double* partial, int64_t splits, int64_t total_columns, int64_t point,
+                                   int64_t classes) {
+  double sum = 0.0;
+  for (int64_t split = 0; split < splits; ++split)
+    for (int64_t c = 0; c < classes; ++c) sum += partial[split * total_columns + point * classes + c];
+  return sum;
+}
+
+}  // namespace joint_entropy_block
+}  // namespace kbald
