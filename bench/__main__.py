@@ -1,12 +1,13 @@
 """Every benchmark report in one run: ``python -m bench [--device cuda] [--quick]``.
 
-Runs bench.information and bench.kmeanspp with the same options; each writes its
-Markdown and JSON report under bench/results/ and prints its table.
+Runs bench.information, bench.batchbald, bench.kmeanspp and bench.scaling with the
+same options; each writes its Markdown and JSON report (scaling also a PNG plot)
+under bench/results/ and prints its table.
 """
 
 import argparse
 
-from . import information, kmeanspp
+from . import batchbald, information, kmeanspp, scaling
 
 
 def main(argv=None):
@@ -16,7 +17,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     common = (["--device", args.device] if args.device else []) + (["--quick"] if args.quick else [])
     information.main(common)
+    batchbald.main(common)
     kmeanspp.main(common)
+    scaling.main(common)
     return 0
 
 

@@ -1,5 +1,6 @@
 """BALD, pairwise mutual information and 2-BALD: this package against naive torch
-and the reference, on DESIGN.md's P1 pool (N=60 000, K=100, C=10).
+and the reference, on DESIGN.md's P1 pool (N=60 000, K=100, C=10), and BALD on
+P3 (N=1 000 000, K=20, C=10).
 
     python -m bench.information [--device cuda] [--quick]
 
@@ -66,7 +67,7 @@ def log_rate(device):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--quick", action="store_true", help="a tenth of P1, for a CPU smoke run")
+    parser.add_argument("--quick", action="store_true", help="a tenth of P1 and P3, for a CPU smoke run")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     n = 6000 if args.quick else 60_000
@@ -88,6 +89,19 @@ def main(argv=None):
                  f"{ref * 1e3:.1f} ms", f"{naive / ours:.1f}x",
                  f"{bytes_read / ours / 1e9:.1f} GB/s = {100 * bytes_read / ours / bandwidth:.0f} % of copy"])
     print(rows[-1], flush=True)
+
+    # P3 (N=1 000 000, K=20, C=10): BALD at scale, where only bandwidth matters.
+    n3 = 100_000 if args.quick else 1_000_000
+    lp3 = pool(n3, 20, c, device, seed=3)
+    ours = measure(lambda: kb.bald(lp3), device)
+    naive = measure(lambda: naive_bald(lp3), device)
+    ref = measure(lambda: reference.bald(lp3.double()), device, repeats=1)
+    bytes_read = lp3.numel() * lp3.element_size()
+    rows.append(["BALD scores", f"N={n3} K=20 C={c} fp32", f"{ours * 1e3:.2f} ms", f"{naive * 1e3:.2f} ms",
+                 f"{ref * 1e3:.1f} ms", f"{naive / ours:.1f}x",
+                 f"{bytes_read / ours / 1e9:.1f} GB/s = {100 * bytes_read / ours / bandwidth:.0f} % of copy"])
+    print(rows[-1], flush=True)
+    del lp3
 
     a = lp[:block]
     ours = measure(lambda: kb.pairwise_mutual_information(a, lp), device, repeats=3)

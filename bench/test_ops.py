@@ -45,3 +45,11 @@ def test_pairwise_mutual_information(benchmark, device):
 def test_kmeanspp(benchmark, device):
     x = torch.randn(5000, 256, device=device)
     benchmark(run(lambda: kb.kmeanspp(x, 100, generator=0), device))
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.benchmark(group="BatchBALD batch 5 of N=1000 K=20 C=10, M=1000")
+def test_batchbald(benchmark, device, backend):
+    lp = log_probs(1000, 20, 10, device)
+    benchmark(run(lambda: kb.select_batchbald(lp, 5, num_samples=1000, generator=0, backend=backend), device))

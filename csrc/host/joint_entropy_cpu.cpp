@@ -8,34 +8,42 @@
 namespace kbald::host {
 namespace {
 
-// About 256 GEMM columns per candidate block keeps the q rows and the packed P block
-// of a usual K (≤ 100) within L1/L2 while one thread walks every configuration.
+// About 256 GEMM columns per candidate block keeps the packed P block of a usual
+// K (≤ 100) within L1/L2 while one thread walks every configuration.
 constexpr int64_t kTargetColumns = 256;
-constexpr int64_t kRowBlock = 4;
+constexpr int64_t kRowBlock = 8;
+constexpr int64_t kLanes = 16;  // columns per register tile; blocks are padded to a multiple
 
-// Σ_m alpha[m]·(-q log q) for each column of one packed block [K, columns]. q is
-// built kRowBlock configurations at a time in `q` ([kRowBlock, columns]) and consumed
-// at once. Compiled for several instruction sets and chosen at load time, because
-// the install must run on any x86-64 but the loop is worth AVX2/AVX-512 where present.
+// Σ_m alpha[m]·(-q log q) for each column of one packed block [K, columns]. Compiled
+// for several instruction sets and chosen at load time, because the install must run
+// on any x86-64 but the loop is worth AVX2/AVX-512 where present.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
-void accumulate_block(const float* weights, const float* alpha, const float* packed, float* q,
-                      double* column_sum, int64_t configs, int64_t samples, int64_t columns) {
+void accumulate_block(const float* weights, const float* alpha, const float* packed, float* row_weights,
+                      float* q, double* column_sum, int64_t configs, int64_t samples, int64_t columns) {
   for (int64_t m0 = 0; m0 < configs; m0 += kRowBlock) {
     // A short last block runs as a full one with zero weights and alpha: its q rows
-    // are 0, whose terms are 0, and the loops keep a fixed trip count.
+    // are 0, whose terms are 0, and every loop keeps a fixed trip count.
     float a[kRowBlock];
     for (int64_t r = 0; r < kRowBlock; ++r) a[r] = m0 + r < configs ? alpha[m0 + r] : 0.0f;
-    std::fill(q, q + kRowBlock * columns, 0.0f);
-    for (int64_t k = 0; k < samples; ++k) {
-      const float* x = packed + k * columns;
-      for (int64_t r = 0; r < kRowBlock; ++r) {
-        const float w = m0 + r < configs ? weights[(m0 + r) * samples + k] : 0.0f;
-        float* qr = q + r * columns;
+    for (int64_t k = 0; k < samples; ++k)
+      for (int64_t r = 0; r < kRowBlock; ++r)
+        row_weights[k * kRowBlock + r] = m0 + r < configs ? weights[(m0 + r) * samples + k] : 0.0f;
+    // q for kRowBlock configurations × kLanes columns stays in vector registers over
+    // all of K, then goes to `q` ([kRowBlock, columns], in L1) for the entropy terms.
+    for (int64_t j0 = 0; j0 < columns; j0 += kLanes) {
+      float tile[kRowBlock][kLanes] = {};
+      for (int64_t k = 0; k < samples; ++k) {
+        const float* x = packed + k * columns + j0;
+        const float* w = row_weights + k * kRowBlock;
+        for (int64_t r = 0; r < kRowBlock; ++r) {
 #pragma omp simd
-        for (int64_t j = 0; j < columns; ++j) qr[j] += w * x[j];
+          for (int64_t l = 0; l < kLanes; ++l) tile[r][l] += w[r] * x[l];
+        }
       }
+      for (int64_t r = 0; r < kRowBlock; ++r)
+        for (int64_t l = 0; l < kLanes; ++l) q[r * columns + j0 + l] = tile[r][l];
     }
 #pragma omp simd
     for (int64_t j = 0; j < columns; ++j) {
@@ -54,21 +62,26 @@ void accumulate_joint_entropy(const float* weights, const float* alpha, const fl
   const int64_t blocks = (points + block_points - 1) / block_points;
 #pragma omp parallel
   {
-    std::vector<float> packed(static_cast<size_t>(samples * block_points * classes));
-    std::vector<float> q(static_cast<size_t>(kRowBlock * block_points * classes));
-    std::vector<double> column_sum(static_cast<size_t>(block_points * classes));
+    const int64_t max_columns = (block_points * classes + kLanes - 1) / kLanes * kLanes;
+    std::vector<float> packed(static_cast<size_t>(samples * max_columns));
+    std::vector<float> row_weights(static_cast<size_t>(samples * kRowBlock));
+    std::vector<float> q(static_cast<size_t>(kRowBlock * max_columns));
+    std::vector<double> column_sum(static_cast<size_t>(max_columns));
 #pragma omp for schedule(dynamic)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t first = b * block_points;
       const int64_t count = std::min(block_points, points - first);
-      const int64_t columns = count * classes;
-      // P[first:first+count] as [K, count·C]: one k is then a contiguous run of columns.
+      const int64_t columns = (count * classes + kLanes - 1) / kLanes * kLanes;
+      // P[first:first+count] as [K, columns]: one k is a contiguous run of columns, and
+      // the padding columns are zero probabilities, whose terms are zero.
+      std::fill(packed.begin(), packed.begin() + samples * columns, 0.0f);
       for (int64_t i = 0; i < count; ++i)
         for (int64_t k = 0; k < samples; ++k)
           std::copy_n(probs + ((first + i) * samples + k) * classes, classes,
                       packed.data() + k * columns + i * classes);
       std::fill(column_sum.begin(), column_sum.begin() + columns, 0.0);
-      accumulate_block(weights, alpha, packed.data(), q.data(), column_sum.data(), configs, samples, columns);
+      accumulate_block(weights, alpha, packed.data(), row_weights.data(), q.data(), column_sum.data(), configs,
+                       samples, columns);
       for (int64_t i = 0; i < count; ++i) {
         double h = 0.0;
         for (int64_t c = 0; c < classes; ++c) h += column_sum[i * classes + c];

@@ -1,0 +1,111 @@
+"""Speed-up over the method a user would otherwise run, as the pool grows.
+
+    python -m bench.scaling [--device cuda] [--quick]
+
+For each pool size N: BALD scores against naive torch, 2-BALD batch 10 against the
+naive greedy loop, BatchBALD batch 5 (M=1 000) against batchbald_redux, and
+k-means++ 50 centers (D=256) against the plain torch loop. Writes
+bench/results/scaling-<device>.{md,json,png}.
+"""
+
+import argparse
+
+import torch
+
+import kbald_kernels as kb
+
+from .batchbald import batchbald_redux_runner
+from .common import RESULTS, device_name, measure, slug, write_report
+from .information import naive_bald, naive_kbald2, pool
+from .kmeanspp import torch_loop
+
+
+def comparisons(device):
+    """(name, ours(pool), theirs(pool) or None, what theirs is) for each method."""
+    batchbald_samples = 1000
+
+    def peer_batchbald(lp):
+        call, missing = batchbald_redux_runner(lp, 5, batchbald_samples, device)
+        return call() if call else None
+
+    def points(lp):
+        return lp[:, 0, :].repeat(1, 26)[:, :256].contiguous()  # a dense [N, 256] embedding
+
+    return [
+        ("BALD, K=20 C=10", lambda lp: kb.bald(lp), naive_bald, "naive torch"),
+        ("2-BALD batch 10", lambda lp: kb.select_kbald(lp, 10), lambda lp: naive_kbald2(lp, 10), "naive torch loop"),
+        ("BatchBALD batch 5, M=1000",
+         lambda lp: kb.select_batchbald(lp, 5, num_samples=batchbald_samples, generator=0),
+         peer_batchbald, "batchbald_redux"),
+        ("k-means++ 50, D=256", lambda lp: kb.kmeanspp(points(lp), 50, generator=0, progress=False),
+         lambda lp: torch_loop(points(lp), 50, torch.Generator().manual_seed(0)), "torch loop"),
+    ]
+
+
+def plot(sizes, speedups, device, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, values in speedups.items():
+        ax.plot(sizes, values, marker="o", label=name)
+    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("pool size N")
+    ax.set_ylabel("speed-up over the usual method (x)")
+    ax.set_title(f"kbald_kernels speed-up, {device_name(device)}", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="pools up to N=4 000")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if args.quick:
+        sizes = [500, 1000, 2000, 4000]
+    elif device.type == "cuda":
+        sizes = [1000, 4000, 15_000, 60_000]
+    else:
+        sizes = [1000, 2000, 5000, 10_000]
+    header = ["method", "vs", *[f"N={n}" for n in sizes]]
+    speedups = {}
+    rows = []
+    for name, ours_fn, theirs_fn, peer in comparisons(device):
+        cells, values = [], []
+        for n in sizes:
+            lp = pool(n, 20, 10, device)
+            ours = measure(lambda: ours_fn(lp), device, repeats=3)
+            marker = []
+            theirs = measure(lambda: marker.append(theirs_fn(lp)), device, repeats=1)
+            if marker and marker[0] is None and peer == "batchbald_redux":
+                cells.append("peer not installed")
+                continue
+            values.append(theirs / ours)
+            cells.append(f"{theirs / ours:.1f}x ({ours * 1e3:.1f} / {theirs * 1e3:.1f} ms)")
+            print(name, n, cells[-1], flush=True)
+        rows.append([name, peer, *cells])
+        if len(values) == len(sizes):
+            speedups[f"{name} vs {peer}"] = values
+    png = RESULTS / f"scaling-{slug(device_name(device))}.png"
+    RESULTS.mkdir(exist_ok=True)
+    plot(sizes, speedups, device, png)
+    notes = [
+        "Cells: speed-up (kbald_kernels / the other method, median of 3 after a warm-up / one run).",
+        f"kbald_kernels runs what backend 'auto' picks on {device.type} tensors.",
+        f"Plot: {png.name}.",
+    ]
+    print(write_report("scaling", device, "Speed-up vs pool size", header, rows, notes,
+                       {"sizes": sizes, "speedups": speedups}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
