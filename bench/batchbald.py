@@ -10,6 +10,7 @@ Writes bench/results/batchbald-<device>.{md,json}.
 """
 
 import argparse
+import os
 
 import torch
 
@@ -37,6 +38,7 @@ def configurations_per_step(batch, classes, num_samples):
 
 
 def batchbald_redux_runner(lp, batch, num_samples, device):
+    os.environ.setdefault("TQDM_DISABLE", "1")  # its nested progress bars would bury the report
     try:
         from batchbald_redux.batchbald import get_batchbald_batch
     except ImportError as exc:
@@ -96,7 +98,7 @@ def main(argv=None):
     rows = [row(f"kbald_kernels ({ours_name})", ours, "ours"), row("kbald_kernels torch reference (float32)",
                                                                   reference, "reference")]
     if peer:
-        rows.append(row("batchbald_redux (float64, its default joint)", peer, "batchbald_redux"))
+        rows.append(row("batchbald_redux (dtype=float64, as its README calls it)", peer, "batchbald_redux"))
     for r in rows:
         print(r, flush=True)
     notes = [
