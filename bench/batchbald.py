@@ -10,7 +10,8 @@ Writes bench/results/batchbald-<device>.{md,json}.
 """
 
 import argparse
-import os
+import contextlib
+import io
 
 import torch
 
@@ -38,12 +39,16 @@ def configurations_per_step(batch, classes, num_samples):
 
 
 def batchbald_redux_runner(lp, batch, num_samples, device):
-    os.environ.setdefault("TQDM_DISABLE", "1")  # its nested progress bars would bury the report
     try:
         from batchbald_redux.batchbald import get_batchbald_batch
     except ImportError as exc:
         return None, f"batchbald_redux not installed ({exc})"
-    return (lambda: get_batchbald_batch(lp, batch, num_samples, dtype=torch.double, device=device)), None
+
+    def run():
+        with contextlib.redirect_stderr(io.StringIO()):  # its nested progress bars would bury the report
+            return get_batchbald_batch(lp, batch, num_samples, dtype=torch.double, device=device)
+
+    return run, None
 
 
 def main(argv=None):

@@ -59,6 +59,17 @@ def naive_kbald2(lp, batch):
     return picks
 
 
+def bald_row(lp, device, bandwidth):
+    n, k, c = lp.shape
+    ours = measure(lambda: kb.bald(lp), device)
+    naive = measure(lambda: naive_bald(lp), device)
+    ref = measure(lambda: reference.bald(lp.double()), device, repeats=3)
+    bytes_read = lp.numel() * lp.element_size()
+    return ["BALD scores", f"N={n} K={k} C={c} fp32", f"{ours * 1e3:.2f} ms", f"{naive * 1e3:.2f} ms",
+            f"{ref * 1e3:.1f} ms", f"{naive / ours:.1f}x",
+            f"{bytes_read / ours / 1e9:.1f} GB/s = {100 * bytes_read / ours / bandwidth:.0f} % of copy"]
+
+
 def log_rate(device):
     x = torch.rand(2**26, device=device) + 0.5
     return x.numel() / measure(lambda: torch.log(x), device)
@@ -81,27 +92,11 @@ def main(argv=None):
     header = ["op", "problem", "kbald_kernels", "naive torch", "reference (float64)", "vs naive", "roofline"]
     rows = []
 
-    ours = measure(lambda: kb.bald(lp), device)
-    naive = measure(lambda: naive_bald(lp), device)
-    ref = measure(lambda: reference.bald(lp.double()), device, repeats=3)
-    bytes_read = lp.numel() * lp.element_size()
-    rows.append(["BALD scores", f"N={n} K={k} C={c} fp32", f"{ours * 1e3:.2f} ms", f"{naive * 1e3:.2f} ms",
-                 f"{ref * 1e3:.1f} ms", f"{naive / ours:.1f}x",
-                 f"{bytes_read / ours / 1e9:.1f} GB/s = {100 * bytes_read / ours / bandwidth:.0f} % of copy"])
+    rows.append(bald_row(lp, device, bandwidth))
     print(rows[-1], flush=True)
-
     # P3 (N=1 000 000, K=20, C=10): BALD at scale, where only bandwidth matters.
-    n3 = 100_000 if args.quick else 1_000_000
-    lp3 = pool(n3, 20, c, device, seed=3)
-    ours = measure(lambda: kb.bald(lp3), device)
-    naive = measure(lambda: naive_bald(lp3), device)
-    ref = measure(lambda: reference.bald(lp3.double()), device, repeats=1)
-    bytes_read = lp3.numel() * lp3.element_size()
-    rows.append(["BALD scores", f"N={n3} K=20 C={c} fp32", f"{ours * 1e3:.2f} ms", f"{naive * 1e3:.2f} ms",
-                 f"{ref * 1e3:.1f} ms", f"{naive / ours:.1f}x",
-                 f"{bytes_read / ours / 1e9:.1f} GB/s = {100 * bytes_read / ours / bandwidth:.0f} % of copy"])
+    rows.append(bald_row(pool(100_000 if args.quick else 1_000_000, 20, c, device, seed=3), device, bandwidth))
     print(rows[-1], flush=True)
-    del lp3
 
     a = lp[:block]
     ours = measure(lambda: kb.pairwise_mutual_information(a, lp), device, repeats=3)
