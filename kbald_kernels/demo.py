@@ -106,11 +106,15 @@ def run_demo(rounds=6, acquire=10, initial_per_class=2, samples=20, epochs=300, 
         labelled[start] = True
         curve = []
         for round_index in range(rounds + 1):
+            if bar is not None:
+                bar.set_postfix_str(f"{method}: training on {int(labelled.sum())} labels")
             model = _train(x_all[labelled], y_all[labelled], epochs, seed, device)
             accuracy = _accuracy(model, x_test, y_test)
             seconds = float("nan")
             if round_index < rounds:
                 pool = torch.nonzero(~labelled)[:, 0]
+                if bar is not None:
+                    bar.set_postfix_str(f"{method}: acquiring {acquire} of {len(pool)}")
                 begin = time.perf_counter()
                 picked = _acquire(method, model, x_all[pool], acquire, samples, seed, round_index)
                 if device != "cpu":
