@@ -42,13 +42,14 @@ _REGISTRY["pairwise_mutual_information"]["triton"] = (
     "kbald_kernels.triton.pairwise_mutual_information:pairwise_mutual_information")
 _REGISTRY["kbald_pairwise_steps"]["triton"] = "kbald_kernels.triton.kbald_step:kbald_pairwise_steps"
 _REGISTRY["add_triple_interactions"]["triton"] = "kbald_kernels.triton.kbald_step:add_triple_interactions"
-_REGISTRY["accumulate_joint_entropy"]["cuda"] = "kbald_kernels.native:accumulate_joint_entropy"
+for _op in ("joint_entropy", "accumulate_joint_entropy"):
+    _REGISTRY[_op]["cuda"] = f"kbald_kernels.native:{_op}"
 _REGISTRY["kmeanspp_steps"]["triton"] = "kbald_kernels.triton.kmeanspp_step:kmeanspp_steps"
 _REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_step:min_squared_distances"
 
 
 # Ops whose "cuda" implementation also runs CPU tensors, on the host C++ twin.
-_HOST_TWINS = frozenset({"accumulate_joint_entropy"})
+_HOST_TWINS = frozenset({"joint_entropy", "accumulate_joint_entropy"})
 
 
 class BackendUnavailableError(RuntimeError):

@@ -114,6 +114,14 @@ def accumulate_joint_entropy(weights, alpha, log_probs):
     return out
 
 
+def joint_entropy(log_probs, selected, num_samples=None, generator=None):
+    """:func:`kbald_kernels.reference.joint_entropy` with the accumulation over
+    configurations on the CUDA kernel or the host twin (see accumulate_joint_entropy)."""
+    from .reference import joint_entropy as reference_joint_entropy
+
+    return reference_joint_entropy(log_probs, selected, num_samples, generator, accumulate=accumulate_joint_entropy)
+
+
 def emulate_joint_entropy_kernel(weights, alpha, log_probs, splits):
     """The CUDA joint-entropy kernel's block program replayed on the host, thread by
     thread, for CPU tensors: checks the kernel's indexing where there is no GPU."""

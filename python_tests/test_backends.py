@@ -35,8 +35,8 @@ def test_unknown_backend_names_are_rejected(monkeypatch):
 
 def test_explicit_backend_without_a_kernel_is_refused():
     lp = random_log_probs(3, 2, 2, device="cpu")
-    with pytest.raises(kb.BackendUnavailableError, match="backend='cuda' has no kernel for joint_entropy"):
-        kb.joint_entropy(lp, [0], backend="cuda")
+    with pytest.raises(kb.BackendUnavailableError, match="backend='cuda' has no kernel for triple_interaction"):
+        kb.triple_interaction(lp, [[0, 1, 2]], backend="cuda")
 
 
 def test_environment_default_falls_back_for_ops_without_its_kernel(monkeypatch):

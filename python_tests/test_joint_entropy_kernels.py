@@ -98,8 +98,18 @@ def test_bad_shapes_are_named():
 
 
 def test_auto_runs_the_host_twin_on_cpu_tensors():
-    assert backends.choose_backend("accumulate_joint_entropy", "auto", torch.device("cpu")) == "cuda"
-    assert backends.choose_backend("accumulate_joint_entropy", "torch", torch.device("cpu")) == "torch"
+    for op in ("joint_entropy", "accumulate_joint_entropy"):
+        assert backends.choose_backend(op, "auto", torch.device("cpu")) == "cuda"
+        assert backends.choose_backend(op, "torch", torch.device("cpu")) == "torch"
+
+
+@pytest.mark.parametrize("selected", [[], [2], [0, 6, 3]])
+def test_joint_entropy_on_the_host_twin_matches_enumeration(selected):
+    log_probs = random_log_probs(7, 5, 3, zeros=True, device="cpu")
+    got = kb.joint_entropy(log_probs.float(), selected)
+    assert got.dtype == torch.float32
+    expected = torch.tensor([brute_force.joint_entropy(log_probs, selected + [i]) for i in range(7)])
+    assert_relative(got, expected.double(), 1e-5)
 
 
 @pytest.mark.parametrize("seed", range(3))

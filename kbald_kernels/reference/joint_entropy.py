@@ -99,14 +99,16 @@ def accumulate_joint_entropy(weights, alpha, log_probs):
     return out
 
 
-def joint_entropy(log_probs, selected, num_samples=None, generator=None):
+def joint_entropy(log_probs, selected, num_samples=None, generator=None, accumulate=accumulate_joint_entropy):
     """H[Y_S, Y_i] for every pool point i, S = ``selected`` (a sequence of pool indices); [N].
 
     ``num_samples=None`` enumerates every configuration; otherwise at most
     ``num_samples`` configurations are kept (sampled once the exact count would pass it).
+    ``accumulate``: the Σ_m alpha[m]·H(q[m, i, :]) implementation (a compiled one
+    runs the same configurations).
     """
     dtype = compute_dtype(log_probs.dtype)
     configs = empty_configurations(log_probs.shape[1], dtype, log_probs.device)
     for s in selected:
         configs = extend_configurations(configs, log_probs[int(s)], num_samples, generator)
-    return configurations_entropy(configs) + accumulate_joint_entropy(configs.weights, configs.alpha, log_probs)
+    return configurations_entropy(configs) + accumulate(configs.weights, configs.alpha, log_probs)
