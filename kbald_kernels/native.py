@@ -63,6 +63,18 @@ def _module_for(device):
     return module
 
 
+def _float32_operands(weights, alpha, log_probs):
+    """Contiguous float32 weights, alpha and probabilities, as the compiled kernels take them.
+
+    One float32 probability copy of the pool per call: the kernels read each p many
+    times (once per configuration tile), and exp on every read would cost more than q.
+    """
+    import torch
+
+    probs = torch.exp(log_probs.to(torch.float32)).contiguous()
+    return weights.to(torch.float32).contiguous(), alpha.to(torch.float32).contiguous(), probs
+
+
 def accumulate_joint_entropy(weights, alpha, log_probs):
     """``out[i] = Σ_m alpha[m]·H(q[m, i, :])``, ``q[m, i] = weights[m] @ exp(log_probs[i])``; float32 [N].
 
@@ -94,11 +106,7 @@ def accumulate_joint_entropy(weights, alpha, log_probs):
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"log_probs must be on a CPU or CUDA device, got {device}")
     module = _module_for(device)
-    # One float32 probability copy of the pool per call: the kernels read each p many
-    # times (once per configuration tile), and exp on every read would cost more than q.
-    probs = torch.exp(log_probs.to(torch.float32)).contiguous()
-    weights = weights.to(torch.float32).contiguous()
-    alpha = alpha.to(torch.float32).contiguous()
+    weights, alpha, probs = _float32_operands(weights, alpha, log_probs)
     out = torch.empty(n_points, dtype=torch.float32, device=device)
     sizes = (n_configs, n_points, n_samples, n_classes)
     if device.type == "cpu":
@@ -128,9 +136,7 @@ def emulate_joint_entropy_kernel(weights, alpha, log_probs, splits):
     import torch
 
     module = _module_for(torch.device("cpu"))
-    probs = torch.exp(log_probs.to(torch.float32)).contiguous()
-    weights = weights.to(torch.float32).contiguous()
-    alpha = alpha.to(torch.float32).contiguous()
+    weights, alpha, probs = _float32_operands(weights, alpha, log_probs)
     out = torch.empty(log_probs.shape[0], dtype=torch.float32)
     module.emulate_joint_entropy_kernel(weights.data_ptr(), alpha.data_ptr(), probs.data_ptr(), out.data_ptr(),
                                         weights.shape[0], *log_probs.shape, splits)
