@@ -9,6 +9,7 @@ bench/results/scaling-<device>.{md,json,png}.
 """
 
 import argparse
+import importlib.util
 
 import torch
 
@@ -21,12 +22,12 @@ from .kmeanspp import torch_loop
 
 
 def comparisons(device):
-    """(name, ours(pool), theirs(pool) or None, what theirs is) for each method."""
+    """(name, ours(pool), theirs(pool), what theirs is) for each method; theirs is None
+    when that peer is not installed."""
     batchbald_samples = 1000
 
     def peer_batchbald(lp):
-        call, missing = batchbald_redux_runner(lp, 5, batchbald_samples, device)
-        return call() if call else None
+        return batchbald_redux_runner(lp, 5, batchbald_samples, device)[0]()
 
     def points(lp):
         return lp[:, 0, :].repeat(1, 26)[:, :256].contiguous()  # a dense [N, 256] embedding
@@ -36,7 +37,7 @@ def comparisons(device):
         ("2-BALD batch 10", lambda lp: kb.select_kbald(lp, 10), lambda lp: naive_kbald2(lp, 10), "naive torch loop"),
         ("BatchBALD batch 5, M=1000",
          lambda lp: kb.select_batchbald(lp, 5, num_samples=batchbald_samples, generator=0),
-         peer_batchbald, "batchbald_redux"),
+         peer_batchbald if importlib.util.find_spec("batchbald_redux") else None, "batchbald_redux"),
         ("k-means++ 50, D=256", lambda lp: kb.kmeanspp(points(lp), 50, generator=0, progress=False),
          lambda lp: torch_loop(points(lp), 50, torch.Generator().manual_seed(0)), "torch loop"),
     ]
@@ -79,21 +80,19 @@ def main(argv=None):
     speedups = {}
     rows = []
     for name, ours_fn, theirs_fn, peer in comparisons(device):
+        if theirs_fn is None:
+            rows.append([name, peer, *(["not installed"] * len(sizes))])
+            continue
         cells, values = [], []
         for n in sizes:
             lp = pool(n, 20, 10, device)
             ours = measure(lambda: ours_fn(lp), device, repeats=3)
-            marker = []
-            theirs = measure(lambda: marker.append(theirs_fn(lp)), device, repeats=1)
-            if marker and marker[0] is None and peer == "batchbald_redux":
-                cells.append("peer not installed")
-                continue
+            theirs = measure(lambda: theirs_fn(lp), device, repeats=1)
             values.append(theirs / ours)
             cells.append(f"{theirs / ours:.1f}x ({ours * 1e3:.1f} / {theirs * 1e3:.1f} ms)")
             print(name, n, cells[-1], flush=True)
         rows.append([name, peer, *cells])
-        if len(values) == len(sizes):
-            speedups[f"{name} vs {peer}"] = values
+        speedups[f"{name} vs {peer}"] = values
     png = RESULTS / f"scaling-{slug(device_name(device))}.png"
     RESULTS.mkdir(exist_ok=True)
     plot(sizes, speedups, device, png)

@@ -82,17 +82,14 @@ def check_log_probs(log_probs, name="log_probs", normalised=True, like=None):
     tolerance = NORMALISATION_TOLERANCE[t.dtype]
     accumulate = torch.float64 if t.dtype == torch.float64 else torch.float32
 
-    ones = torch.ones(t.shape[2], dtype=accumulate)
     low, high = math.exp(-tolerance), math.exp(tolerance)
 
     def check(chunk, offset):
         # One pass of row sums of exp catches NaN and +inf (the sum is NaN or +inf)
         # and unnormalised rows; only a failing chunk is searched for the exact
-        # element. On the CPU a product with ones sums a short last axis several times
-        # faster than logsumexp or sum(-1) (p <= 1 needs no max shift); on GPUs a
-        # matmul may run in TF32, too coarse for the tolerance, so there it is sum(-1).
-        p = torch.exp(chunk.to(accumulate))
-        total = p @ ones if p.device.type == "cpu" else p.sum(-1)
+        # element. A plain sum is about 3x cheaper than logsumexp, and p <= 1 needs
+        # no max shift.
+        total = torch.exp(chunk.to(accumulate)).sum(-1)
         bad = ~((total >= low) & (total <= high)) if normalised else ~(total < float("inf"))
         if not bool(bad.any()):
             return
