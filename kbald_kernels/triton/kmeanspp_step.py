@@ -22,7 +22,11 @@ from .philox import gumbel_noise
 from .select_candidate import BLOCK_CANDIDATES, select_candidate_kernel, step_buffers
 
 BLOCK_N = 64
-BLOCK_FEATURES = 64
+# 16 features a row per load and 8 warps: at 64 × 64 and 4 warps each thread held
+# 32 rows' 64-bit pointers and ptxas spilled up to 5 KB a thread (factored, fp64);
+# at 64 × 16 and 8 warps nothing spills (python_tests/compile_triton_kernels.py).
+BLOCK_FEATURES = 16
+NUM_WARPS = 8
 
 
 @triton.jit
@@ -148,7 +152,7 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
                 min_distances, flags, newest_device, seed_lo, seed_hi, first_step + slot,
                 tiers, keys, candidates,
                 FACTORED=factored, HAS_NEWEST=newest is not None or slot > 0, ARGMAX=mode == "argmax", ACC=acc,
-                BLOCK_N=BLOCK_N, BLOCK_F=BLOCK_FEATURES)
+                BLOCK_N=BLOCK_N, BLOCK_F=BLOCK_FEATURES, num_warps=NUM_WARPS)
             select_candidate_kernel[(1,)](tiers, keys, candidates, n_blocks, min_distances, flags, newest_device,
                                  indices, scores, slot, BLOCK=BLOCK_CANDIDATES)
     return indices, scores
@@ -183,6 +187,7 @@ def min_squared_distances(embeddings, centers):
     with on_device(device):
         _min_distance_kernel[(triton.cdiv(n_points, BLOCK_N),)](
             x, stride_x, r, stride_r, width, width_r, n_points, cx, stride_cx, cr, stride_cr, len(centers), out,
-            FACTORED=factored, ACC=_acc_dtype(embeddings.dtype), BLOCK_N=BLOCK_N, BLOCK_F=BLOCK_FEATURES)
+            FACTORED=factored, ACC=_acc_dtype(embeddings.dtype), BLOCK_N=BLOCK_N, BLOCK_F=BLOCK_FEATURES,
+            num_warps=NUM_WARPS)
     return out
 

@@ -12,9 +12,9 @@ def on_device(device):
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
-def warp_configs():
+def warp_configs(warps=(4, 8)):
     """Autotuning choices for a kernel whose tile shape is fixed: warps and pipeline
     depth. The interpreter gets one, since it has neither."""
     if os.environ.get("TRITON_INTERPRET", "") == "1":
-        return [triton.Config({}, num_warps=4)]
-    return [triton.Config({}, num_warps=w, num_stages=s) for w in (4, 8) for s in (2, 3)]
+        return [triton.Config({}, num_warps=warps[0])]
+    return [triton.Config({}, num_warps=w, num_stages=s) for w in warps for s in (2, 3)]
