@@ -121,9 +121,10 @@ def main(argv=None):
                      f"{100 * per_step * batch / ours / bandwidth:.0f} % of copy"])
         print(rows[-1], flush=True)
 
+    cpu_paths = "BALD: the host C++ loop; pairwise MI and 2-BALD: the torch reference, float32"
     notes = [
         f"kbald_kernels runs the backend 'auto' picks on {device.type} tensors "
-        f"({'the Triton kernels' if device.type == 'cuda' else 'the torch reference, float32'}).",
+        f"({'the Triton kernels' if device.type == 'cuda' else cpu_paths}).",
         f"Naive pairwise MI materialises the joint, so it runs on {naive_block} x {min(n, 4096)} and is scaled "
         "linearly to the full block ('~').",
         f"Ceilings measured here: copy {bandwidth / 1e9:.1f} GB/s, torch.log {logs_per_s / 1e9:.2f} G/s.",

@@ -42,14 +42,17 @@ _REGISTRY["pairwise_mutual_information"]["triton"] = (
     "kbald_kernels.triton.pairwise_mutual_information:pairwise_mutual_information")
 _REGISTRY["kbald_pairwise_steps"]["triton"] = "kbald_kernels.triton.kbald_step:kbald_pairwise_steps"
 _REGISTRY["add_triple_interactions"]["triton"] = "kbald_kernels.triton.kbald_step:add_triple_interactions"
-for _op in ("joint_entropy", "accumulate_joint_entropy"):
+for _op in ("joint_entropy", "accumulate_joint_entropy", "entropies", "entropy", "conditional_entropy", "bald"):
     _REGISTRY[_op]["cuda"] = f"kbald_kernels.native:{_op}"
 _REGISTRY["kmeanspp_steps"]["triton"] = "kbald_kernels.triton.kmeanspp_step:kmeanspp_steps"
 _REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_step:min_squared_distances"
 
 
 # Ops whose "cuda" implementation also runs CPU tensors, on the host C++ twin.
-_HOST_TWINS = frozenset({"joint_entropy", "accumulate_joint_entropy"})
+_HOST_TWINS = frozenset({"joint_entropy", "accumulate_joint_entropy", "entropies", "entropy",
+                         "conditional_entropy", "bald"})
+# Of those, the ones whose GPU kernel is Triton: "cuda" runs them on CPU tensors only.
+_HOST_ONLY_TWINS = frozenset({"entropies", "entropy", "conditional_entropy", "bald"})
 
 
 class BackendUnavailableError(RuntimeError):
@@ -107,6 +110,9 @@ def _cuda_status(device=None, op=None):
 
     if device is not None and device.type == "cpu" and op in _HOST_TWINS:
         return _host_twin_status()
+    if device is not None and op in _HOST_ONLY_TWINS:
+        return BackendStatus(False, f"{op} has no CUDA C++ kernel (on {device.type} tensors it is a Triton "
+                                    "kernel); backend 'cuda' runs its host twin on CPU tensors")
     module = native.cuda_module()
     if isinstance(module, str):
         return BackendStatus(False, module)

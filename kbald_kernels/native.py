@@ -1,6 +1,7 @@
 """Loading of the compiled modules, with the reason when one is missing."""
 
 import functools
+import math
 
 
 @functools.lru_cache(maxsize=None)
@@ -141,3 +142,39 @@ def emulate_joint_entropy_kernel(weights, alpha, log_probs, splits):
     module.emulate_joint_entropy_kernel(weights.data_ptr(), alpha.data_ptr(), probs.data_ptr(), out.data_ptr(),
                                         weights.shape[0], *log_probs.shape, splits)
     return out
+
+
+def entropies(log_probs):
+    """(entropy, conditional_entropy), float32 [N], of CPU log-probabilities [N, K, C]
+    in one pass on the host C++ twin of the Triton information kernel (OpenMP).
+
+    fp16/bf16 and strided input are read through one float32 contiguous copy;
+    float64 goes to the reference, the oracle's precision.
+    """
+    import torch
+
+    if log_probs.dtype == torch.float64:
+        from .reference import entropies as reference_entropies
+
+        return reference_entropies(log_probs)
+    if log_probs.device.type != "cpu":
+        raise ValueError(f"the host twin of the information kernel takes CPU tensors, got {log_probs.device}")
+    module = _module_for(log_probs.device)
+    log_probs = log_probs.to(torch.float32).contiguous()
+    # Poisoned, so a point the loop fails to write cannot pass for a value.
+    out = torch.full((2, log_probs.shape[0]), math.nan, dtype=torch.float32)
+    module.entropies(log_probs.data_ptr(), out[0].data_ptr(), out[1].data_ptr(), *log_probs.shape)
+    return out[0], out[1]
+
+
+def entropy(log_probs):
+    return entropies(log_probs)[0]
+
+
+def conditional_entropy(log_probs):
+    return entropies(log_probs)[1]
+
+
+def bald(log_probs):
+    h, ch = entropies(log_probs)
+    return h - ch

@@ -20,9 +20,12 @@ def test_available_backends_explains_each():
     assert "host C++ twin" in status["cuda"].reason and "accumulate_joint_entropy" in status["cuda"].reason
 
 
-def test_auto_runs_the_reference_on_cpu_tensors():
-    assert backends.choose_backend("bald", "auto", torch.device("cpu")) == "torch"
-    assert backends.choose_backend("bald", None, torch.device("cpu")) == "torch"
+def test_auto_runs_the_host_twin_or_else_the_reference_on_cpu_tensors():
+    cpu = torch.device("cpu")
+    for backend in ("auto", None):
+        assert backends.choose_backend("bald", backend, cpu) == "cuda"
+        assert backends.choose_backend("accumulate_joint_entropy", backend, cpu) == "cuda"
+        assert backends.choose_backend("pairwise_mutual_information", backend, cpu) == "torch"
 
 
 def test_unknown_backend_names_are_rejected(monkeypatch):
@@ -50,9 +53,15 @@ def test_environment_default_falls_back_for_ops_without_its_kernel(monkeypatch):
 
 def test_cuda_kernels_refuse_cpu_tensors(monkeypatch):
     lp = random_log_probs(3, 2, 2, device="cpu")
-    monkeypatch.setitem(backends._REGISTRY["bald"], "cuda", lambda t: pytest.fail("must not run"))
-    with pytest.raises(kb.BackendUnavailableError, match="backend='cuda' cannot run bald"):
-        kb.bald(lp, backend="cuda")
+    monkeypatch.setitem(backends._REGISTRY["pairwise_mutual_information"], "cuda",
+                        lambda *args: pytest.fail("must not run"))
+    with pytest.raises(kb.BackendUnavailableError, match="backend='cuda' cannot run pairwise_mutual_information"):
+        kb.pairwise_mutual_information(lp, backend="cuda")
+
+
+def test_host_only_twins_refuse_cuda_tensors():
+    status = backends._cuda_status(torch.device("cuda"), "bald")
+    assert not status.available and "no CUDA C++ kernel" in status.reason
 
 
 def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
@@ -63,7 +72,7 @@ def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
         kb.bald(lp, backend="triton")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     assert float(kb.bald(lp, backend="triton")[0]) == 7.0
-    # "auto" keeps CPU tensors on the reference even when the interpreter is on.
+    # "auto" keeps CPU tensors off the interpreter even when it is on.
     assert float(kb.bald(lp)[0]) != 7.0
 
 

@@ -10,6 +10,7 @@
 #include <omp.h>
 #endif
 
+#include "information_cpu.h"
 #include "joint_entropy_cpu.h"
 #include "kbald/entropy_math.h"
 
@@ -60,6 +61,20 @@ void emulate_joint_entropy_kernel(std::uintptr_t weights, std::uintptr_t alpha, 
       reinterpret_cast<const float*>(probs), reinterpret_cast<float*>(out), configs, points, samples, classes, splits);
 }
 
+void entropies(std::uintptr_t log_probs, std::uintptr_t entropy, std::uintptr_t conditional, int64_t points,
+               int64_t samples, int64_t classes) {
+  if (points < 0 || samples < 1 || classes < 1)
+    throw std::invalid_argument("entropies: need points >= 0 and samples, classes >= 1");
+  kbald::host::entropies(reinterpret_cast<const float*>(log_probs), reinterpret_cast<float*>(entropy),
+                         reinterpret_cast<float*>(conditional), points, samples, classes);
+}
+
+void probability_sums(std::uintptr_t log_probs, std::uintptr_t sums, int64_t rows, int64_t classes) {
+  if (rows < 0 || classes < 1) throw std::invalid_argument("probability_sums: need rows >= 0 and classes >= 1");
+  kbald::host::probability_sums(reinterpret_cast<const float*>(log_probs), reinterpret_cast<float*>(sums), rows,
+                                classes);
+}
+
 int openmp_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();
@@ -84,5 +99,13 @@ PYBIND11_MODULE(_host, m) {
         py::arg("classes"), py::arg("splits"), py::call_guard<py::gil_scoped_release>(),
         "The CUDA joint-entropy kernel's block program replayed thread by thread on the host "
         "(a test of its indexing where there is no GPU).");
+  m.def("entropies", &entropies, py::arg("log_probs"), py::arg("entropy"), py::arg("conditional"),
+        py::arg("points"), py::arg("samples"), py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
+        "Entropy and conditional entropy of each point of contiguous float32 log-probabilities "
+        "[points, samples, classes] in one pass (raw pointers).");
+  m.def("probability_sums", &probability_sums, py::arg("log_probs"), py::arg("sums"), py::arg("rows"),
+        py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
+        "Row sums of exp of contiguous float32 log-probabilities [rows, classes] (raw pointers); "
+        "NaN in a row gives NaN.");
   m.def("openmp_threads", &openmp_threads, "Threads OpenMP will use (1 when built without OpenMP).");
 }
