@@ -178,3 +178,39 @@ def conditional_entropy(log_probs):
 def bald(log_probs):
     h, ch = entropies(log_probs)
     return h - ch
+
+
+MAX_STEP_CLASSES = 128  # the host 2-BALD step's widest register row
+
+
+def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps):
+    """:func:`kbald_kernels.reference.kbald_pairwise_steps` with each step's pass over
+    the pool (I[Y_n; Y_newest] for every n) on the host C++ module, for CPU tensors.
+
+    fp16/bf16 and strided input are read through one float32 contiguous copy;
+    float64 and C above 128 go to the reference.
+    """
+    import torch
+
+    from . import reference
+
+    if log_probs.dtype == torch.float64 or log_probs.shape[2] > MAX_STEP_CLASSES:
+        return reference.kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps)
+    if log_probs.device.type != "cpu":
+        raise ValueError(f"the host twin of the 2-BALD step takes CPU tensors, got {log_probs.device}")
+    module = _module_for(log_probs.device)
+    log_probs = log_probs.to(torch.float32).contiguous()
+    entropy = entropy.to(torch.float32).contiguous()
+    mutual_information = torch.empty(log_probs.shape[0], dtype=torch.float32)
+    indices = torch.full((n_steps,), -1, dtype=torch.int64)
+    scores = torch.full((n_steps,), math.nan, dtype=increment.dtype)
+    for slot in range(n_steps):
+        if newest is not None:
+            module.mutual_information_with_pick(log_probs.data_ptr(), entropy.data_ptr(), int(newest),
+                                                mutual_information.data_ptr(), *log_probs.shape)
+            increment -= mutual_information.to(increment.dtype)
+        newest = int(torch.argmax(torch.where(selected, -torch.inf, increment)))
+        selected[newest] = True
+        indices[slot] = newest
+        scores[slot] = increment[newest]
+    return indices, scores

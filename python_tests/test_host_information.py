@@ -1,6 +1,7 @@
-"""The host C++ twin of the one-pass information kernel (entropy, conditional entropy,
-BALD on CPU tensors) and the host normalisation sums behind input validation, each
-against the float64 reference on small and odd shapes with zero probabilities."""
+"""The host C++ twins for CPU tensors: the one-pass information kernel (entropy,
+conditional entropy, BALD), the 2-BALD step's pass over the pool, and the
+normalisation sums behind input validation, each against the float64 reference on
+small and odd shapes with zero probabilities."""
 
 import math
 
@@ -78,3 +79,54 @@ def test_host_probability_sums_flag_bad_values(value):
     native.host_module().probability_sums(x.data_ptr(), sums.data_ptr(), 5, 7)
     assert not (sums[3] <= 2.0)  # NaN or far above 1
     torch.testing.assert_close(sums[[0, 1, 2, 4]], torch.ones(4), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("n", [1, 7, 129])
+@pytest.mark.parametrize("k", [1, 3, 20])
+@pytest.mark.parametrize("c", [1, 2, 10, 17, 40, 100])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_host_kbald_steps_match_the_reference(n, k, c, dtype):
+    # C = 10, 17, 40, 100 take the 16, 32, 64 and 128-lane register rows.
+    lp = random_log_probs(n, k, c, dtype=dtype, zeros=True, device="cpu")
+    oracle = lp.double()
+    entropy, conditional = reference.entropies(oracle)
+    steps = min(n, 5)
+    increment = (entropy - conditional).float()
+    selected = torch.zeros(n, dtype=torch.bool)
+    indices, scores = native.kbald_pairwise_steps(lp, entropy.float(), increment, selected, None, steps)
+    expected_increment = entropy - conditional
+    expected_selected = torch.zeros(n, dtype=torch.bool)
+    expected_indices, expected_scores = reference.kbald_pairwise_steps(oracle, entropy, expected_increment,
+                                                                       expected_selected, None, steps)
+    torch.testing.assert_close(scores.double(), expected_scores, rtol=2e-5, atol=2e-5)
+    if k == 1 or c == 1:
+        # Every increment is 0 up to rounding: the picks are ties, broken by noise.
+        assert len(set(indices.tolist())) == steps and int(selected.sum()) == steps
+        return
+    assert indices.tolist() == expected_indices.tolist()
+    torch.testing.assert_close(increment.double(), expected_increment, rtol=2e-5, atol=2e-5)
+    assert torch.equal(selected, expected_selected)
+
+
+def test_host_mutual_information_with_a_pick_matches_the_reference_pairwise_block():
+    lp = random_log_probs(300, 30, 7, dtype=torch.float32, zeros=True, device="cpu")
+    entropy = reference.entropies(lp.double())[0].float()
+    out = torch.full((300,), math.nan)
+    native.host_module().mutual_information_with_pick(lp.data_ptr(), entropy.data_ptr(), 123, out.data_ptr(),
+                                                      300, 30, 7)
+    expected = reference.pairwise_mutual_information(lp.double(), lp[123:124].double())[:, 0]
+    torch.testing.assert_close(out.double(), expected, rtol=2e-5, atol=2e-5)
+    with pytest.raises(ValueError, match="0 <= pick < points"):
+        native.host_module().mutual_information_with_pick(lp.data_ptr(), entropy.data_ptr(), 300, out.data_ptr(),
+                                                          300, 30, 7)
+
+
+def test_select_kbald_on_the_host_twin_matches_brute_force():
+    import brute_force
+
+    lp = random_log_probs(9, 6, 3, spread=1.5, device="cpu").float()
+    assert backends.choose_backend("kbald_pairwise_steps", "auto", lp.device) == "cuda"
+    got = kb.select_kbald(lp, 4)
+    indices, values = brute_force.greedy(lambda batch: brute_force.kbald_value(lp.double(), batch, 2), 9, 4)
+    assert got.indices.tolist() == indices
+    torch.testing.assert_close(got.scores.double(), torch.tensor(values, dtype=torch.float64), rtol=1e-4, atol=1e-5)

@@ -69,6 +69,16 @@ void entropies(std::uintptr_t log_probs, std::uintptr_t entropy, std::uintptr_t 
                          reinterpret_cast<float*>(conditional), points, samples, classes);
 }
 
+void mutual_information_with_pick(std::uintptr_t log_probs, std::uintptr_t entropy, int64_t pick,
+                                  std::uintptr_t out, int64_t points, int64_t samples, int64_t classes) {
+  if (points < 1 || samples < 1 || classes < 1 || classes > 128 || pick < 0 || pick >= points)
+    throw std::invalid_argument("mutual_information_with_pick: need points, samples >= 1, 1 <= classes <= 128 "
+                                "and 0 <= pick < points");
+  kbald::host::mutual_information_with_pick(reinterpret_cast<const float*>(log_probs),
+                                            reinterpret_cast<const float*>(entropy), pick,
+                                            reinterpret_cast<float*>(out), points, samples, classes);
+}
+
 void probability_sums(std::uintptr_t log_probs, std::uintptr_t sums, int64_t rows, int64_t classes) {
   if (rows < 0 || classes < 1) throw std::invalid_argument("probability_sums: need rows >= 0 and classes >= 1");
   kbald::host::probability_sums(reinterpret_cast<const float*>(log_probs), reinterpret_cast<float*>(sums), rows,
@@ -103,6 +113,11 @@ PYBIND11_MODULE(_host, m) {
         py::arg("points"), py::arg("samples"), py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
         "Entropy and conditional entropy of each point of contiguous float32 log-probabilities "
         "[points, samples, classes] in one pass (raw pointers).");
+  m.def("mutual_information_with_pick", &mutual_information_with_pick, py::arg("log_probs"), py::arg("entropy"),
+        py::arg("pick"), py::arg("out"), py::arg("points"), py::arg("samples"), py::arg("classes"),
+        py::call_guard<py::gil_scoped_release>(),
+        "I[Y_n; Y_pick] for every point of contiguous float32 log-probabilities [points, samples, classes] "
+        "and their float32 entropies (raw pointers).");
   m.def("probability_sums", &probability_sums, py::arg("log_probs"), py::arg("sums"), py::arg("rows"),
         py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
         "Row sums of exp of contiguous float32 log-probabilities [rows, classes] (raw pointers); "
