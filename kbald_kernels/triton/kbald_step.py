@@ -73,7 +73,8 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
     tiers, keys, candidates, indices, scores, newest_device = step_buffers(n_blocks, n_steps, torch.float32,
                                                                            device, newest)
     flags = selected.view(torch.uint8)
-    # The [128, BLOCK_C] accumulator spills at 4 warps from BLOCK_C = 128 on.
+    # At 4 warps the [128, BLOCK_C] accumulator spills at BLOCK_C = 128 (288 B a
+    # thread) and takes 208 registers at 64; 8 warps keep both unspilled.
     num_warps = 8 if block_c >= 64 else 4
     with on_device(device):
         for slot in range(n_steps):
