@@ -34,12 +34,12 @@ def _fail(message):
 
 if os.environ.get("TRITON_INTERPRET", "") == "1":
     _fail("TRITON_INTERPRET=1 turns the kernels into interpreted functions; unset it")
-# A fresh cache, so ptxas really runs and reports on every kernel.
+# A fresh cache, so ptxas really runs and reports on every kernel, and its log printed.
 os.environ["TRITON_CACHE_DIR"] = tempfile.mkdtemp(prefix="kbald-triton-cache-")
+os.environ["TRITON_DUMP_PTXAS_LOG"] = "1"
 
 import torch  # noqa: E402
 import triton  # noqa: E402
-from triton import knobs  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 from triton.runtime.autotuner import Autotuner  # noqa: E402
@@ -185,7 +185,6 @@ def _compile_job(index):
 def main():
     JITFunction.run = _record
     Autotuner.run = _record_every_config
-    knobs.nvidia.dump_ptxas_log = True
     torch.manual_seed(0)
     drive_launchers()
     never_launched = _kernels_defined() - {launch.kernel.__name__ for launch in LAUNCHES.values()}
