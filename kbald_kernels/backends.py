@@ -23,9 +23,6 @@ _REGISTRY: dict[str, dict[str, Union[Callable, str]]] = {
     op: {"torch": getattr(reference, op)}
     for op in (
         "entropies",
-        "entropy",
-        "conditional_entropy",
-        "bald",
         "pairwise_mutual_information",
         "triple_interaction",
         "joint_entropy",
@@ -36,24 +33,21 @@ _REGISTRY: dict[str, dict[str, Union[Callable, str]]] = {
         "min_squared_distances",
     )
 }
-for _op in ("entropies", "entropy", "conditional_entropy", "bald"):
-    _REGISTRY[_op]["triton"] = f"kbald_kernels.triton.information_terms:{_op}"
+_REGISTRY["entropies"]["triton"] = "kbald_kernels.triton.information_terms:entropies"
 _REGISTRY["pairwise_mutual_information"]["triton"] = (
     "kbald_kernels.triton.pairwise_mutual_information:pairwise_mutual_information")
 _REGISTRY["kbald_pairwise_steps"]["triton"] = "kbald_kernels.triton.kbald_step:kbald_pairwise_steps"
 _REGISTRY["add_triple_interactions"]["triton"] = "kbald_kernels.triton.kbald_step:add_triple_interactions"
-for _op in ("joint_entropy", "accumulate_joint_entropy", "entropies", "entropy", "conditional_entropy", "bald",
-            "kbald_pairwise_steps"):
+for _op in ("joint_entropy", "accumulate_joint_entropy", "entropies", "kbald_pairwise_steps"):
     _REGISTRY[_op]["cuda"] = f"kbald_kernels.native:{_op}"
 _REGISTRY["kmeanspp_steps"]["triton"] = "kbald_kernels.triton.kmeanspp_step:kmeanspp_steps"
 _REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_step:min_squared_distances"
 
 
 # Ops whose "cuda" implementation also runs CPU tensors, on the host C++ twin.
-_HOST_TWINS = frozenset({"joint_entropy", "accumulate_joint_entropy", "entropies", "entropy",
-                         "conditional_entropy", "bald", "kbald_pairwise_steps"})
+_HOST_TWINS = frozenset({"joint_entropy", "accumulate_joint_entropy", "entropies", "kbald_pairwise_steps"})
 # Of those, the ones whose GPU kernel is Triton: "cuda" runs them on CPU tensors only.
-_HOST_ONLY_TWINS = frozenset({"entropies", "entropy", "conditional_entropy", "bald", "kbald_pairwise_steps"})
+_HOST_ONLY_TWINS = frozenset({"entropies", "kbald_pairwise_steps"})
 
 
 class BackendUnavailableError(RuntimeError):

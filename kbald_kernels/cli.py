@@ -37,9 +37,9 @@ def _methods(pool, batch_size, num_samples, seed):
     lp = pool.log_probs
     factors = badge_factors(pool.logits, pool.features)
     return [
-        ("BALD (top-k)", "bald", lambda: select_bald(lp, batch_size)),
-        ("2-BALD", "pairwise_mutual_information", lambda: select_kbald(lp, batch_size, order=2)),
-        ("3-BALD", "joint_entropy", lambda: select_kbald(lp, batch_size, order=3)),
+        ("BALD (top-k)", "entropies", lambda: select_bald(lp, batch_size)),
+        ("2-BALD", "kbald_pairwise_steps", lambda: select_kbald(lp, batch_size, order=2)),
+        ("3-BALD", "add_triple_interactions", lambda: select_kbald(lp, batch_size, order=3)),
         (f"BatchBALD (M={num_samples})", "accumulate_joint_entropy",
          lambda: select_batchbald(lp, batch_size, num_samples=num_samples, generator=seed)),
         ("BADGE (factored)", "kmeanspp_steps", lambda: select_badge(factors, batch_size, generator=seed)),

@@ -8,28 +8,42 @@ float64 for float64 input and float32 otherwise.
 import torch
 
 from .backends import implementation
-from .validation import as_tensor, check_indices, check_log_probs, check_positive_int, to_output, torch_generator
+from .validation import (as_tensor, check_indices, check_log_probs, check_log_probs_form, check_positive_int,
+                         confirm_log_probs, to_output, torch_generator)
+
+
+def validated_entropies(t, backend, strict=True, name="log_probs"):
+    """(entropy, conditional_entropy) of log-probabilities ``t`` [N, K, C] whose form
+    is checked (:func:`~kbald_kernels.validation.check_log_probs_form`): one pass that
+    computes both and validates the values, whose flag is read once here."""
+    entropy, conditional, invalid = implementation("entropies", backend, t.device, strict)(t)
+    confirm_log_probs(t, invalid, name)
+    return entropy, conditional
 
 
 def entropy(log_probs, *, backend=None):
     """Predictive entropy H[Y_n] = -Σ_c pbar log pbar, pbar = mean_k p; shape [N].
 
     Raises ValueError/TypeError for input that is not log-probabilities [N, K, C].
+    One pass over the input, which also validates it; memory beyond the O(N) output
+    is bounded by the workspace.
     """
-    t, np_in = check_log_probs(log_probs)
-    return to_output(implementation("entropy", backend, t.device)(t), np_in)
+    t, np_in = check_log_probs_form(log_probs)
+    return to_output(validated_entropies(t, backend)[0], np_in)
 
 
 def conditional_entropy(log_probs, *, backend=None):
-    """Expected entropy -mean_k Σ_c p log p; shape [N]."""
-    t, np_in = check_log_probs(log_probs)
-    return to_output(implementation("conditional_entropy", backend, t.device)(t), np_in)
+    """Expected entropy -mean_k Σ_c p log p; shape [N]. One pass, as :func:`entropy`."""
+    t, np_in = check_log_probs_form(log_probs)
+    return to_output(validated_entropies(t, backend)[1], np_in)
 
 
 def bald(log_probs, *, backend=None):
-    """BALD mutual information I[Y_n; W] = entropy - conditional_entropy; shape [N]."""
-    t, np_in = check_log_probs(log_probs)
-    return to_output(implementation("bald", backend, t.device)(t), np_in)
+    """BALD mutual information I[Y_n; W] = entropy - conditional_entropy; shape [N].
+    One pass, as :func:`entropy`."""
+    t, np_in = check_log_probs_form(log_probs)
+    h, ch = validated_entropies(t, backend)
+    return to_output(h - ch, np_in)
 
 
 def pairwise_mutual_information(a, b=None, *, backend=None):
@@ -38,10 +52,12 @@ def pairwise_mutual_information(a, b=None, *, backend=None):
     ``b=None`` gives all pairs of ``a`` (symmetric; the diagonal is the information
     between two conditionally independent draws of the same point).
     ``a`` and ``b`` need the same K (shared posterior samples), C, and device.
+    The entropies' pass over each input validates it; beyond the [Na, Nb] output,
+    memory is bounded by the workspace.
     """
-    ta, np_in = check_log_probs(a, "a")
+    ta, np_in = check_log_probs_form(a, "a")
     if b is not None:
-        tb, _ = check_log_probs(b, "b", like=("a", ta))
+        tb, _ = check_log_probs_form(b, "b", like=("a", ta))
         if tb.shape[1:] != ta.shape[1:]:
             raise ValueError(f"a and b must share K and C (the same posterior samples and classes), "
                              f"got a {tuple(ta.shape)} and b {tuple(tb.shape)}")
@@ -49,7 +65,10 @@ def pairwise_mutual_information(a, b=None, *, backend=None):
             tb = tb.to(ta.dtype)
     else:
         tb = None
-    return to_output(implementation("pairwise_mutual_information", backend, ta.device)(ta, tb), np_in)
+    pairwise = implementation("pairwise_mutual_information", backend, ta.device)
+    entropy_a = validated_entropies(ta, backend, strict=False, name="a")[0]
+    entropy_b = entropy_a if tb is None else validated_entropies(tb, backend, strict=False, name="b")[0]
+    return to_output(pairwise(ta, tb, (entropy_a, entropy_b)), np_in)
 
 
 def triple_interaction(log_probs, triples, *, backend=None):

@@ -64,16 +64,21 @@ def _module_for(device):
     return module
 
 
-def _float32_operands(weights, alpha, log_probs):
-    """Contiguous float32 weights, alpha and probabilities, as the compiled kernels take them.
+# Type codes of kbald/log_probs.h: the compiled modules read the pool as stored.
+_POOL_TYPES = {"torch.float32": 0, "torch.float16": 1, "torch.bfloat16": 2}
 
-    One float32 probability copy of the pool per call: the kernels read each p many
-    times (once per configuration tile), and exp on every read would cost more than q.
-    """
+
+def _pool(log_probs):
+    """(pointer, type code, element strides n, k, c): a [N, K, C] pool as the compiled
+    modules take it, with no converted or contiguous copy."""
+    return (log_probs.data_ptr(), _POOL_TYPES[str(log_probs.dtype)], *log_probs.stride())
+
+
+def _float32_weights(weights, alpha):
+    """Contiguous float32 configuration weights [M, K] and alpha [M] (small: no pool-sized copy)."""
     import torch
 
-    probs = torch.exp(log_probs.to(torch.float32)).contiguous()
-    return weights.to(torch.float32).contiguous(), alpha.to(torch.float32).contiguous(), probs
+    return weights.to(torch.float32).contiguous(), alpha.to(torch.float32).contiguous()
 
 
 def accumulate_joint_entropy(weights, alpha, log_probs):
@@ -83,8 +88,10 @@ def accumulate_joint_entropy(weights, alpha, log_probs):
     the CUDA kernel for CUDA tensors (on the tensor's device and current stream),
     the host C++ twin (OpenMP) for CPU tensors. Both share
     ``csrc/include/kbald/joint_entropy_math.h`` and sum in a fixed order, so repeated
-    calls give identical results. Computes in float32 with float64 sums; float64
-    log_probs go to the reference, as with the Triton kernels.
+    calls give identical results. Both read fp32/fp16/bf16 and strided log_probs as
+    stored and exponentiate tile by tile: nothing of the pool's size is allocated
+    (the CUDA path adds a float64 workspace of at most 64 × N·C). Computes in float32
+    with float64 sums; float64 log_probs go to the reference, as with the Triton kernels.
     """
     import torch
 
@@ -107,18 +114,18 @@ def accumulate_joint_entropy(weights, alpha, log_probs):
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"log_probs must be on a CPU or CUDA device, got {device}")
     module = _module_for(device)
-    weights, alpha, probs = _float32_operands(weights, alpha, log_probs)
+    weights, alpha = _float32_weights(weights, alpha)
     out = torch.empty(n_points, dtype=torch.float32, device=device)
     sizes = (n_configs, n_points, n_samples, n_classes)
     if device.type == "cpu":
-        module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), probs.data_ptr(), out.data_ptr(),
+        module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), *_pool(log_probs), out.data_ptr(),
                                         *sizes)
         return out
     with torch.cuda.device(device):
         splits = module.joint_entropy_splits(n_configs, n_points, n_classes, device.index or 0)
         partial = torch.empty(splits, n_points * n_classes, dtype=torch.float64, device=device)
         stream = torch.cuda.current_stream(device).cuda_stream
-        module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), probs.data_ptr(), out.data_ptr(),
+        module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), *_pool(log_probs), out.data_ptr(),
                                         partial.data_ptr(), *sizes, splits, stream)
     return out
 
@@ -133,25 +140,33 @@ def joint_entropy(log_probs, selected, num_samples=None, generator=None):
 
 def emulate_joint_entropy_kernel(weights, alpha, log_probs, splits):
     """The CUDA joint-entropy kernel's block program replayed on the host, thread by
-    thread, for CPU tensors: checks the kernel's indexing where there is no GPU."""
+    thread, for CPU tensors: checks the kernel's indexing where there is no GPU.
+    float64 log_probs are rounded to float32, the widest type the kernel reads."""
     import torch
 
+    if log_probs.dtype == torch.float64:
+        log_probs = log_probs.float()
+
     module = _module_for(torch.device("cpu"))
-    weights, alpha, probs = _float32_operands(weights, alpha, log_probs)
+    weights, alpha = _float32_weights(weights, alpha)
     out = torch.empty(log_probs.shape[0], dtype=torch.float32)
-    module.emulate_joint_entropy_kernel(weights.data_ptr(), alpha.data_ptr(), probs.data_ptr(), out.data_ptr(),
+    module.emulate_joint_entropy_kernel(weights.data_ptr(), alpha.data_ptr(), *_pool(log_probs), out.data_ptr(),
                                         weights.shape[0], *log_probs.shape, splits)
     return out
 
 
 def entropies(log_probs):
-    """(entropy, conditional_entropy), float32 [N], of CPU log-probabilities [N, K, C]
-    in one pass on the host C++ twin of the Triton information kernel (OpenMP).
+    """(entropy, conditional_entropy, invalid) of CPU log-probabilities [N, K, C] in one
+    pass on the host C++ twin of the Triton information kernel (OpenMP): float32 [N]
+    each, and the count of (n, k) rows that hold NaN or fail the normalisation bounds
+    (the pass is the input's validation; 0 for valid input).
 
-    fp16/bf16 and strided input are read through one float32 contiguous copy;
-    float64 goes to the reference, the oracle's precision.
+    fp32/fp16/bf16 and strided input are read as stored; float64 goes to the
+    reference, the oracle's precision.
     """
     import torch
+
+    from .reference.normalisation import normalisation_bounds
 
     if log_probs.dtype == torch.float64:
         from .reference import entropies as reference_entropies
@@ -160,24 +175,11 @@ def entropies(log_probs):
     if log_probs.device.type != "cpu":
         raise ValueError(f"the host twin of the information kernel takes CPU tensors, got {log_probs.device}")
     module = _module_for(log_probs.device)
-    log_probs = log_probs.to(torch.float32).contiguous()
     # Poisoned, so a point the loop fails to write cannot pass for a value.
     out = torch.full((2, log_probs.shape[0]), math.nan, dtype=torch.float32)
-    module.entropies(log_probs.data_ptr(), out[0].data_ptr(), out[1].data_ptr(), *log_probs.shape)
-    return out[0], out[1]
-
-
-def entropy(log_probs):
-    return entropies(log_probs)[0]
-
-
-def conditional_entropy(log_probs):
-    return entropies(log_probs)[1]
-
-
-def bald(log_probs):
-    h, ch = entropies(log_probs)
-    return h - ch
+    invalid = module.entropies(*_pool(log_probs), out[0].data_ptr(), out[1].data_ptr(), *log_probs.shape,
+                               *normalisation_bounds(log_probs.dtype))
+    return out[0], out[1], invalid
 
 
 MAX_STEP_CLASSES = 128  # the host 2-BALD step's widest register row
@@ -187,8 +189,8 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
     """:func:`kbald_kernels.reference.kbald_pairwise_steps` with each step's pass over
     the pool (I[Y_n; Y_newest] for every n) on the host C++ module, for CPU tensors.
 
-    fp16/bf16 and strided input are read through one float32 contiguous copy;
-    float64 and C above 128 go to the reference.
+    fp32/fp16/bf16 and strided input are read as stored; float64 and C above 128 go
+    to the reference.
     """
     import torch
 
@@ -199,14 +201,13 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
     if log_probs.device.type != "cpu":
         raise ValueError(f"the host twin of the 2-BALD step takes CPU tensors, got {log_probs.device}")
     module = _module_for(log_probs.device)
-    log_probs = log_probs.to(torch.float32).contiguous()
     entropy = entropy.to(torch.float32).contiguous()
     mutual_information = torch.empty(log_probs.shape[0], dtype=torch.float32)
     indices = torch.full((n_steps,), -1, dtype=torch.int64)
     scores = torch.full((n_steps,), math.nan, dtype=increment.dtype)
     for slot in range(n_steps):
         if newest is not None:
-            module.mutual_information_with_pick(log_probs.data_ptr(), entropy.data_ptr(), int(newest),
+            module.mutual_information_with_pick(*_pool(log_probs), entropy.data_ptr(), int(newest),
                                                 mutual_information.data_ptr(), *log_probs.shape)
             increment -= mutual_information.to(increment.dtype)
         newest = int(torch.argmax(torch.where(selected, -torch.inf, increment)))

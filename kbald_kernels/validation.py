@@ -4,18 +4,15 @@ Errors name the argument, what was expected and the first offending index.
 The scans run in chunks under the workspace budget.
 """
 
-import math
 import numbers
 
 import numpy as np
 import torch
 
-from .reference.workspace import chunk_size
+from .reference.normalisation import NORMALISATION_TOLERANCE, rows_outside
+from .reference.workspace import chunk_size, compute_dtype
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-# How far log Σ_c p may stray from 0 before a row counts as not normalised: a few
-# units of the dtype's rounding, times the number of terms summed.
-NORMALISATION_TOLERANCE = {torch.float64: 1e-6, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 3e-2}
 
 
 def as_tensor(x, name):
@@ -50,42 +47,44 @@ def _scan(t, check):
 
 
 def _check_finite(t, name, allow_neg_inf=False, offset=0):
+    """One read of ``t``: NaN, +inf (and -inf unless allowed) raise ValueError with the first index."""
     def check(chunk, start):
-        for bad, what in ((torch.isnan(chunk), "NaN"), (chunk == float("inf"), "+inf"),
-                          (None if allow_neg_inf else chunk == float("-inf"), "-inf")):
-            if bad is not None and bool(bad.any()):
-                index = _first(bad)
-                index = (index[0] + start + offset,) + index[1:]
-                raise ValueError(f"{name} contains {what} at index {index}")
+        bad = ~(chunk < float("inf")) if allow_neg_inf else ~torch.isfinite(chunk)
+        if not bool(bad.any()):
+            return
+        index = _first(bad)
+        value = float(chunk[index])
+        what = "NaN" if value != value else ("+inf" if value > 0 else "-inf")
+        raise ValueError(f"{name} contains {what} at index {(index[0] + start + offset,) + index[1:]}")
 
     _scan(t, check)
 
 
-def _probability_sums(chunk, accumulate):
-    """Σ_c exp(log p) for every (n, k) of a chunk [n, K, C], in ``accumulate`` precision.
+def _probability_sums(chunk):
+    """Σ_c exp(log p) for every (n, k) of a chunk [n, K, C]: float64 for float64 input,
+    float32 otherwise.
 
-    CPU input that computes in float32 goes to the host C++ module: one vectorised
-    pass, where torch makes an exp pass and then a slow reduction over a short last axis.
+    CPU input of the other dtypes goes to the host C++ module, which reads it as
+    stored in one vectorised pass, where torch makes an exp pass and then a slow
+    reduction over a short last axis.
     """
-    if chunk.device.type == "cpu" and accumulate == torch.float32:
+    if chunk.device.type == "cpu" and chunk.dtype != torch.float64:
         from . import native
 
         module = native.host_module()
         if not isinstance(module, str):
-            x = chunk.to(torch.float32).contiguous()
-            sums = torch.empty(x.shape[:-1], dtype=torch.float32)
-            module.probability_sums(x.data_ptr(), sums.data_ptr(), x.shape[0] * x.shape[1], x.shape[2])
+            sums = torch.empty(chunk.shape[:-1], dtype=torch.float32)
+            module.probability_sums(*native._pool(chunk), sums.data_ptr(), *chunk.shape)
             return sums
-    return torch.exp(chunk.to(accumulate)).sum(-1)
+    return torch.exp(chunk.to(compute_dtype(chunk.dtype))).sum(-1)
 
 
-def check_log_probs(log_probs, name="log_probs", normalised=True, like=None):
-    """Validate log-probabilities [N, K, C]; returns (tensor, came_from_numpy).
+def check_log_probs_form(log_probs, name="log_probs", like=None):
+    """Check what log-probabilities look like without reading them; returns (tensor, came_from_numpy).
 
-    Rejects: a non-tensor, rank other than 3, N, K or C of 0, non-float dtype, a
-    device other than that of ``like`` (a (name, tensor) pair), NaN, +inf, and
-    (``normalised``) rows whose probabilities do not sum to 1 within the dtype's
-    tolerance. -inf (probability 0) is allowed.
+    Rejects: a non-tensor, rank other than 3, N, K or C of 0, non-float dtype, and a
+    device other than that of ``like`` (a (name, tensor) pair). The values are checked
+    by the op's own first pass (:func:`confirm_log_probs`) or by :func:`scan_log_probs`.
     """
     t, from_numpy = as_tensor(log_probs, name)
     if t.dim() != 3:
@@ -97,30 +96,45 @@ def check_log_probs(log_probs, name="log_probs", normalised=True, like=None):
             raise ValueError(f"{name} has {what} = 0; shape {tuple(t.shape)}")
     if like is not None:
         check_same_device(**{like[0]: like[1], name: t})
-    tolerance = NORMALISATION_TOLERANCE[t.dtype]
-    accumulate = torch.float64 if t.dtype == torch.float64 else torch.float32
+    return t, from_numpy
 
-    low, high = math.exp(-tolerance), math.exp(tolerance)
 
+def scan_log_probs(t, name="log_probs"):
+    """Read every value once: NaN, +inf and rows whose probabilities do not sum to 1
+    within the dtype's tolerance raise ValueError naming the first offending index.
+    -inf (probability 0) is allowed."""
     def check(chunk, offset):
         # One pass of row sums of exp catches NaN and +inf (the sum is NaN or +inf)
         # and unnormalised rows; only a failing chunk is searched for the exact
         # element. A plain sum is about 3x cheaper than logsumexp, and p <= 1 needs
         # no max shift.
-        total = _probability_sums(chunk, accumulate)
-        bad = ~((total >= low) & (total <= high)) if normalised else ~(total < float("inf"))
+        total = _probability_sums(chunk)
+        bad = rows_outside(total, t.dtype)
         if not bool(bad.any()):
             return
         _check_finite(chunk, name, allow_neg_inf=True, offset=offset)
-        if normalised:
-            n, k = _first(bad)
-            total = float(total[n, k])
-            raise ValueError(
-                f"{name}[{n + offset}, {k}] is not normalised: its probabilities sum to {total:.6g}, not 1 "
-                f"(tolerance {tolerance:g} in log space for {t.dtype}); pass log-probabilities, "
-                "or convert with kbald_kernels.as_log_probs")
+        n, k = _first(bad)
+        raise ValueError(
+            f"{name}[{n + offset}, {k}] is not normalised: its probabilities sum to {float(total[n, k]):.6g}, not 1 "
+            f"(tolerance {NORMALISATION_TOLERANCE[t.dtype]:g} in log space for {t.dtype}); pass log-probabilities, "
+            "or convert with kbald_kernels.as_log_probs")
 
     _scan(t, check)
+
+
+def confirm_log_probs(t, invalid, name="log_probs"):
+    """Finish the validation an op's first pass carried: ``invalid`` is that pass's
+    flag (a 0-dim tensor, or a count), read here once. Only when it is raised is the
+    input scanned again, to name the first offending element."""
+    if bool(invalid):
+        scan_log_probs(t, name)
+
+
+def check_log_probs(log_probs, name="log_probs", like=None):
+    """:func:`check_log_probs_form` and :func:`scan_log_probs`, for ops whose own first
+    pass does not read every row; returns (tensor, came_from_numpy)."""
+    t, from_numpy = check_log_probs_form(log_probs, name, like)
+    scan_log_probs(t, name)
     return t, from_numpy
 
 

@@ -124,7 +124,7 @@ def drive_launchers():
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         for c in (3, 10, 17, 100):
             lp = _log_probs(9, 20, c, dtype)
-            information_terms.information_terms(lp)
+            information_terms.entropies(lp)
             pairwise_mutual_information.pairwise_mutual_information(lp)
             entropy = torch.zeros(9)
             for newest in (None, 0):
@@ -134,7 +134,7 @@ def drive_launchers():
                 kbald_step.add_triple_interactions(lp, entropy, torch.zeros(3, 9), [0, 1], 2, torch.zeros(9))
     for c in (3, 100):
         lp = _log_probs(9, 3, c, torch.float32)
-        information_terms.information_terms(lp)
+        information_terms.entropies(lp)
         pairwise_mutual_information.pairwise_mutual_information(lp[:4], lp)
     for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
         distance_dtype = torch.float64 if dtype == torch.float64 else torch.float32

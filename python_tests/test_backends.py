@@ -23,7 +23,7 @@ def test_available_backends_explains_each():
 def test_auto_runs_the_host_twin_or_else_the_reference_on_cpu_tensors():
     cpu = torch.device("cpu")
     for backend in ("auto", None):
-        assert backends.choose_backend("bald", backend, cpu) == "cuda"
+        assert backends.choose_backend("entropies", backend, cpu) == "cuda"
         assert backends.choose_backend("accumulate_joint_entropy", backend, cpu) == "cuda"
         assert backends.choose_backend("pairwise_mutual_information", backend, cpu) == "torch"
 
@@ -60,13 +60,14 @@ def test_cuda_kernels_refuse_cpu_tensors(monkeypatch):
 
 
 def test_host_only_twins_refuse_cuda_tensors():
-    status = backends._cuda_status(torch.device("cuda"), "bald")
+    status = backends._cuda_status(torch.device("cuda"), "entropies")
     assert not status.available and "no CUDA C++ kernel" in status.reason
 
 
 def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
     lp = random_log_probs(3, 2, 2, device="cpu")
-    monkeypatch.setitem(backends._REGISTRY["bald"], "triton", lambda t: torch.full((3,), 7.0))
+    fake = (torch.full((3,), 7.0), torch.zeros(3), torch.zeros((), dtype=torch.int32))
+    monkeypatch.setitem(backends._REGISTRY["entropies"], "triton", lambda t: fake)
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(kb.BackendUnavailableError, match="TRITON_INTERPRET=1"):
         kb.bald(lp, backend="triton")

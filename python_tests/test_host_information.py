@@ -23,8 +23,9 @@ DTYPES = [(torch.float32, 2e-6), (torch.float16, 2e-6), (torch.bfloat16, 2e-6)]
 def test_host_entropies_match_the_reference(n, k, c, dtype, tol):
     lp = random_log_probs(n, k, c, dtype=dtype, zeros=True, device="cpu")
     # The oracle sees the rounded input in float64, so only the twin's arithmetic differs.
-    h, ch = native.entropies(lp)
-    expected_h, expected_ch = reference.entropies(lp.double())
+    h, ch, invalid = native.entropies(lp)
+    assert invalid == 0
+    expected_h, expected_ch, _ = reference.entropies(lp.double())
     for got, expected in ((h, expected_h), (ch, expected_ch)):
         assert got.dtype == torch.float32 and got.shape == (n,) and not got.isnan().any()
         torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol * max(1.0, float(expected.max())))
@@ -34,8 +35,9 @@ def test_host_entropies_read_strided_input_and_large_pools():
     base = random_log_probs(3001, 20, 10, dtype=torch.float32, zeros=True, device="cpu")
     view = base.permute(0, 2, 1).contiguous().permute(0, 2, 1)
     assert not view.is_contiguous()
-    h, ch = native.entropies(view)
-    expected_h, expected_ch = reference.entropies(base.double())
+    h, ch, invalid = native.entropies(view)
+    assert invalid == 0
+    expected_h, expected_ch, _ = reference.entropies(base.double())
     torch.testing.assert_close(h.double(), expected_h, rtol=2e-6, atol=2e-6)
     torch.testing.assert_close(ch.double(), expected_ch, rtol=2e-6, atol=2e-6)
 
@@ -44,15 +46,14 @@ def test_host_entropies_of_certain_and_uniform_points_are_exact():
     certain = torch.full((1, 4, 5), -math.inf)
     certain[..., 2] = 0.0
     uniform = torch.full((1, 4, 5), -math.log(5.0))
-    h, ch = native.entropies(torch.cat([certain, uniform]))
+    h, ch, _ = native.entropies(torch.cat([certain, uniform]))
     assert h[0] == 0 and ch[0] == 0
     torch.testing.assert_close(h[1], torch.tensor(math.log(5.0)), rtol=1e-6, atol=0)
     torch.testing.assert_close(ch[1], torch.tensor(math.log(5.0)), rtol=1e-6, atol=0)
 
 
 def test_auto_runs_the_host_twin_for_cpu_information_ops():
-    for op in ("entropies", "entropy", "conditional_entropy", "bald"):
-        assert backends.choose_backend(op, "auto", torch.device("cpu")) == "cuda"
+    assert backends.choose_backend("entropies", "auto", torch.device("cpu")) == "cuda"
     lp = random_log_probs(50, 7, 4, dtype=torch.float32, zeros=True, device="cpu")
     torch.testing.assert_close(kb.bald(lp), reference.bald(lp.double()).float(), rtol=2e-6, atol=2e-6)
     # float64 stays on the reference, bit for bit.
@@ -65,18 +66,19 @@ def test_host_probability_sums_match_torch(c, dtype):
     lp = random_log_probs(41, 3, c, dtype=dtype, zeros=True, device="cpu")
     lp[0, 0, 0] = 0.7  # an unnormalised row, above 1
     lp[1, 2, :] = -90.0  # below the float exponent range: sums to ~0
-    x = lp.float().contiguous()
-    sums = torch.full(lp.shape[:2], math.nan)
-    native.host_module().probability_sums(x.data_ptr(), sums.data_ptr(), 41 * 3, c)
-    torch.testing.assert_close(sums.double(), x.double().exp().sum(-1), rtol=1e-6, atol=1e-30)
+    view = lp.transpose(1, 2).contiguous().transpose(1, 2)  # read as stored: any dtype, any strides
+    for x in (lp, view):
+        sums = torch.full(lp.shape[:2], math.nan)
+        native.host_module().probability_sums(*native._pool(x), sums.data_ptr(), *lp.shape)
+        torch.testing.assert_close(sums.double(), lp.double().exp().sum(-1), rtol=1e-6, atol=1e-30)
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, 100.0])
 def test_host_probability_sums_flag_bad_values(value):
-    x = torch.log_softmax(torch.randn(5, 7), -1)
-    x[3, 4] = value
+    x = torch.log_softmax(torch.randn(5, 1, 7), -1)
+    x[3, 0, 4] = value
     sums = torch.full((5,), 1.0)
-    native.host_module().probability_sums(x.data_ptr(), sums.data_ptr(), 5, 7)
+    native.host_module().probability_sums(*native._pool(x), sums.data_ptr(), 5, 1, 7)
     assert not (sums[3] <= 2.0)  # NaN or far above 1
     torch.testing.assert_close(sums[[0, 1, 2, 4]], torch.ones(4), rtol=1e-6, atol=0)
 
@@ -89,7 +91,7 @@ def test_host_kbald_steps_match_the_reference(n, k, c, dtype):
     # C = 10, 17, 40, 100 take the 16, 32, 64 and 128-lane register rows.
     lp = random_log_probs(n, k, c, dtype=dtype, zeros=True, device="cpu")
     oracle = lp.double()
-    entropy, conditional = reference.entropies(oracle)
+    entropy, conditional, _ = reference.entropies(oracle)
     steps = min(n, 5)
     increment = (entropy - conditional).float()
     selected = torch.zeros(n, dtype=torch.bool)
@@ -112,13 +114,13 @@ def test_host_mutual_information_with_a_pick_matches_the_reference_pairwise_bloc
     lp = random_log_probs(300, 30, 7, dtype=torch.float32, zeros=True, device="cpu")
     entropy = reference.entropies(lp.double())[0].float()
     out = torch.full((300,), math.nan)
-    native.host_module().mutual_information_with_pick(lp.data_ptr(), entropy.data_ptr(), 123, out.data_ptr(),
+    native.host_module().mutual_information_with_pick(*native._pool(lp), entropy.data_ptr(), 123, out.data_ptr(),
                                                       300, 30, 7)
     expected = reference.pairwise_mutual_information(lp.double(), lp[123:124].double())[:, 0]
     torch.testing.assert_close(out.double(), expected, rtol=2e-5, atol=2e-5)
     with pytest.raises(ValueError, match="0 <= pick < points"):
-        native.host_module().mutual_information_with_pick(lp.data_ptr(), entropy.data_ptr(), 300, out.data_ptr(),
-                                                          300, 30, 7)
+        native.host_module().mutual_information_with_pick(*native._pool(lp), entropy.data_ptr(), 300,
+                                                          out.data_ptr(), 300, 30, 7)
 
 
 def test_select_kbald_on_the_host_twin_matches_brute_force():

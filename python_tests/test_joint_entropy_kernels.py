@@ -57,9 +57,10 @@ def test_host_twin_writes_every_output():
     module = native.host_module()
     log_probs = random_log_probs(37, 5, 7, zeros=True, device="cpu")
     weights, alpha = random_configurations(9, 5, torch.Generator().manual_seed(3))
-    probs, weights, alpha = log_probs.exp().float(), weights.float(), alpha.float()
+    log_probs, weights, alpha = log_probs.float(), weights.float(), alpha.float()
     out = torch.full((37,), math.nan)
-    module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), probs.data_ptr(), out.data_ptr(), 9, 37, 5, 7)
+    module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), *native._pool(log_probs), out.data_ptr(),
+                                    9, 37, 5, 7)
     assert_relative(out, reference_value(weights, alpha, log_probs), 1e-5)
 
 

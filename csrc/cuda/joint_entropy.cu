@@ -1,6 +1,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <string>
+#include <type_traits>
 
 #include "kbald/joint_entropy_math.h"
 #include "launchers.h"
@@ -16,7 +18,8 @@ std::string describe(const char* call, cudaError_t err) {
 
 // One block: kColumns GEMM columns × the configurations of split blockIdx.y; the
 // phases are those the host emulation replays, separated by the same barriers.
-__global__ void __launch_bounds__(jb::kThreads) joint_entropy_kernel(jb::Problem problem, int64_t split_rows,
+template <typename T>
+__global__ void __launch_bounds__(jb::kThreads) joint_entropy_kernel(jb::Problem<T> problem, int64_t split_rows,
                                                                     double* __restrict__ partial) {
   __shared__ jb::Shared shared;
   jb::Thread t;
@@ -58,27 +61,39 @@ int64_t joint_entropy_splits(int64_t configs, int64_t points, int64_t classes, i
   return std::max<int64_t>(1, std::min<int64_t>({wanted, row_tiles, 64}));
 }
 
-std::string launch_accumulate_joint_entropy(std::uintptr_t weights, std::uintptr_t alpha, std::uintptr_t probs,
+template <typename T>
+std::string launch_accumulate(const jb::Problem<T>& problem, float* out, double* partial, int64_t splits,
+                              cudaStream_t stream) {
+  const int64_t column_blocks = (problem.points * problem.classes + jb::kColumns - 1) / jb::kColumns;
+  if (column_blocks > 0x7fffffffLL || splits > 65535) return "accumulate_joint_entropy: grid too large";
+  const dim3 grid(static_cast<unsigned>(column_blocks), static_cast<unsigned>(splits));
+  joint_entropy_kernel<T><<<grid, jb::kThreads, 0, stream>>>(
+      problem, jb::rows_per_split(problem.configs, splits), partial);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return describe("joint_entropy_kernel launch", err);
+  constexpr int threads = 256;
+  const int64_t blocks = (problem.points + threads - 1) / threads;
+  class_sum_kernel<<<static_cast<unsigned>(blocks), threads, 0, stream>>>(partial, out, splits, problem.points,
+                                                                          problem.classes);
+  err = cudaGetLastError();
+  return err == cudaSuccess ? std::string() : describe("class_sum_kernel launch", err);
+}
+
+std::string launch_accumulate_joint_entropy(std::uintptr_t weights, std::uintptr_t alpha, std::uintptr_t log_probs,
+                                            int type, int64_t stride_n, int64_t stride_k, int64_t stride_c,
                                             std::uintptr_t out, std::uintptr_t partial, int64_t configs,
                                             int64_t points, int64_t samples, int64_t classes, int64_t splits,
                                             std::uintptr_t stream) {
   if (points == 0) return {};
-  auto s = reinterpret_cast<cudaStream_t>(stream);
-  const jb::Problem problem{reinterpret_cast<const float*>(weights), reinterpret_cast<const float*>(alpha),
-                            reinterpret_cast<const float*>(probs), configs, points, samples, classes};
-  const int64_t column_blocks = (points * classes + jb::kColumns - 1) / jb::kColumns;
-  if (column_blocks > 0x7fffffffLL || splits > 65535) return "accumulate_joint_entropy: grid too large";
-  auto* partial_sums = reinterpret_cast<double*>(partial);
-  const dim3 grid(static_cast<unsigned>(column_blocks), static_cast<unsigned>(splits));
-  joint_entropy_kernel<<<grid, jb::kThreads, 0, s>>>(problem, jb::rows_per_split(configs, splits), partial_sums);
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return describe("joint_entropy_kernel launch", err);
-  constexpr int threads = 256;
-  const int64_t blocks = (points + threads - 1) / threads;
-  class_sum_kernel<<<static_cast<unsigned>(blocks), threads, 0, s>>>(partial_sums, reinterpret_cast<float*>(out),
-                                                                     splits, points, classes);
-  err = cudaGetLastError();
-  return err == cudaSuccess ? std::string() : describe("class_sum_kernel launch", err);
+  std::string error;
+  const bool known = visit_log_probs(log_probs, type, stride_n, stride_k, stride_c, [&](const auto& x) {
+    using T = std::remove_cv_t<std::remove_reference_t<decltype(*x.data)>>;
+    const jb::Problem<T> problem{reinterpret_cast<const float*>(weights), reinterpret_cast<const float*>(alpha), x,
+                                 configs, points, samples, classes};
+    error = launch_accumulate(problem, reinterpret_cast<float*>(out), reinterpret_cast<double*>(partial), splits,
+                              reinterpret_cast<cudaStream_t>(stream));
+  });
+  return known ? error : "accumulate_joint_entropy: unknown log-probability type code " + std::to_string(type);
 }
 
 std::string multiprocessor_count(int device, int* count) {

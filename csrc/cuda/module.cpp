@@ -49,15 +49,17 @@ int joint_entropy_splits(int64_t configs, int64_t points, int64_t classes, int d
   return static_cast<int>(kbald::cuda::joint_entropy_splits(configs, points, classes, 4LL * multiprocessors));
 }
 
-void accumulate_joint_entropy(std::uintptr_t weights, std::uintptr_t alpha, std::uintptr_t probs,
-                              std::uintptr_t out, std::uintptr_t partial, int64_t configs, int64_t points,
-                              int64_t samples, int64_t classes, int64_t splits, std::uintptr_t stream) {
+void accumulate_joint_entropy(std::uintptr_t weights, std::uintptr_t alpha, std::uintptr_t log_probs, int type,
+                              int64_t stride_n, int64_t stride_k, int64_t stride_c, std::uintptr_t out,
+                              std::uintptr_t partial, int64_t configs, int64_t points, int64_t samples,
+                              int64_t classes, int64_t splits, std::uintptr_t stream) {
   if (configs < 0 || points < 0 || samples < 1 || classes < 1 || splits < 1)
     throw std::invalid_argument(
         "accumulate_joint_entropy: need configs, points >= 0 and samples, classes, splits >= 1");
   require_device();
-  check(kbald::cuda::launch_accumulate_joint_entropy(weights, alpha, probs, out, partial, configs, points, samples,
-                                                     classes, splits, stream));
+  check(kbald::cuda::launch_accumulate_joint_entropy(weights, alpha, log_probs, type, stride_n, stride_k, stride_c,
+                                                     out, partial, configs, points, samples, classes, splits,
+                                                     stream));
 }
 
 }  // namespace
@@ -72,8 +74,10 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("joint_entropy_splits", &joint_entropy_splits, py::arg("configs"), py::arg("points"), py::arg("classes"),
         py::arg("device"), "Configuration splits the joint-entropy launch uses on this device (workspace rows).");
   m.def("accumulate_joint_entropy", &accumulate_joint_entropy, py::arg("weights"), py::arg("alpha"),
-        py::arg("probs"), py::arg("out"), py::arg("partial"), py::arg("configs"), py::arg("points"),
+        py::arg("log_probs"), py::arg("log_probs_type"), py::arg("stride_n"), py::arg("stride_k"),
+        py::arg("stride_c"), py::arg("out"), py::arg("partial"), py::arg("configs"), py::arg("points"),
         py::arg("samples"), py::arg("classes"), py::arg("splits"), py::arg("stream"),
-        "out[i] = sum_m alpha[m] H(weights[m] @ probs[i]) on contiguous float32 device arrays (raw pointers).");
+        "out[i] = sum_m alpha[m] H(weights[m] @ exp(log_probs[i])) on the device: contiguous float32 weights "
+        "and alpha, the pool as stored (type code 0 float32 / 1 float16 / 2 bfloat16, element strides).");
   m.attr("architectures") = KBALD_CUDA_ARCHS;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kbald/joint_entropy_math.h"
@@ -18,45 +19,30 @@ namespace {
 #define KBALD_CPU_CLONES
 #endif
 
-// e^x for a log-probability x <= 0 (a little above 0 from rounding is fine; -inf
-// gives 0), with no call or table so the loop vectorises (std::exp does not without
-// -ffast-math). x = n·ln2 + r, |r| <= ln2/2; the degree-7 Taylor series of e^r
-// leaves a relative error below 1e-8 before float rounding. Below -87 the result
-// is under the smallest normal float and is returned as 0; above 88 it is e^88, far
-// from any normalised row.
-inline float exp_log_probability(float x) {
-  // Two plain selects, not nested ones, so GCC if-converts them and the caller vectorises.
-  const float below = x < 88.0f ? x : 88.0f;
-  const float clamped = below > -87.0f ? below : -87.0f;
-  // Round to nearest by the 1.5·2^23 trick: vectorises on any x86-64, unlike floor.
-  const float n = (clamped * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = (clamped - n * 0.693145751953125f) - n * 1.42860682030941723e-06f;
-  const float poly =
-      1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 +
-                                                                                              r * (1.0f / 5040)))))));
-  const float scale = float_from_bits((static_cast<int32_t>(n) + 127) << 23);
-  return x > -87.0f ? poly * scale : 0.0f;
-}
-
-// One point's K·C log-probabilities: p into `probs`, and Σ p·log p. The log-probability
-// is clamped to -87 in the product so that p = 0 contributes an exact 0, not 0·(-inf).
-// The simd reduction lets the sum run in vector lanes (a fixed order for each
-// instruction set); without OpenMP the loop is scalar and gives the same values to rounding.
+// One point's K·C log-probabilities: p into `probs`, Σ p·log p as the result, and
+// the count of NaN values into `nans` (exp_log_probability maps NaN to 0, and input
+// validation must see it). The log-probability is clamped to -87 in the product so
+// that p = 0 contributes an exact 0, not 0·(-inf). The simd reduction lets the sums
+// run in vector lanes (a fixed order for each instruction set); without OpenMP the
+// loop is scalar and gives the same values to rounding.
 KBALD_CPU_CLONES
-float exp_and_plogp(const float* x, float* probs, int64_t count) {
+float exp_and_plogp(const float* x, float* probs, int64_t count, int* nans) {
   float total = 0.0f;
-#pragma omp simd reduction(+ : total)
+  int nan_count = 0;
+#pragma omp simd reduction(+ : total, nan_count)
   for (int64_t j = 0; j < count; ++j) {
     const float v = x[j];
     const float p = exp_log_probability(v);
     probs[j] = p;
     total += p * (v > -87.0f ? v : -87.0f);
+    nan_count += v != v;
   }
+  *nans = nan_count;
   return total;
 }
 
 // p = exp(x) for `count` values, with NaN kept as NaN (exp_log_probability maps it
-// to 0, and the normalisation check must see it).
+// to 0, and the normalisation check must see it; validated input has none).
 KBALD_CPU_CLONES
 void exp_keeping_nan(const float* x, float* p, int64_t count) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -67,10 +53,17 @@ void exp_keeping_nan(const float* x, float* p, int64_t count) {
   }
 }
 
-// p = exp(x) for one point's K·C log-probabilities (vectorised).
-KBALD_CPU_CLONES
-void exp_probs(const float* x, float* p, int64_t count) {
-  for (int64_t j = 0; j < count; ++j) p[j] = exp_log_probability(x[j]);
+// One point's K·C log-probabilities as contiguous floats: the pool's own row when it
+// is already contiguous float32, otherwise widened into `buffer` (one point, in L1),
+// so no copy of the pool is ever made.
+template <typename T>
+const float* point_log_probs(const LogProbs<T>& x, int64_t n, int64_t samples, int64_t classes, float* buffer) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (x.stride_c == 1 && x.stride_k == classes) return x.data + n * x.stride_n;
+  }
+  for (int64_t k = 0; k < samples; ++k)
+    for (int64_t c = 0; c < classes; ++c) buffer[k * classes + c] = x(n, k, c);
+  return buffer;
 }
 
 // 16 floats as one value: GCC lowers it to one AVX-512 register, two AVX2 or four SSE
@@ -78,6 +71,71 @@ void exp_probs(const float* x, float* p, int64_t count) {
 // aligned(4): loads from any float address.
 typedef float Lanes __attribute__((vector_size(64), aligned(4)));
 constexpr int64_t kLanesPerVector = 16;
+
+// The sum of a vector's lanes by halving shuffles (4 shuffle-adds, not 15 extracts).
+[[gnu::always_inline]] inline float horizontal_sum(Lanes v) {
+  typedef int32_t Order __attribute__((vector_size(64)));
+  v += __builtin_shuffle(v, Order{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+  v += __builtin_shuffle(v, Order{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
+  v += __builtin_shuffle(v, Order{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
+  v += __builtin_shuffle(v, Order{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+  return v[0];
+}
+
+// Σ_k p[k, c] into `column` and the number of rows k whose Σ_c p lies outside
+// [low, high] (NaN was counted before), for one point's probabilities [K, C],
+// C <= 16·kVectors, read 16 classes a vector with the column sums held in registers.
+// A row's vectors run past C into the next row (or into the 16 zero floats `probs`
+// keeps after K·C); `masks[v]` zeroes those lanes.
+template <int64_t kVectors>
+[[gnu::always_inline]] inline int64_t class_sums_and_rows_outside(const float* probs, const Lanes* masks,
+                                                                  float* column, int64_t samples, int64_t classes,
+                                                                  float low, float high) {
+  Lanes sums[kVectors] = {};
+  int64_t outside = 0;
+  for (int64_t k = 0; k < samples; ++k) {
+    Lanes row = {};
+    for (int64_t v = 0; v < kVectors; ++v) {
+      const Lanes x = *reinterpret_cast<const Lanes*>(probs + k * classes + v * kLanesPerVector) * masks[v];
+      sums[v] += x;
+      row += x;
+    }
+    const float total = horizontal_sum(row);
+    outside += !(total >= low && total <= high);
+  }
+  for (int64_t v = 0; v < kVectors; ++v)
+    for (int64_t l = 0; l < kLanesPerVector; ++l) column[v * kLanesPerVector + l] = sums[v][l];
+  return outside;
+}
+
+// The register-row widths, each cloned per instruction set, and a scalar loop for C > 128.
+#define KBALD_CLASS_SUMS(name, vectors)                                                                   \
+  KBALD_CPU_CLONES int64_t name(const float* probs, const Lanes* masks, float* column, int64_t samples, \
+                                int64_t classes, float low, float high) {                               \
+    return class_sums_and_rows_outside<vectors>(probs, masks, column, samples, classes, low, high);      \
+  }
+KBALD_CLASS_SUMS(class_sums_16, 1)
+KBALD_CLASS_SUMS(class_sums_32, 2)
+KBALD_CLASS_SUMS(class_sums_64, 4)
+KBALD_CLASS_SUMS(class_sums_128, 8)
+#undef KBALD_CLASS_SUMS
+
+int64_t class_sums_any(const float* probs, const Lanes*, float* column, int64_t samples, int64_t classes, float low,
+                       float high) {
+  std::fill(column, column + classes, 0.0f);
+  int64_t outside = 0;
+  for (int64_t k = 0; k < samples; ++k) {
+    float row = 0.0f;
+    for (int64_t c = 0; c < classes; ++c) {
+      column[c] += probs[k * classes + c];
+      row += probs[k * classes + c];
+    }
+    outside += !(row >= low && row <= high);
+  }
+  return outside;
+}
+
+using ClassSums = int64_t (*)(const float*, const Lanes*, float*, int64_t, int64_t, float, float);
 
 // H of the joint J[c, d] = mean_k p[k, c]·s[k, d] of one pool point p [K, C] and the
 // pick s, given padded to [K, 16·kVectors] with zero columns (which add -0·log 0 = 0).
@@ -128,16 +186,17 @@ KBALD_CPU_CLONES float pair_joint_entropy_128(const float* p, const float* pick,
 
 using PairJointEntropy = float (*)(const float*, const float*, int64_t, int64_t);
 
-void mutual_information_pass(PairJointEntropy joint_entropy, const float* log_probs, const float* entropy,
+template <typename T>
+void mutual_information_pass(PairJointEntropy joint_entropy, const LogProbs<T>& log_probs, const float* entropy,
                              const float* pick_probs, float pick_entropy, float* out, int64_t points,
                              int64_t samples, int64_t classes) {
   const int64_t count = samples * classes;
 #pragma omp parallel
   {
-    std::vector<float> probs(count);
+    std::vector<float> values(count), probs(count);
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < points; ++n) {
-      exp_probs(log_probs + n * count, probs.data(), count);
+      exp_keeping_nan(point_log_probs(log_probs, n, samples, classes, values.data()), probs.data(), count);
       out[n] = entropy[n] + pick_entropy - joint_entropy(probs.data(), pick_probs, samples, classes);
     }
   }
@@ -145,15 +204,14 @@ void mutual_information_pass(PairJointEntropy joint_entropy, const float* log_pr
 
 }  // namespace
 
-void mutual_information_with_pick(const float* log_probs, const float* entropy, int64_t pick, float* out,
+template <typename T>
+void mutual_information_with_pick(const LogProbs<T>& log_probs, const float* entropy, int64_t pick, float* out,
                                   int64_t points, int64_t samples, int64_t classes) {
   // Class paddings of 16, 32, 64 and 128 lanes cover C <= 128 (the binding refuses more).
   const int64_t padded = classes <= 16 ? 16 : classes <= 32 ? 32 : classes <= 64 ? 64 : 128;
-  const int64_t count = samples * classes;
   std::vector<float> pick_probs(samples * padded, 0.0f);
   for (int64_t k = 0; k < samples; ++k)
-    for (int64_t c = 0; c < classes; ++c)
-      pick_probs[k * padded + c] = exp_log_probability(log_probs[pick * count + k * classes + c]);
+    for (int64_t c = 0; c < classes; ++c) pick_probs[k * padded + c] = exp_log_probability(log_probs(pick, k, c));
   const float pick_entropy = entropy[pick];
   const PairJointEntropy joint_entropy = padded == 16   ? pair_joint_entropy_16
                                          : padded == 32 ? pair_joint_entropy_32
@@ -163,45 +221,68 @@ void mutual_information_with_pick(const float* log_probs, const float* entropy, 
                           classes);
 }
 
-void probability_sums(const float* log_probs, float* sums, int64_t rows, int64_t classes) {
-  // Blocks of rows small enough for their probabilities to stay in L1 between the
-  // vectorised exp and the short per-row sums.
-  const int64_t block = std::max<int64_t>(1, 4096 / classes);
+template <typename T>
+void probability_sums(const LogProbs<T>& log_probs, float* sums, int64_t points, int64_t samples, int64_t classes) {
+  const int64_t count = samples * classes;
 #pragma omp parallel
   {
-    std::vector<float> probs(block * classes);
+    std::vector<float> values(count), probs(count);
 #pragma omp for schedule(static)
-    for (int64_t r0 = 0; r0 < rows; r0 += block) {
-      const int64_t count = std::min(block, rows - r0);
-      exp_keeping_nan(log_probs + r0 * classes, probs.data(), count * classes);
-      for (int64_t r = 0; r < count; ++r) {
+    for (int64_t n = 0; n < points; ++n) {
+      exp_keeping_nan(point_log_probs(log_probs, n, samples, classes, values.data()), probs.data(), count);
+      for (int64_t k = 0; k < samples; ++k) {
         float total = 0.0f;
-        for (int64_t c = 0; c < classes; ++c) total += probs[r * classes + c];
-        sums[r0 + r] = total;
+        for (int64_t c = 0; c < classes; ++c) total += probs[k * classes + c];
+        sums[n * samples + k] = total;
       }
     }
   }
 }
 
-void entropies(const float* log_probs, float* entropy, float* conditional, int64_t points, int64_t samples,
-               int64_t classes) {
+template <typename T>
+int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* conditional, int64_t points, int64_t samples,
+                  int64_t classes, float low, float high) {
   const int64_t count = samples * classes;
-#pragma omp parallel
+  const int64_t vectors = classes <= 16 ? 1 : classes <= 32 ? 2 : classes <= 64 ? 4 : classes <= 128 ? 8 : 0;
+  const ClassSums class_sums = vectors == 1   ? class_sums_16
+                               : vectors == 2 ? class_sums_32
+                               : vectors == 4 ? class_sums_64
+                               : vectors == 8 ? class_sums_128
+                                              : class_sums_any;
+  // A plain array: std::vector would drop Lanes' alignment attribute (GCC warns).
+  Lanes masks[8];
+  for (int64_t v = 0; v < vectors; ++v)
+    for (int64_t l = 0; l < kLanesPerVector; ++l) masks[v][l] = v * kLanesPerVector + l < classes ? 1.0f : 0.0f;
+  int64_t invalid = 0;
+#pragma omp parallel reduction(+ : invalid)
   {
-    std::vector<float> probs(count);
-    std::vector<double> mean(classes);
+    std::vector<float> values(count), probs(count + kLanesPerVector, 0.0f);
+    std::vector<float> column(std::max(classes, vectors * kLanesPerVector));
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < points; ++n) {
-      const double plogp = exp_and_plogp(log_probs + n * count, probs.data(), count);
-      for (int64_t c = 0; c < classes; ++c) mean[c] = 0.0;
-      for (int64_t k = 0; k < samples; ++k)
-        for (int64_t c = 0; c < classes; ++c) mean[c] += probs[k * classes + c];
+      int nans = 0;
+      const float* x = point_log_probs(log_probs, n, samples, classes, values.data());
+      const double plogp = exp_and_plogp(x, probs.data(), count, &nans);
+      // The validation this pass carries: NaN values, and rows whose probabilities do
+      // not sum into [low, high] (+inf or a huge value makes the sum huge).
+      invalid += nans + class_sums(probs.data(), masks, column.data(), samples, classes, low, high);
       double h = 0.0;
-      for (int64_t c = 0; c < classes; ++c) h += neg_xlogx(static_cast<float>(mean[c] / samples));
+      for (int64_t c = 0; c < classes; ++c) h += neg_xlogx(column[c] / static_cast<float>(samples));
       entropy[n] = static_cast<float>(h);
       conditional[n] = static_cast<float>(-plogp / samples);
     }
   }
+  return invalid;
 }
+
+#define KBALD_INSTANTIATE(T)                                                                                       \
+  template void mutual_information_with_pick<T>(const LogProbs<T>&, const float*, int64_t, float*, int64_t,       \
+                                                int64_t, int64_t);                                                 \
+  template void probability_sums<T>(const LogProbs<T>&, float*, int64_t, int64_t, int64_t);                        \
+  template int64_t entropies<T>(const LogProbs<T>&, float*, float*, int64_t, int64_t, int64_t, float, float);
+KBALD_INSTANTIATE(float)
+KBALD_INSTANTIATE(Half)
+KBALD_INSTANTIATE(BFloat16)
+#undef KBALD_INSTANTIATE
 
 }  // namespace kbald::host

@@ -1,26 +1,36 @@
-// Host C++ twin of the one-pass Triton entropy kernel (kbald_kernels/triton/information_terms.py).
+// Host C++ twins of the one-pass Triton information kernel
+// (kbald_kernels/triton/information_terms.py) and of the 2-BALD step's pass over the
+// pool (kbald_kernels/triton/kbald_step.py). Each reads the pool as stored (float32,
+// float16 or bfloat16, any strides) one point at a time: nothing of the pool's size
+// is allocated.
 #pragma once
 
 #include <cstdint>
 
+#include "kbald/log_probs.h"
+
 namespace kbald::host {
 
 // entropy[n] = H(mean_k p[n, k, :]) and conditional[n] = -mean_k Σ_c p log p for
-// contiguous float32 log-probabilities [N, K, C] (-inf allowed: probability 0), in
-// one pass; OpenMP over points.
-void entropies(const float* log_probs, float* entropy, float* conditional, int64_t points, int64_t samples,
-               int64_t classes);
+// log-probabilities [N, K, C] (-inf allowed: probability 0), in one pass; OpenMP over
+// points. The same pass validates: it returns how many (n, k) rows hold a NaN or
+// have Σ_c p outside [low, high] (+inf counts: its sum is huge), 0 for valid input.
+template <typename T>
+int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* conditional, int64_t points, int64_t samples,
+                  int64_t classes, float low, float high);
 
 // out[n] = I[Y_n; Y_pick] = entropy[n] + entropy[pick] - H(mean_k p[n, k, :] ⊗ p[pick, k, :])
-// for contiguous float32 log-probabilities [N, K, C]: the 2-BALD step's pass over
-// the pool. Probabilities are taken per point in a small buffer, so nothing of the
-// pool's size is allocated; the joint is never stored beyond one point's C × C.
-void mutual_information_with_pick(const float* log_probs, const float* entropy, int64_t pick, float* out,
+// for log-probabilities [N, K, C] and their float32 entropies: the 2-BALD step's pass
+// over the pool. The joint is never stored beyond one point's C × C.
+template <typename T>
+void mutual_information_with_pick(const LogProbs<T>& log_probs, const float* entropy, int64_t pick, float* out,
                                   int64_t points, int64_t samples, int64_t classes);
 
-// sums[r] = Σ_c exp(log_probs[r, c]) for contiguous float32 [rows, classes]: the
-// normalisation check of every input. NaN anywhere in a row makes its sum NaN, and
-// +inf makes it huge, so one bound check on the sums finds every bad row.
-void probability_sums(const float* log_probs, float* sums, int64_t rows, int64_t classes);
+// sums[n, k] = Σ_c exp(log_probs[n, k, c]) into contiguous float32 [N, K]: the
+// normalisation scan of input whose op does not validate in its own pass. NaN
+// anywhere in a row makes its sum NaN, and +inf makes it huge, so one bound check
+// on the sums finds every bad row.
+template <typename T>
+void probability_sums(const LogProbs<T>& log_probs, float* sums, int64_t points, int64_t samples, int64_t classes);
 
 }  // namespace kbald::host

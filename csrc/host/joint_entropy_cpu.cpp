@@ -56,7 +56,8 @@ void accumulate_block(const float* weights, const float* alpha, const float* pac
 
 }  // namespace
 
-void accumulate_joint_entropy(const float* weights, const float* alpha, const float* probs, float* out,
+template <typename T>
+void accumulate_joint_entropy(const float* weights, const float* alpha, const LogProbs<T>& log_probs, float* out,
                               int64_t configs, int64_t points, int64_t samples, int64_t classes) {
   const int64_t block_points = std::max<int64_t>(1, kTargetColumns / classes);
   const int64_t blocks = (points + block_points - 1) / block_points;
@@ -72,13 +73,14 @@ void accumulate_joint_entropy(const float* weights, const float* alpha, const fl
       const int64_t first = b * block_points;
       const int64_t count = std::min(block_points, points - first);
       const int64_t columns = (count * classes + kLanes - 1) / kLanes * kLanes;
-      // P[first:first+count] as [K, columns]: one k is a contiguous run of columns, and
-      // the padding columns are zero probabilities, whose terms are zero.
+      // P[first:first+count] as [K, columns], exponentiated from the pool as stored:
+      // one k is a contiguous run of columns, and the padding columns are zero
+      // probabilities, whose terms are zero.
       std::fill(packed.begin(), packed.begin() + samples * columns, 0.0f);
       for (int64_t i = 0; i < count; ++i)
         for (int64_t k = 0; k < samples; ++k)
-          std::copy_n(probs + ((first + i) * samples + k) * classes, classes,
-                      packed.data() + k * columns + i * classes);
+          for (int64_t c = 0; c < classes; ++c)
+            packed[k * columns + i * classes + c] = exp_log_probability(log_probs(first + i, k, c));
       std::fill(column_sum.begin(), column_sum.begin() + columns, 0.0);
       accumulate_block(weights, alpha, packed.data(), row_weights.data(), q.data(), column_sum.data(), configs,
                        samples, columns);
@@ -91,11 +93,12 @@ void accumulate_joint_entropy(const float* weights, const float* alpha, const fl
   }
 }
 
-void emulate_joint_entropy_kernel(const float* weights, const float* alpha, const float* probs, float* out,
+template <typename T>
+void emulate_joint_entropy_kernel(const float* weights, const float* alpha, const LogProbs<T>& log_probs, float* out,
                                   int64_t configs, int64_t points, int64_t samples, int64_t classes,
                                   int64_t splits) {
   namespace jb = kbald::joint_entropy_block;
-  const jb::Problem problem{weights, alpha, probs, configs, points, samples, classes};
+  const jb::Problem<T> problem{weights, alpha, log_probs, configs, points, samples, classes};
   const int64_t total_columns = points * classes;
   const int64_t column_blocks = (total_columns + jb::kColumns - 1) / jb::kColumns;
   const int64_t split_rows = jb::rows_per_split(configs, splits);
@@ -124,5 +127,15 @@ void emulate_joint_entropy_kernel(const float* weights, const float* alpha, cons
   for (int64_t i = 0; i < points; ++i)
     out[i] = static_cast<float>(jb::class_sum(partial.data(), splits, total_columns, i, classes));
 }
+
+#define KBALD_INSTANTIATE(T)                                                                                     \
+  template void accumulate_joint_entropy<T>(const float*, const float*, const LogProbs<T>&, float*, int64_t,     \
+                                            int64_t, int64_t, int64_t);                                          \
+  template void emulate_joint_entropy_kernel<T>(const float*, const float*, const LogProbs<T>&, float*, int64_t, \
+                                                int64_t, int64_t, int64_t, int64_t);
+KBALD_INSTANTIATE(float)
+KBALD_INSTANTIATE(Half)
+KBALD_INSTANTIATE(BFloat16)
+#undef KBALD_INSTANTIATE
 
 }  // namespace kbald::host

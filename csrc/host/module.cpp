@@ -13,6 +13,7 @@
 #include "information_cpu.h"
 #include "joint_entropy_cpu.h"
 #include "kbald/entropy_math.h"
+#include "kbald/log_probs.h"
 
 namespace py = pybind11;
 
@@ -36,53 +37,77 @@ void row_entropy(std::uintptr_t probs, std::uintptr_t out, int64_t rows, int64_t
   }
 }
 
+// Runs fn on the typed view of a pool passed as (pointer, type code, strides).
+template <typename Fn>
+void with_log_probs(const char* name, std::uintptr_t data, int type, int64_t stride_n, int64_t stride_k,
+                    int64_t stride_c, Fn&& fn) {
+  if (!kbald::visit_log_probs(data, type, stride_n, stride_k, stride_c, fn))
+    throw std::invalid_argument(std::string(name) + ": unknown log-probability type code " + std::to_string(type) +
+                                " (0 float32, 1 float16, 2 bfloat16)");
+}
+
 void check_joint_entropy_sizes(const char* name, int64_t configs, int64_t points, int64_t samples,
                                int64_t classes) {
   if (configs < 0 || points < 0 || samples < 1 || classes < 1)
     throw std::invalid_argument(std::string(name) + ": need configs, points >= 0 and samples, classes >= 1");
 }
 
-void accumulate_joint_entropy(std::uintptr_t weights, std::uintptr_t alpha, std::uintptr_t probs,
-                              std::uintptr_t out, int64_t configs, int64_t points, int64_t samples,
-                              int64_t classes) {
+void accumulate_joint_entropy(std::uintptr_t weights, std::uintptr_t alpha, std::uintptr_t log_probs, int type,
+                              int64_t stride_n, int64_t stride_k, int64_t stride_c, std::uintptr_t out,
+                              int64_t configs, int64_t points, int64_t samples, int64_t classes) {
   check_joint_entropy_sizes("accumulate_joint_entropy", configs, points, samples, classes);
-  kbald::host::accumulate_joint_entropy(reinterpret_cast<const float*>(weights), reinterpret_cast<const float*>(alpha),
-                                        reinterpret_cast<const float*>(probs), reinterpret_cast<float*>(out), configs,
-                                        points, samples, classes);
+  with_log_probs("accumulate_joint_entropy", log_probs, type, stride_n, stride_k, stride_c, [&](const auto& x) {
+    kbald::host::accumulate_joint_entropy(reinterpret_cast<const float*>(weights),
+                                          reinterpret_cast<const float*>(alpha), x, reinterpret_cast<float*>(out),
+                                          configs, points, samples, classes);
+  });
 }
 
-void emulate_joint_entropy_kernel(std::uintptr_t weights, std::uintptr_t alpha, std::uintptr_t probs,
-                                  std::uintptr_t out, int64_t configs, int64_t points, int64_t samples,
-                                  int64_t classes, int64_t splits) {
+void emulate_joint_entropy_kernel(std::uintptr_t weights, std::uintptr_t alpha, std::uintptr_t log_probs, int type,
+                                  int64_t stride_n, int64_t stride_k, int64_t stride_c, std::uintptr_t out,
+                                  int64_t configs, int64_t points, int64_t samples, int64_t classes,
+                                  int64_t splits) {
   check_joint_entropy_sizes("emulate_joint_entropy_kernel", configs, points, samples, classes);
   if (splits < 1) throw std::invalid_argument("emulate_joint_entropy_kernel: splits must be >= 1");
-  kbald::host::emulate_joint_entropy_kernel(
-      reinterpret_cast<const float*>(weights), reinterpret_cast<const float*>(alpha),
-      reinterpret_cast<const float*>(probs), reinterpret_cast<float*>(out), configs, points, samples, classes, splits);
+  with_log_probs("emulate_joint_entropy_kernel", log_probs, type, stride_n, stride_k, stride_c, [&](const auto& x) {
+    kbald::host::emulate_joint_entropy_kernel(reinterpret_cast<const float*>(weights),
+                                              reinterpret_cast<const float*>(alpha), x, reinterpret_cast<float*>(out),
+                                              configs, points, samples, classes, splits);
+  });
 }
 
-void entropies(std::uintptr_t log_probs, std::uintptr_t entropy, std::uintptr_t conditional, int64_t points,
-               int64_t samples, int64_t classes) {
+int64_t entropies(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k, int64_t stride_c,
+                  std::uintptr_t entropy, std::uintptr_t conditional, int64_t points, int64_t samples,
+                  int64_t classes, float low, float high) {
   if (points < 0 || samples < 1 || classes < 1)
     throw std::invalid_argument("entropies: need points >= 0 and samples, classes >= 1");
-  kbald::host::entropies(reinterpret_cast<const float*>(log_probs), reinterpret_cast<float*>(entropy),
-                         reinterpret_cast<float*>(conditional), points, samples, classes);
+  int64_t invalid = 0;
+  with_log_probs("entropies", log_probs, type, stride_n, stride_k, stride_c, [&](const auto& x) {
+    invalid = kbald::host::entropies(x, reinterpret_cast<float*>(entropy), reinterpret_cast<float*>(conditional),
+                                     points, samples, classes, low, high);
+  });
+  return invalid;
 }
 
-void mutual_information_with_pick(std::uintptr_t log_probs, std::uintptr_t entropy, int64_t pick,
-                                  std::uintptr_t out, int64_t points, int64_t samples, int64_t classes) {
+void mutual_information_with_pick(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k,
+                                  int64_t stride_c, std::uintptr_t entropy, int64_t pick, std::uintptr_t out,
+                                  int64_t points, int64_t samples, int64_t classes) {
   if (points < 1 || samples < 1 || classes < 1 || classes > 128 || pick < 0 || pick >= points)
     throw std::invalid_argument("mutual_information_with_pick: need points, samples >= 1, 1 <= classes <= 128 "
                                 "and 0 <= pick < points");
-  kbald::host::mutual_information_with_pick(reinterpret_cast<const float*>(log_probs),
-                                            reinterpret_cast<const float*>(entropy), pick,
-                                            reinterpret_cast<float*>(out), points, samples, classes);
+  with_log_probs("mutual_information_with_pick", log_probs, type, stride_n, stride_k, stride_c, [&](const auto& x) {
+    kbald::host::mutual_information_with_pick(x, reinterpret_cast<const float*>(entropy), pick,
+                                              reinterpret_cast<float*>(out), points, samples, classes);
+  });
 }
 
-void probability_sums(std::uintptr_t log_probs, std::uintptr_t sums, int64_t rows, int64_t classes) {
-  if (rows < 0 || classes < 1) throw std::invalid_argument("probability_sums: need rows >= 0 and classes >= 1");
-  kbald::host::probability_sums(reinterpret_cast<const float*>(log_probs), reinterpret_cast<float*>(sums), rows,
-                                classes);
+void probability_sums(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k, int64_t stride_c,
+                      std::uintptr_t sums, int64_t points, int64_t samples, int64_t classes) {
+  if (points < 0 || samples < 1 || classes < 1)
+    throw std::invalid_argument("probability_sums: need points >= 0 and samples, classes >= 1");
+  with_log_probs("probability_sums", log_probs, type, stride_n, stride_k, stride_c, [&](const auto& x) {
+    kbald::host::probability_sums(x, reinterpret_cast<float*>(sums), points, samples, classes);
+  });
 }
 
 int openmp_threads() {
@@ -100,27 +125,34 @@ PYBIND11_MODULE(_host, m) {
   m.def("row_entropy", &row_entropy, py::arg("probs"), py::arg("out"), py::arg("rows"), py::arg("cols"),
         py::arg("dtype"), py::call_guard<py::gil_scoped_release>(),
         "Entropy of each row of a contiguous [rows, cols] probability array (raw pointers).");
+  // A pool crosses as (pointer, type code 0 float32 / 1 float16 / 2 bfloat16, element strides n, k, c).
+#define KBALD_POOL_ARGS(name) py::arg(name), py::arg(name "_type"), py::arg("stride_n"), py::arg("stride_k"), \
+                              py::arg("stride_c")
   m.def("accumulate_joint_entropy", &accumulate_joint_entropy, py::arg("weights"), py::arg("alpha"),
-        py::arg("probs"), py::arg("out"), py::arg("configs"), py::arg("points"), py::arg("samples"),
+        KBALD_POOL_ARGS("log_probs"), py::arg("out"), py::arg("configs"), py::arg("points"), py::arg("samples"),
         py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
-        "out[i] = sum_m alpha[m] H(weights[m] @ probs[i]) for contiguous float32 arrays (raw pointers).");
+        "out[i] = sum_m alpha[m] H(weights[m] @ exp(log_probs[i])) for contiguous float32 weights and alpha "
+        "and the pool as stored (raw pointers).");
   m.def("emulate_joint_entropy_kernel", &emulate_joint_entropy_kernel, py::arg("weights"), py::arg("alpha"),
-        py::arg("probs"), py::arg("out"), py::arg("configs"), py::arg("points"), py::arg("samples"),
+        KBALD_POOL_ARGS("log_probs"), py::arg("out"), py::arg("configs"), py::arg("points"), py::arg("samples"),
         py::arg("classes"), py::arg("splits"), py::call_guard<py::gil_scoped_release>(),
         "The CUDA joint-entropy kernel's block program replayed thread by thread on the host "
         "(a test of its indexing where there is no GPU).");
-  m.def("entropies", &entropies, py::arg("log_probs"), py::arg("entropy"), py::arg("conditional"),
-        py::arg("points"), py::arg("samples"), py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
-        "Entropy and conditional entropy of each point of contiguous float32 log-probabilities "
-        "[points, samples, classes] in one pass (raw pointers).");
-  m.def("mutual_information_with_pick", &mutual_information_with_pick, py::arg("log_probs"), py::arg("entropy"),
-        py::arg("pick"), py::arg("out"), py::arg("points"), py::arg("samples"), py::arg("classes"),
+  m.def("entropies", &entropies, KBALD_POOL_ARGS("log_probs"), py::arg("entropy"), py::arg("conditional"),
+        py::arg("points"), py::arg("samples"), py::arg("classes"), py::arg("low"), py::arg("high"),
         py::call_guard<py::gil_scoped_release>(),
-        "I[Y_n; Y_pick] for every point of contiguous float32 log-probabilities [points, samples, classes] "
-        "and their float32 entropies (raw pointers).");
-  m.def("probability_sums", &probability_sums, py::arg("log_probs"), py::arg("sums"), py::arg("rows"),
+        "Entropy and conditional entropy of each point of log-probabilities [points, samples, classes] into "
+        "float32 arrays, in one pass that also counts the rows that hold NaN or whose probabilities do not "
+        "sum into [low, high]; returns that count.");
+  m.def("mutual_information_with_pick", &mutual_information_with_pick, KBALD_POOL_ARGS("log_probs"),
+        py::arg("entropy"), py::arg("pick"), py::arg("out"), py::arg("points"), py::arg("samples"),
         py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
-        "Row sums of exp of contiguous float32 log-probabilities [rows, classes] (raw pointers); "
+        "I[Y_n; Y_pick] for every point of log-probabilities [points, samples, classes] and their float32 "
+        "entropies (raw pointers).");
+  m.def("probability_sums", &probability_sums, KBALD_POOL_ARGS("log_probs"), py::arg("sums"), py::arg("points"),
+        py::arg("samples"), py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
+        "Row sums of exp of log-probabilities [points, samples, classes] into float32 [points, samples]; "
         "NaN in a row gives NaN.");
+#undef KBALD_POOL_ARGS
   m.def("openmp_threads", &openmp_threads, "Threads OpenMP will use (1 when built without OpenMP).");
 }

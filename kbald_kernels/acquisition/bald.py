@@ -7,9 +7,10 @@ from typing import Any, NamedTuple
 import torch
 
 from ..backends import implementation
+from ..information import validated_entropies
 from ..reference import gumbel_noise
 from ..selection import Selection
-from ..validation import check_batch_size, check_log_probs, seed_from, to_output
+from ..validation import check_batch_size, check_log_probs_form, seed_from, to_output
 
 STOCHASTIC_METHODS = ("power", "softmax", "softrank")
 
@@ -20,10 +21,10 @@ def select_bald(log_probs, batch_size, *, backend=None):
     Returns ``Selection(indices, scores)``; scores are the cumulative BALD sum, the
     batch's value when points are treated as independent.
     """
-    t, np_in = check_log_probs(log_probs)
+    t, np_in = check_log_probs_form(log_probs)
     size = check_batch_size(batch_size, t.shape[0])
-    scores = implementation("bald", backend, t.device, strict=False)(t)
-    values, indices = torch.sort(scores, descending=True, stable=True)
+    entropy, conditional = validated_entropies(t, backend, strict=False)
+    values, indices = torch.sort(entropy - conditional, descending=True, stable=True)
     return Selection(to_output(indices[:size], np_in), to_output(values[:size].cumsum(0), np_in))
 
 
@@ -41,10 +42,11 @@ def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature
         raise ValueError(f"method must be one of {STOCHASTIC_METHODS}, got {method!r}")
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    t, np_in = check_log_probs(log_probs)
+    t, np_in = check_log_probs_form(log_probs)
     size = check_batch_size(batch_size, t.shape[0])
     seed = seed_from(generator)
-    scores = implementation("bald", backend, t.device, strict=False)(t)
+    entropy, conditional = validated_entropies(t, backend, strict=False)
+    scores = entropy - conditional
     s = scores.to(torch.float64)
     if method == "power":
         log_weight = torch.log(s.clamp_min(0)) / temperature
@@ -72,7 +74,7 @@ class _KBALDIncrements:
     def __init__(self, t, backend, track_triples, capacity):
         device = t.device
         self.t = t
-        self.entropy, conditional = implementation("entropies", backend, device, strict=False)(t)
+        self.entropy, conditional = validated_entropies(t, backend, strict=False)
         self.pairwise = self.entropy - conditional
         self.triple = torch.zeros_like(self.pairwise) if track_triples else None
         self.mutual_information = implementation("pairwise_mutual_information", backend, device, strict=False)
@@ -111,11 +113,11 @@ def select_kbald(log_probs, batch_size, *, order=2, backend=None):
         raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
     if order == 1:
         return select_bald(log_probs, batch_size, backend=backend)
-    t, np_in = check_log_probs(log_probs)
+    t, np_in = check_log_probs_form(log_probs)
     size = check_batch_size(batch_size, t.shape[0])
     if order == 2:
         device = t.device
-        entropy, conditional = implementation("entropies", backend, device, strict=False)(t)
+        entropy, conditional = validated_entropies(t, backend, strict=False)
         increment = entropy - conditional
         selected = torch.zeros(t.shape[0], dtype=torch.bool, device=device)
         steps = implementation("kbald_pairwise_steps", backend, device, strict=False)
@@ -163,7 +165,7 @@ def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, b
         raise ValueError(f"order must be 2 or 3, got {order!r}")
     if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
-    t, np_in = check_log_probs(log_probs)
+    t, np_in = check_log_probs_form(log_probs)
     size = check_batch_size(max_batch_size, t.shape[0], "max_batch_size")
     state = _KBALDIncrements(t, backend, track_triples=True, capacity=size)
     selected = torch.zeros(t.shape[0], dtype=torch.bool, device=t.device)
@@ -208,7 +210,7 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
     if total_correlation_budget is not None and not (
             isinstance(total_correlation_budget, (int, float)) and total_correlation_budget >= 0):
         raise ValueError(f"total_correlation_budget must be a number >= 0, got {total_correlation_budget!r}")
-    t, np_in = check_log_probs(log_probs)
+    t, np_in = check_log_probs_form(log_probs)
     size = t.shape[0] if batch_size is None else check_batch_size(batch_size, t.shape[0])
     state = _KBALDIncrements(t, backend, track_triples=False, capacity=0)
     bald_scores = state.pairwise.clone()

@@ -5,10 +5,11 @@ import math
 import torch
 
 from ..backends import implementation
+from ..information import validated_entropies
 from ..reference import configurations_entropy, empty_configurations, extend_configurations
 from ..reference.workspace import compute_dtype
 from ..selection import Selection
-from ..validation import check_batch_size, check_log_probs, check_positive_int, to_output, torch_generator
+from ..validation import check_batch_size, check_log_probs_form, check_positive_int, to_output, torch_generator
 
 
 def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=None, backend=None):
@@ -20,12 +21,12 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
     ``generator`` (int seed or torch.Generator) makes the sampling reproducible.
     Scores are the cumulative joint mutual information, as batchbald_redux reports.
     """
-    t, np_in = check_log_probs(log_probs)
+    t, np_in = check_log_probs_form(log_probs)
     size = check_batch_size(batch_size, t.shape[0])
     num_samples = check_positive_int(num_samples, "num_samples")
     device = t.device
     gen = torch_generator(generator, device)
-    conditional = implementation("conditional_entropy", backend, device, strict=False)(t)
+    conditional = validated_entropies(t, backend, strict=False)[1]
     accumulate = implementation("accumulate_joint_entropy", backend, device, strict=False)
 
     configs = empty_configurations(t.shape[1], compute_dtype(t.dtype), device)

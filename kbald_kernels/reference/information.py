@@ -2,6 +2,7 @@
 
 import torch
 
+from .normalisation import rows_outside
 from .workspace import cache_chunk_size, chunk_size, compute_dtype, workspace_bytes, xlogx
 
 
@@ -10,24 +11,32 @@ def _probs(log_probs_chunk):
 
 
 def entropies(log_probs):
-    """(entropy, conditional_entropy) in one pass over ``log_probs`` [N, K, C]."""
+    """(entropy, conditional_entropy, invalid) in one pass over ``log_probs`` [N, K, C].
+
+    The pass is also the input's validation: ``invalid`` is a 0-dim bool tensor on
+    the input's device, true when some (n, k) row holds NaN or +inf or is not
+    normalised (:mod:`.normalisation`). It is never read here, so the pass makes no
+    host sync; the caller reads it once.
+    """
     n_points, n_samples, n_classes = log_probs.shape
     dtype = compute_dtype(log_probs.dtype)
     h = torch.empty(n_points, dtype=dtype, device=log_probs.device)
     ch = torch.empty(n_points, dtype=dtype, device=log_probs.device)
+    invalid = torch.zeros((), dtype=torch.bool, device=log_probs.device)
     # Cache-sized chunks: the few pool-shaped temporaries then stay in cache instead
     # of costing fresh pages on every call (measured 3x on a 2-core CPU).
     step = cache_chunk_size(3 * n_samples * n_classes * torch.finfo(dtype).bits // 8, n_points)
     for start in range(0, n_points, step):
         lp = log_probs[start : start + step].to(dtype)
         p = torch.exp(lp)
+        invalid |= rows_outside(p.sum(-1), log_probs.dtype).any()
         h[start : start + step] = -xlogx(p.mean(1)).sum(-1)
         # p·log p from the log-probabilities already at hand. Clamping -inf to the most
         # negative float makes 0·(-inf) an exact 0 in one cheap op, and summing over
         # K·C at once (then / K) avoids torch's slow reduction over a short last axis.
         plogp = p * lp.clamp_min(torch.finfo(dtype).min)
         ch[start : start + step] = -plogp.flatten(1).sum(-1) / n_samples
-    return h, ch
+    return h, ch, invalid
 
 
 def entropy(log_probs):
@@ -42,8 +51,25 @@ def conditional_entropy(log_probs):
 
 def bald(log_probs):
     """BALD score I[Y_n; W] = entropy - conditional_entropy; [N]."""
-    h, ch = entropies(log_probs)
+    h, ch, _ = entropies(log_probs)
     return h - ch
+
+
+def _tiles(n_samples, n_classes, dtype, n_b, symmetric=False):
+    """(rows of a, rows of b) per tile of a pairwise pass whose temporaries fit the
+    workspace: a row's probabilities live three times (conversion, exp, the GEMM's
+    transposed copy), in a quarter of it per side, and a pair's C×C joint three times
+    (GEMM, scaled, x log x), in half of it. A short ``b`` (one-against-all) lets
+    the tiles of ``a`` grow."""
+    itemsize = torch.finfo(dtype).bits // 8
+    budget = workspace_bytes()
+    per_row = 3 * itemsize * n_samples * n_classes
+    per_pair = 3 * itemsize * n_classes**2
+    rows = budget / 4 / per_row
+    tile_b = max(1, int(min(rows, (budget / 2 / per_pair) ** 0.5, n_b)))
+    if symmetric:
+        return tile_b, tile_b
+    return max(1, int(min(rows, budget / 2 / (per_pair * tile_b)))), tile_b
 
 
 def _pair_joint_entropy(pa, pb):
@@ -72,25 +98,21 @@ def pairwise_mutual_information(a, b=None, entropies_ab=None):
     n_a, n_samples, n_classes = a.shape
     n_b = b.shape[0]
     dtype = compute_dtype(a.dtype)
-    itemsize = torch.finfo(dtype).bits // 8
     if entropies_ab is None:
         h_a = entropy(a)
         h_b = h_a if symmetric else entropy(b)
     else:
         h_a, h_b = (h.to(dtype) for h in entropies_ab)
     out = torch.empty(n_a, n_b, dtype=dtype, device=a.device)
-    # A tile holds two probability chunks [tile, K, C] and its joint twice (GEMM, x log x).
-    budget = workspace_bytes()
-    tile = int(min((budget / (3 * itemsize * n_classes**2)) ** 0.5, budget / (3 * itemsize * n_samples * n_classes)))
-    tile = max(1, tile)
-    for i in range(0, n_a, tile):
-        pa = _probs(a[i : i + tile])
-        for j in range(i if symmetric else 0, n_b, tile):
-            pb = pa if symmetric and i == j else _probs(b[j : j + tile])
-            mi = h_a[i : i + tile, None] + h_b[None, j : j + tile] - _pair_joint_entropy(pa, pb)
-            out[i : i + tile, j : j + tile] = mi
+    tile_a, tile_b = _tiles(n_samples, n_classes, dtype, n_b, symmetric)
+    for i in range(0, n_a, tile_a):
+        pa = _probs(a[i : i + tile_a])
+        for j in range(i if symmetric else 0, n_b, tile_b):
+            pb = pa if symmetric and i == j else _probs(b[j : j + tile_b])
+            mi = h_a[i : i + tile_a, None] + h_b[None, j : j + tile_b] - _pair_joint_entropy(pa, pb)
+            out[i : i + tile_a, j : j + tile_b] = mi
             if symmetric and j != i:
-                out[j : j + tile, i : i + tile] = mi.T
+                out[j : j + tile_b, i : i + tile_a] = mi.T
     return out
 
 
@@ -128,8 +150,7 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
     """
     indices, scores = [], []
     n_points, n_samples, n_classes = log_probs.shape
-    itemsize = torch.finfo(compute_dtype(log_probs.dtype)).bits // 8
-    step = chunk_size(3 * itemsize * n_samples * n_classes, n_points)
+    step = _tiles(n_samples, n_classes, compute_dtype(log_probs.dtype), 1)[0]
     for _ in range(n_steps):
         if newest is not None:
             newest_probs = _probs(log_probs[newest : newest + 1])

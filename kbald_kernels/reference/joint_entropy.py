@@ -87,12 +87,14 @@ def accumulate_joint_entropy(weights, alpha, log_probs):
     dtype = weights.dtype
     itemsize = torch.finfo(dtype).bits // 8
     out = torch.zeros(n_points, dtype=dtype, device=log_probs.device)
-    point_step = chunk_size(3 * itemsize * n_samples * n_classes, n_points)
+    # The probabilities of a chunk of points (conversion, exp, transposed copy) and the
+    # q of a chunk of configurations (GEMM, x log x, sum) each get half the workspace.
+    point_step = chunk_size(6 * itemsize * n_samples * n_classes, n_points)
     for start in range(0, n_points, point_step):
         p = torch.exp(log_probs[start : start + point_step].to(dtype))
         rows = p.shape[0]
         p = p.permute(1, 0, 2).reshape(n_samples, rows * n_classes)
-        config_step = chunk_size(3 * itemsize * rows * n_classes, n_configs)
+        config_step = chunk_size(6 * itemsize * rows * n_classes, n_configs)
         for m in range(0, n_configs, config_step):
             q = (weights[m : m + config_step] @ p).view(-1, rows, n_classes)
             out[start : start + rows] += alpha[m : m + config_step] @ (-xlogx(q).sum(-1))

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from .workspace import cache_chunk_size, compute_dtype
+from .workspace import cache_chunk_size, chunk_size, compute_dtype
 
 _MASK32 = 0xFFFFFFFF
 _PHILOX_ROUND = (0xD2511F53, 0xCD9E8D57)
@@ -47,11 +47,17 @@ def gumbel_noise(seed, step, index):
     The uniform takes the top 24 bits of the first Philox word, centred in its bin,
     so it lies strictly inside (0, 1) and is exact in float32 as well.
     """
-    index = index.to(torch.int64)
-    word = philox4x32((index, index >> 32, torch.full_like(index, step), torch.zeros_like(index)),
-                      (seed, seed >> 32))[0]
-    uniform = ((word >> 8).to(torch.float64) + 0.5) * 2.0**-24
-    return -torch.log(-torch.log(uniform))
+    flat = index.reshape(-1)
+    out = torch.empty(flat.shape, dtype=torch.float64, device=flat.device)
+    # In chunks under the workspace: Philox's rounds hold about a dozen int64 words per index.
+    rows = chunk_size(128, flat.numel())
+    for start in range(0, flat.numel(), rows):
+        chunk = flat[start : start + rows].to(torch.int64)
+        word = philox4x32((chunk, chunk >> 32, torch.full_like(chunk, step), torch.zeros_like(chunk)),
+                          (seed, seed >> 32))[0]
+        uniform = ((word >> 8).to(torch.float64) + 0.5) * 2.0**-24
+        out[start : start + rows] = -torch.log(-torch.log(uniform))
+    return out.view(index.shape)
 
 
 class DenseEmbeddings:
@@ -105,10 +111,11 @@ class FactoredEmbeddings:
         self.features = features
         self.residuals = residuals
         self.dtype = compute_dtype(features.dtype)
-        h, r = features.to(self.dtype), residuals.to(self.dtype)
         # Norms use the same row-wise reduction as the cross terms, so an exact
-        # duplicate of a center gets distance exactly 0.
-        self.norm_products = (h * h).sum(-1) * (r * r).sum(-1)
+        # duplicate of a center gets distance exactly 0. In chunks: no pool-sized copy.
+        self.norm_products = torch.empty(len(self), dtype=self.dtype, device=self.device)
+        for i, h, r in self._chunks():
+            self.norm_products[i : i + h.shape[0]] = (h * h).sum(-1) * (r * r).sum(-1)
 
     def __len__(self):
         return self.features.shape[0]
@@ -120,20 +127,23 @@ class FactoredEmbeddings:
     def squared_norms(self):
         return self.norm_products
 
+    def _chunks(self):
+        """(start, features, residuals) of cache-sized row chunks, in the compute dtype."""
+        itemsize = torch.finfo(self.dtype).bits // 8
+        step = cache_chunk_size(2 * itemsize * (self.features.shape[1] + self.residuals.shape[1]), len(self))
+        for i in range(0, len(self), step):
+            yield i, self.features[i : i + step].to(self.dtype), self.residuals[i : i + step].to(self.dtype)
+
     def squared_distances(self, centers):
         out = torch.full((len(self),), math.inf, dtype=self.dtype, device=self.device)
-        h_all, r_all = self.features, self.residuals
-        itemsize = torch.finfo(self.dtype).bits // 8
-        step = cache_chunk_size(itemsize * (h_all.shape[1] + r_all.shape[1]), len(self))
         for j in range(len(centers)):
             hc = centers.features[j].to(self.dtype)
             rc = centers.residuals[j].to(self.dtype)
-            for i in range(0, len(self), step):
-                h = h_all[i : i + step].to(self.dtype)
-                r = r_all[i : i + step].to(self.dtype)
+            for i, h, r in self._chunks():
+                rows = slice(i, i + h.shape[0])
                 cross = (h * hc).sum(-1) * (r * rc).sum(-1)
-                d = (self.norm_products[i : i + step] + centers.norm_products[j] - 2 * cross).clamp_min(0)
-                out[i : i + step] = torch.minimum(out[i : i + step], d)
+                d = (self.norm_products[rows] + centers.norm_products[j] - 2 * cross).clamp_min(0)
+                out[rows] = torch.minimum(out[rows], d)
         return out
 
     def take(self, index):

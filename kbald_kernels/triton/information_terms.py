@@ -1,7 +1,10 @@
-"""Entropy, conditional entropy and BALD in one pass over log-probabilities [N, K, C].
+"""Entropy and conditional entropy in one pass over log-probabilities [N, K, C],
+with the input's validation riding on the same pass.
 
 Each program owns BLOCK_N pool points and streams their K×C values once,
-accumulating the mean probability per class and Σ p log p; one write per output.
+accumulating the mean probability per class and Σ p log p, and checks every (n, k)
+row's Σ_c p against the dtype's normalisation bounds (NaN and +inf fail them); one
+write per output and one atomic max into the ``invalid`` flag per program.
 fp32/fp16/bf16 in, fp32 accumulation and out (float64 input stays on the reference).
 """
 
@@ -12,6 +15,7 @@ import triton
 import triton.language as tl
 
 from .. import reference
+from ..reference.normalisation import normalisation_bounds
 from .launch import on_device, warp_configs
 
 BLOCK_N = 16
@@ -20,8 +24,8 @@ BLOCK_K = 16
 
 @triton.autotune(configs=warp_configs(), key=["n_samples", "n_classes"])
 @triton.jit
-def _information_terms_kernel(lp_ptr, stride_n, stride_k, stride_c, n_points, n_samples, n_classes,
-                              entropy_out, conditional_out, bald_out,
+def _information_terms_kernel(lp_ptr, stride_n, stride_k, stride_c, n_points, n_samples, n_classes, low, high,
+                              entropy_out, conditional_out, invalid_out,
                               BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     ks = tl.arange(0, BLOCK_K)
@@ -30,6 +34,7 @@ def _information_terms_kernel(lp_ptr, stride_n, stride_k, stride_c, n_points, n_
     class_mask = cs < n_classes
     mean_p = tl.zeros([BLOCK_N, BLOCK_C], dtype=tl.float32)
     p_log_p = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
+    outside = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.int32)
     for k0 in range(0, n_samples, BLOCK_K):
         k_mask = (k0 + ks) < n_samples
         mask = row_mask[:, None, None] & k_mask[None, :, None] & class_mask[None, None, :]
@@ -40,48 +45,35 @@ def _information_terms_kernel(lp_ptr, stride_n, stride_k, stride_c, n_points, n_
         mean_p += tl.sum(p, axis=1)
         # 0·log 0 = 0: a -inf log-probability contributes nothing.
         p_log_p += tl.sum(p * tl.where(p > 0, lp, 0.0), axis=2)
+        sums = tl.sum(p, axis=2)
+        in_bounds = (sums >= low) & (sums <= high)  # false for NaN
+        outside += tl.where(row_mask[:, None] & k_mask[None, :] & ~in_bounds, 1, 0)
     mean_p = mean_p / n_samples
     entropy = -tl.sum(tl.where(mean_p > 0, mean_p * tl.log(tl.where(mean_p > 0, mean_p, 1.0)), 0.0), axis=1)
     conditional = -tl.sum(p_log_p, axis=1) / n_samples
     tl.store(entropy_out + rows, entropy, mask=row_mask)
     tl.store(conditional_out + rows, conditional, mask=row_mask)
-    tl.store(bald_out + rows, entropy - conditional, mask=row_mask)
+    tl.atomic_max(invalid_out, tl.max(tl.max(outside, axis=1), axis=0))
 
 
-def information_terms(log_probs):
-    """(entropy, conditional_entropy, bald), each float32 [N], from one pass."""
+def entropies(log_probs):
+    """Triton twin of :func:`kbald_kernels.reference.entropies`: (entropy,
+    conditional_entropy, invalid) from one pass, float32 [N] each and a 0-dim int32
+    device tensor, nonzero when some (n, k) row holds NaN or +inf or is not
+    normalised. Nothing here reads it back: the caller does, once. float64 input goes
+    to the reference."""
+    if log_probs.dtype == torch.float64:
+        return reference.entropies(log_probs)
     n_points, n_samples, n_classes = log_probs.shape
     device = log_probs.device
     # Poisoned, so a point the kernel fails to write cannot pass for a score.
-    out = torch.full((3, n_points), math.nan, dtype=torch.float32, device=device)
+    out = torch.full((2, n_points), math.nan, dtype=torch.float32, device=device)
+    invalid = torch.zeros((), dtype=torch.int32, device=device)
     block_c = triton.next_power_of_2(n_classes)
     block_k = max(1, min(BLOCK_K, triton.next_power_of_2(n_samples), 4096 // (BLOCK_N * block_c)))
     with on_device(device):
         _information_terms_kernel[(triton.cdiv(n_points, BLOCK_N),)](
-            log_probs, *log_probs.stride(), n_points, n_samples, n_classes, out[0], out[1], out[2],
-            BLOCK_N=BLOCK_N, BLOCK_K=block_k, BLOCK_C=block_c)
-    return out[0], out[1], out[2]
+            log_probs, *log_probs.stride(), n_points, n_samples, n_classes, *normalisation_bounds(log_probs.dtype),
+            out[0], out[1], invalid, BLOCK_N=BLOCK_N, BLOCK_K=block_k, BLOCK_C=block_c)
+    return out[0], out[1], invalid
 
-
-def entropies(log_probs):
-    if log_probs.dtype == torch.float64:
-        return reference.entropies(log_probs)
-    return information_terms(log_probs)[:2]
-
-
-def entropy(log_probs):
-    if log_probs.dtype == torch.float64:
-        return reference.entropy(log_probs)
-    return information_terms(log_probs)[0]
-
-
-def conditional_entropy(log_probs):
-    if log_probs.dtype == torch.float64:
-        return reference.conditional_entropy(log_probs)
-    return information_terms(log_probs)[1]
-
-
-def bald(log_probs):
-    if log_probs.dtype == torch.float64:
-        return reference.bald(log_probs)
-    return information_terms(log_probs)[2]

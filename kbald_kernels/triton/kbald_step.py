@@ -53,7 +53,8 @@ def _kbald_step_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, en
         increment -= entropy + tl.load(entropy_ptr + newest) - joint_entropy
         tl.store(increment_ptr + points, increment, mask=point_mask)
     candidate = point_mask & (tl.load(selected_ptr + points, mask=point_mask, other=1) == 0)
-    key = tl.where(candidate, increment, -float("inf"))
+    # A NaN increment ranks last, so the block's best always names a real candidate.
+    key = tl.where(candidate & (increment == increment), increment, -float("inf"))
     best = tl.max(key, axis=0)
     tl.store(tier_out + pid, tl.max(candidate.to(tl.int32), axis=0))
     tl.store(key_out + pid, best)
@@ -92,12 +93,14 @@ TRIPLE_TILE = 64
 TRIPLE_MAX_CLASSES = 16
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n_earlier"])
 def _triple_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entropy_ptr, pair_ptr, pair_stride,
-                   picks_ptr, n_earlier, newest, triple_ptr,
+                   picks_ptr, n_earlier, triple_ptr,
                    BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, TILE: tl.constexpr):
     """triple[n] += Σ_j I[Y_n; Y_newest; Y_{t_j}] over the earlier picks t_j.
 
+    ``picks_ptr`` holds the earlier picks and then the newest, as int64 on the device,
+    so every pool row offset is 64-bit; so is every row offset into the pair entropies.
     The three-way joint of each (n, newest, t_j) is a GEMM of the pool rows
     (point, class) against the K × C² outer products of the two picks' probabilities.
     """
@@ -114,12 +117,15 @@ def _triple_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entrop
     class_s = (pair_classes // BLOCK_C).to(tl.int64)
     class_t = (pair_classes % BLOCK_C).to(tl.int64)
     pair_mask = (class_s < n_classes) & (class_t < n_classes)
+    newest = tl.load(picks_ptr + n_earlier)
     h_n = tl.load(entropy_ptr + points, mask=point_mask, other=0.0)
     h_s = tl.load(entropy_ptr + newest)
+    pair_stride = tl.cast(pair_stride, tl.int64)
     h_ns = tl.load(pair_ptr + n_earlier * pair_stride + points, mask=point_mask, other=0.0)
     total = tl.zeros([POINTS], dtype=tl.float32)
     for j in range(0, n_earlier):
         t = tl.load(picks_ptr + j)
+        pair_row = pair_ptr + j * pair_stride
         joint = tl.zeros([TILE, PAIRS], dtype=tl.float32)
         for k0 in range(0, n_samples, BLOCK_K):
             ks = (k0 + tl.arange(0, BLOCK_K)).to(tl.int64)
@@ -136,8 +142,8 @@ def _triple_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entrop
         terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
         h_nst = -tl.sum(tl.sum(tl.reshape(terms, [POINTS, BLOCK_C, PAIRS]), axis=2), axis=1)
         h_t = tl.load(entropy_ptr + t)
-        h_nt = tl.load(pair_ptr + j * pair_stride + points, mask=point_mask, other=0.0)
-        h_st = tl.load(pair_ptr + j * pair_stride + newest)
+        h_nt = tl.load(pair_row + points, mask=point_mask, other=0.0)
+        h_st = tl.load(pair_row + newest)
         total += h_n + h_s + h_t - h_ns - h_nt - h_st + h_nst
     triple = tl.load(triple_ptr + points, mask=point_mask, other=0.0)
     tl.store(triple_ptr + points, triple + total, mask=point_mask)
@@ -152,13 +158,14 @@ def add_triple_interactions(log_probs, entropy, pair_entropies, picks, newest, t
     n_points, n_samples, n_classes = log_probs.shape
     device = log_probs.device
     block_c = max(4, triton.next_power_of_2(n_classes))
-    pair_entropies = pair_entropies.contiguous()
-    picks_device = torch.tensor(picks, dtype=torch.int64, device=device)
+    if pair_entropies.stride(1) != 1:
+        pair_entropies = pair_entropies.contiguous()
+    picks_device = torch.tensor([*picks, newest], dtype=torch.int64, device=device)
     # At BLOCK_C = 16 the [TILE, 256] joint still spills (ptxas: 580 B a thread at 4
     # warps, 176 B at 8); C above 8 is rare for 3-BALD, so this is left at 8 warps.
     with on_device(device):
         _triple_kernel[(triton.cdiv(n_points, TRIPLE_TILE // block_c),)](
             log_probs, *log_probs.stride(), n_points, n_samples, n_classes, entropy.contiguous(), pair_entropies,
-            pair_entropies.stride(0), picks_device, len(picks), int(newest), triple,
+            pair_entropies.stride(0), picks_device, len(picks), triple,
             BLOCK_C=block_c, BLOCK_K=BLOCK_K, TILE=TRIPLE_TILE, num_warps=8 if block_c >= 16 else 4)
     return triple

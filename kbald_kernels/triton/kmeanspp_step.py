@@ -107,6 +107,8 @@ def _step_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
         key = tl.where(no_center, noise, d)
     else:
         key = tl.where(tier == 2, tl.log(tl.where(tier == 2, d, 1.0)) + noise, noise)
+    # A NaN key ranks last, so the block's best always names a real row.
+    key = tl.where(key == key, key, -float("inf"))
     best_tier = tl.max(tier, axis=0)
     key = tl.where(tier == best_tier, key, -float("inf"))
     best_key = tl.max(key, axis=0)

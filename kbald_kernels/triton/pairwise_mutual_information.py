@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 
 from .. import reference
-from .information_terms import information_terms
+from .information_terms import entropies
 from .launch import on_device, warp_configs
 
 TILE = 128  # rows (and columns) of (point, class) pairs per tile
@@ -76,7 +76,8 @@ def _pairwise_mi_kernel(a_ptr, sa_n, sa_k, sa_c, b_ptr, sb_n, sb_k, sb_c, n_a, n
     mask = mask_a[:, None] & mask_b[None, :]
     tl.store(out_ptr + points_a[:, None] * stride_out + points_b[None, :], mi, mask=mask)
     if SYMMETRIC:
-        tl.store(out_ptr + points_b[None, :] * stride_out + points_a[:, None], mi, mask=mask)
+        if pid_j != pid_i:  # a diagonal tile is its own transpose: stored once
+            tl.store(out_ptr + points_b[None, :] * stride_out + points_a[:, None], mi, mask=mask)
 
 
 def pairwise_mutual_information(a, b=None, entropies_ab=None):
@@ -96,8 +97,8 @@ def pairwise_mutual_information(a, b=None, entropies_ab=None):
     n_a, n_samples, n_classes = a.shape
     n_b = b.shape[0]
     if entropies_ab is None:
-        entropy_a = information_terms(a)[0]
-        entropy_b = entropy_a if symmetric else information_terms(b)[0]
+        entropy_a = entropies(a)[0]
+        entropy_b = entropy_a if symmetric else entropies(b)[0]
     else:
         entropy_a, entropy_b = (h.float().contiguous() for h in entropies_ab)
     # Poisoned, so a pair the kernel fails to write cannot pass for a value.

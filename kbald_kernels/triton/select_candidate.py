@@ -15,16 +15,19 @@ def select_candidate_kernel(tier_ptr, key_ptr, index_ptr, n_blocks, value_ptr, s
                             indices_out, scores_out, slot, BLOCK: tl.constexpr):
     """Reduce the per-program candidates by (tier desc, key desc, index asc) and record
     the pick: its index, ``value_ptr[pick]`` as its score, its selected flag, and it as
-    the newest pick for the next step's kernel."""
+    the newest pick for the next step's kernel. A NaN key ranks as -inf, so some
+    block always matches the best and the pick stays in bounds."""
     offs = tl.arange(0, BLOCK)
     mask = offs < n_blocks
     tier = tl.load(tier_ptr + offs, mask=mask, other=-1)
     key = tl.load(key_ptr + offs, mask=mask, other=-float("inf"))
+    key = tl.where(key == key, key, -float("inf"))
     index = tl.load(index_ptr + offs, mask=mask, other=0)
     for b0 in range(BLOCK, n_blocks, BLOCK):
         more = (b0 + offs) < n_blocks
         t2 = tl.load(tier_ptr + b0 + offs, mask=more, other=-1)
         k2 = tl.load(key_ptr + b0 + offs, mask=more, other=-float("inf"))
+        k2 = tl.where(k2 == k2, k2, -float("inf"))
         i2 = tl.load(index_ptr + b0 + offs, mask=more, other=0)
         take = (t2 > tier) | ((t2 == tier) & ((k2 > key) | ((k2 == key) & (i2 < index))))
         tier = tl.where(take, t2, tier)

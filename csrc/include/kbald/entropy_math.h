@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #define KBALD_HOST_DEVICE __host__ __device__ __forceinline__
@@ -12,6 +13,31 @@
 #endif
 
 namespace kbald {
+
+// A float's bits and back, on host and device.
+KBALD_HOST_DEVICE int32_t float_bits(float x) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_int(x);
+#elif defined(__GNUC__)
+  return __builtin_bit_cast(int32_t, x);  // memcpy would keep GCC from vectorising the caller
+#else
+  int32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return bits;
+#endif
+}
+
+KBALD_HOST_DEVICE float float_from_bits(int32_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __int_as_float(bits);
+#elif defined(__GNUC__)
+  return __builtin_bit_cast(float, bits);
+#else
+  float x;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+#endif
+}
 
 // x·log x with 0·log 0 = 0: a zero probability (log-probability -inf) carries no
 // information, and the naive product would be 0·(-inf) = NaN.

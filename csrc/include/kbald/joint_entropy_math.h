@@ -9,9 +9,8 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 
-#include "kbald/entropy_math.h"
+#include "kbald/log_probs.h"
 
 namespace kbald {
 
@@ -20,30 +19,6 @@ namespace kbald {
 // device runs the same arithmetic. q = m·2^e with m in [√½, √2); then
 // log m = 2·atanh(s), s = (m-1)/(m+1), |s| ≤ 0.1716, whose odd series to s^9
 // leaves a truncation error below 3e-9 relative.
-KBALD_HOST_DEVICE int32_t float_bits(float x) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_int(x);
-#elif defined(__GNUC__)
-  return __builtin_bit_cast(int32_t, x);  // memcpy would keep GCC from vectorising the caller
-#else
-  int32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  return bits;
-#endif
-}
-
-KBALD_HOST_DEVICE float float_from_bits(int32_t bits) {
-#if defined(__CUDA_ARCH__)
-  return __int_as_float(bits);
-#elif defined(__GNUC__)
-  return __builtin_bit_cast(float, bits);
-#else
-  float x;
-  std::memcpy(&x, &bits, sizeof x);
-  return x;
-#endif
-}
-
 KBALD_HOST_DEVICE float log_unit_interval(float q) {
   const int32_t bits = float_bits(q);
   // Shift the mantissa range to [√½, √2) by borrowing from the exponent.
@@ -86,24 +61,37 @@ struct Shared {
 struct Thread {
   float q[kMicro][kMicro];  // rows ty + 16 r, columns tx + 16 c of the current tile
   double column_sum[kMicro];  // double: one term per configuration, often 10^4 and more
-  int64_t column_offset;    // element offset of P[i, 0, c] for the column this thread loads
+  int64_t column_offset;    // element offset of x[i, 0, c] for the column this thread loads
   bool column_valid;
 };
 
+template <typename T>
 struct Problem {
-  const float* weights;  // [M, K] contiguous
-  const float* alpha;    // [M]
-  const float* probs;    // [N, K, C] contiguous
+  const float* weights;   // [M, K] contiguous
+  const float* alpha;     // [M]
+  LogProbs<T> log_probs;  // [N, K, C] as stored: the kernel takes p = e^x as it loads
   int64_t configs, points, samples, classes;
 };
 
-KBALD_HOST_DEVICE void begin(const Problem& p, int64_t column_begin, int tid, Thread& t) {
+// The device's fast exponential (two instructions, a few ulps) and the host's
+// portable one: the pool is exponentiated once per configuration tile, so a
+// polynomial on the device would cost a noticeable share of the FMAs.
+KBALD_HOST_DEVICE float probability(float log_probability) {
+#if defined(__CUDA_ARCH__)
+  return __expf(log_probability);
+#else
+  return exp_log_probability(log_probability);
+#endif
+}
+
+template <typename T>
+KBALD_HOST_DEVICE void begin(const Problem<T>& p, int64_t column_begin, int tid, Thread& t) {
   // A thread always loads the same tile column (its tid mod kColumns), so the
   // division by C happens once per block, not once per load.
   const int64_t column = column_begin + tid % kColumns;
   t.column_valid = column < p.points * p.classes;
   const int64_t point = column / p.classes;
-  t.column_offset = point * p.samples * p.classes + column % p.classes;
+  t.column_offset = point * p.log_probs.stride_n + column % p.classes * p.log_probs.stride_c;
   for (int c = 0; c < kMicro; ++c) t.column_sum[c] = 0.0;
 }
 
@@ -114,7 +102,8 @@ KBALD_HOST_DEVICE void zero_tile(Thread& t) {
 
 // Rows past M and samples past K load zeros: they add nothing to q and, with
 // alpha 0, nothing to the sums.
-KBALD_HOST_DEVICE void load(const Problem& p, int64_t row_begin, int64_t k_begin, int tid, const Thread& t,
+template <typename T>
+KBALD_HOST_DEVICE void load(const Problem<T>& p, int64_t row_begin, int64_t k_begin, int tid, const Thread& t,
                             Shared& s) {
   for (int e = tid; e < kRows * kDepth; e += kThreads) {
     const int row = e / kDepth, kk = e % kDepth;
@@ -124,7 +113,10 @@ KBALD_HOST_DEVICE void load(const Problem& p, int64_t row_begin, int64_t k_begin
   for (int e = tid; e < kDepth * kColumns; e += kThreads) {
     const int kk = e / kColumns;
     const int64_t k = k_begin + kk;
-    s.probs[kk][tid % kColumns] = (t.column_valid && k < p.samples) ? p.probs[t.column_offset + k * p.classes] : 0.0f;
+    s.probs[kk][tid % kColumns] =
+        (t.column_valid && k < p.samples)
+            ? probability(to_float(p.log_probs.data[t.column_offset + k * p.log_probs.stride_k]))
+            : 0.0f;
   }
 }
 
@@ -139,7 +131,8 @@ KBALD_HOST_DEVICE void multiply(int tid, const Shared& s, Thread& t) {
   }
 }
 
-KBALD_HOST_DEVICE void accumulate(const Problem& p, int64_t row_begin, int tid, Thread& t) {
+template <typename T>
+KBALD_HOST_DEVICE void accumulate(const Problem<T>& p, int64_t row_begin, int tid, Thread& t) {
   const int ty = tid / kThreadGrid;
   for (int r = 0; r < kMicro; ++r) {
     const int64_t m = row_begin + ty + kThreadGrid * r;
