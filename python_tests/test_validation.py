@@ -133,3 +133,47 @@ def test_numpy_in_gives_numpy_out():
     sel = kb.select_batchbald(lp.numpy(), 2)
     assert isinstance(sel.indices, np.ndarray) and sel.indices.dtype == np.int64
     assert isinstance(kb.kmeanspp(np.random.randn(5, 2), 2, generator=0).scores, np.ndarray)
+
+
+BAD_ROWS = [("NaN", lambda lp: lp.__setitem__((4, 2, 1), float("nan")), r" contains NaN at index \(4, 2, 1\)"),
+            ("+inf", lambda lp: lp.__setitem__((4, 2, 1), float("inf")), r" contains \+inf at index \(4, 2, 1\)"),
+            ("huge", lambda lp: lp.__setitem__((4, 2, 1), 30.0), r"\[4, 2\] is not normalised"),
+            ("low", lambda lp: lp[4, 2].sub_(0.5), r"\[4, 2\] is not normalised")]
+
+
+@pytest.mark.parametrize("what,poison,match", BAD_ROWS, ids=[b[0] for b in BAD_ROWS])
+@pytest.mark.parametrize("backend", ["torch", "cuda", "triton"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_every_backend_flags_bad_rows_in_its_first_pass(what, poison, match, backend, dtype):
+    from kbald_kernels.backends import implementation
+
+    lp = random_log_probs(6, 4, 3, device="cpu", zeros=True).to(dtype)
+    assert not bool(implementation("entropies", backend, lp.device)(lp)[2])
+    poison(lp)
+    assert bool(implementation("entropies", backend, lp.device)(lp)[2])
+    for name, op in (("log_probs", lambda x: kb.bald(x, backend=backend)),
+                     ("log_probs", lambda x: kb.select_kbald(x, 2, backend=backend)),
+                     ("log_probs", lambda x: kb.select_batchbald(x, 2, backend=backend)),
+                     ("a", lambda x: kb.pairwise_mutual_information(x))):
+        with pytest.raises(ValueError, match=name + match):
+            op(lp)
+
+
+def test_valid_input_is_read_once(monkeypatch):
+    """The validation of a one-pass op is its own pass: the scan that names a bad
+    element never runs for valid input."""
+    from kbald_kernels import validation
+
+    def scan(*args):
+        raise AssertionError("scanned valid input a second time")
+
+    monkeypatch.setattr(validation, "scan_log_probs", scan)
+    lp = random_log_probs(50, 7, 4, device="cpu", zeros=True)
+    for dtype in (torch.float64, torch.float32, torch.float16):
+        x = lp.to(dtype)
+        kb.bald(x)
+        kb.select_stochastic_bald(x, 3, generator=0)
+        kb.select_kbald(x, 3, order=2)
+        kb.select_kbald(x, 3, order=3)
+        kb.select_batchbald(x, 3)
+        kb.pairwise_mutual_information(x[:5], x)
