@@ -64,10 +64,12 @@ def bald_row(lp, device, bandwidth):
     ours = measure(lambda: kb.bald(lp), device)
     naive = measure(lambda: naive_bald(lp), device)
     ref = measure(lambda: reference.bald(lp.double()), device, repeats=3)
+    one_read = measure(lambda: lp.sum(), device)
     bytes_read = lp.numel() * lp.element_size()
-    return ["BALD scores", f"N={n} K={k} C={c} fp32", f"{ours * 1e3:.2f} ms", f"{naive * 1e3:.2f} ms",
-            f"{ref * 1e3:.1f} ms", f"{naive / ours:.1f}x",
-            f"{bytes_read / ours / 1e9:.1f} GB/s = {100 * bytes_read / ours / bandwidth:.0f} % of copy"]
+    return ["BALD scores (whole call, validation included)", f"N={n} K={k} C={c} fp32", f"{ours * 1e3:.2f} ms",
+            f"{naive * 1e3:.2f} ms", f"{ref * 1e3:.1f} ms", f"{naive / ours:.1f}x",
+            f"{bytes_read / ours / 1e9:.1f} GB/s = {100 * bytes_read / ours / bandwidth:.0f} % of copy; "
+            f"{ours / one_read:.1f}x one read of the pool (x.sum(): {one_read * 1e3:.2f} ms)"]
 
 
 def log_rate(device):
@@ -78,7 +80,7 @@ def log_rate(device):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--quick", action="store_true", help="a tenth of P1 and P3, for a CPU smoke run")
+    parser.add_argument("--quick", action="store_true", help="a tenth of P1, for a CPU smoke run")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     n = 6000 if args.quick else 60_000
@@ -94,8 +96,8 @@ def main(argv=None):
 
     rows.append(bald_row(lp, device, bandwidth))
     print(rows[-1], flush=True)
-    # P3 (N=1 000 000, K=20, C=10): BALD at scale, where only bandwidth matters.
-    rows.append(bald_row(pool(100_000 if args.quick else 1_000_000, 20, c, device, seed=3), device, bandwidth))
+    # P3 (N=1 000 000, K=20, C=10): BALD at scale, where only bandwidth matters (cheap enough for --quick).
+    rows.append(bald_row(pool(1_000_000, 20, c, device, seed=3), device, bandwidth))
     print(rows[-1], flush=True)
 
     a = lp[:block]
