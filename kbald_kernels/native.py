@@ -90,7 +90,8 @@ def accumulate_joint_entropy(weights, alpha, log_probs):
     ``csrc/include/kbald/joint_entropy_math.h`` and sum in a fixed order, so repeated
     calls give identical results. Both read fp32/fp16/bf16 and strided log_probs as
     stored and exponentiate tile by tile: nothing of the pool's size is allocated
-    (the CUDA path adds a float64 workspace of at most 64 × N·C). Computes in float32
+    (the CUDA path adds float64 partial sums, splits × N·C, within the workspace but
+    at least one N·C). Computes in float32
     with float64 sums; float64 log_probs go to the reference, as with the Triton kernels.
     """
     import torch
@@ -122,7 +123,12 @@ def accumulate_joint_entropy(weights, alpha, log_probs):
                                         *sizes)
         return out
     with torch.cuda.device(device):
-        splits = module.joint_entropy_splits(n_configs, n_points, n_classes, device.index or 0)
+        # Each split keeps N·C double partial sums: as many splits as fill the device,
+        # but no more than the workspace holds.
+        from .reference.workspace import workspace_bytes
+
+        most = max(1, workspace_bytes() // (8 * n_points * n_classes))
+        splits = min(module.joint_entropy_splits(n_configs, n_points, n_classes, device.index or 0), most)
         partial = torch.empty(splits, n_points * n_classes, dtype=torch.float64, device=device)
         stream = torch.cuda.current_stream(device).cuda_stream
         module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), *_pool(log_probs), out.data_ptr(),

@@ -108,6 +108,9 @@ def select_kbald(log_probs, batch_size, *, order=2, backend=None):
     ``bald[i] - Σ_{s∈S} I[Y_i; Y_s]`` (``order=2``) ``+ Σ_{s<t∈S} I[Y_i; Y_s; Y_t]``
     (``order=3``); ``order=1`` is top-k BALD. Each step takes the largest increment
     (ties: smaller index). Scores are the cumulative k-BALD value of the batch.
+
+    The entropies' pass validates the input; the pool is never copied. Memory beyond
+    O(N): ``order=3`` keeps H[Y_n, Y_s] for every pick s, batch_size × N.
     """
     if order not in (1, 2, 3):
         raise ValueError(f"order must be 1, 2 or 3, got {order!r}")

@@ -20,6 +20,9 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
     of them and sampled ancestrally (``num_samples`` of them) after that.
     ``generator`` (int seed or torch.Generator) makes the sampling reproducible.
     Scores are the cumulative joint mutual information, as batchbald_redux reports.
+
+    Memory beyond O(N): the configurations' weights, at most ``num_samples`` × K.
+    The conditional entropies' pass validates the input; the pool is never copied.
     """
     t, np_in = check_log_probs_form(log_probs)
     size = check_batch_size(batch_size, t.shape[0])

@@ -188,7 +188,10 @@ class KMeansPPOrdering:
         return Selection(to_output(indices, self._numpy), to_output(scores, self._numpy))
 
     def extend(self, points):
-        """Add pool points (same kind and widths); their distances are to every center so far."""
+        """Add pool points (same kind and widths); their distances are to every center so far.
+
+        The ordering keeps the pool as one tensor, so this copies the old and new
+        points into a new one (the caller's tensors are left as they are)."""
         tensors, _ = check_embeddings(points, "points")
         self._check_kind(tensors, "points")
         new = _wrap(tensors)
