@@ -191,6 +191,34 @@ def entropies(log_probs):
 MAX_STEP_CLASSES = 128  # the host 2-BALD step's widest register row
 
 
+def _takes_step(log_probs):
+    if log_probs.device.type != "cpu":
+        raise ValueError(f"the host twin of the 2-BALD step takes CPU tensors, got {log_probs.device}")
+    import torch
+
+    return log_probs.dtype != torch.float64 and log_probs.shape[2] <= MAX_STEP_CLASSES
+
+
+def _mutual_information_with(log_probs, entropy, pick, out):
+    _module_for(log_probs.device).mutual_information_with_pick(*_pool(log_probs), entropy.data_ptr(), pick,
+                                                               out.data_ptr(), *log_probs.shape)
+
+
+def mutual_information_with_pick(log_probs, entropy, pick):
+    """:func:`kbald_kernels.reference.mutual_information_with_pick` on the host C++
+    module (the 2-BALD step's pass), for CPU tensors: float32 [N]. fp32/fp16/bf16 and
+    strided input are read as stored; float64 and C above 128 go to the reference."""
+    import torch
+
+    from . import reference
+
+    if not _takes_step(log_probs):
+        return reference.mutual_information_with_pick(log_probs, entropy, pick)
+    out = torch.empty(log_probs.shape[0], dtype=torch.float32)
+    _mutual_information_with(log_probs, entropy.to(torch.float32).contiguous(), int(pick[0]), out)
+    return out
+
+
 def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps):
     """:func:`kbald_kernels.reference.kbald_pairwise_steps` with each step's pass over
     the pool (I[Y_n; Y_newest] for every n) on the host C++ module, for CPU tensors.
@@ -202,19 +230,15 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
 
     from . import reference
 
-    if log_probs.dtype == torch.float64 or log_probs.shape[2] > MAX_STEP_CLASSES:
+    if not _takes_step(log_probs):
         return reference.kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps)
-    if log_probs.device.type != "cpu":
-        raise ValueError(f"the host twin of the 2-BALD step takes CPU tensors, got {log_probs.device}")
-    module = _module_for(log_probs.device)
     entropy = entropy.to(torch.float32).contiguous()
     mutual_information = torch.empty(log_probs.shape[0], dtype=torch.float32)
     indices = torch.full((n_steps,), -1, dtype=torch.int64)
     scores = torch.full((n_steps,), math.nan, dtype=increment.dtype)
     for slot in range(n_steps):
         if newest is not None:
-            module.mutual_information_with_pick(*_pool(log_probs), entropy.data_ptr(), int(newest),
-                                                mutual_information.data_ptr(), *log_probs.shape)
+            _mutual_information_with(log_probs, entropy, int(newest), mutual_information)
             increment -= mutual_information.to(increment.dtype)
         newest = int(torch.argmax(torch.where(selected, -torch.inf, increment)))
         selected[newest] = True

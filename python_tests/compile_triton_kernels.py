@@ -9,7 +9,7 @@ bundled ptxas): for sm_90 (the H100) with every autotuning config, and for
 sm_80 with the first config of each (a compile time budget: the configs differ
 only in warps and pipeline depth). It prints one line per compilation with the registers, spills
 and shared memory ptxas reports, and exits non-zero if a compilation fails or a
-kernel was never launched.
+kernel was never launched; a spill (any bytes stored to local memory) fails it too.
 
 Run with ``TRITON_INTERPRET`` unset (python_tests/test_triton_gpu_compile.py does).
 """
@@ -119,7 +119,8 @@ def _log_probs(n, k, c, dtype):
 
 def drive_launchers():
     """Call every launcher on shapes that select each of its specialisations: every
-    class-padding width (C = 3, 10, 17, 100 pad to 4, 16, 32, 128), every input dtype,
+    class-padding width (C = 3, 10, 17, 100 pad to 4, 16, 32, 128; the triple kernel
+    also at C = 7 and 32), every input dtype,
     K below the K block, both pairwise layouts, every k-means++ mode and embedding kind."""
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         for c in (3, 10, 17, 100):
@@ -130,8 +131,11 @@ def drive_launchers():
             for newest in (None, 0):
                 kbald_step.kbald_pairwise_steps(lp, entropy, torch.zeros(9), torch.zeros(9, dtype=torch.bool),
                                                 newest, 2)
-            if c <= kbald_step.TRIPLE_MAX_CLASSES:
-                kbald_step.add_triple_interactions(lp, entropy, torch.zeros(3, 9), [0, 1], 2, torch.zeros(9))
+            kbald_step.mutual_information_with_pick(lp, entropy, torch.tensor([1]))
+        for c in (3, 7, 10, 17, 32):
+            lp = _log_probs(9, 20, c, dtype)
+            kbald_step.add_triple_interactions(lp, torch.zeros(9), torch.zeros(3, 9), torch.tensor([0, 1, 2]),
+                                               torch.zeros(9))
     for c in (3, 100):
         lp = _log_probs(9, 3, c, torch.float32)
         information_terms.entropies(lp)
@@ -205,11 +209,14 @@ def main():
             failures.append(f"sm_{arch} {launch.describe()} {launch.options}: {error}")
             continue
         registers, spills, shared = report
-        print(f"sm_{arch}  {launch.options['num_warps']:>5} {launch.options['num_stages']:>6} {registers:>5} "
-              f"{spills:>12} {shared:>6}   {launch.describe()}")
+        line = (f"sm_{arch}  {launch.options['num_warps']:>5} {launch.options['num_stages']:>6} {registers:>5} "
+                f"{spills:>12} {shared:>6}   {launch.describe()}")
+        print(line)
+        if spills != "0/0":
+            failures.append(f"spills (stores/loads, bytes a thread): {line}")
     print(f"compiled {len(JOBS)} kernels in {time.time() - started:.0f} s")
     if failures:
-        _fail(f"{len(failures)} compilation(s) failed:\n" + "\n".join(failures))
+        _fail(f"{len(failures)} compilation(s) failed or spilled:\n" + "\n".join(failures))
 
 
 if __name__ == "__main__":

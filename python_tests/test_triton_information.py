@@ -122,9 +122,8 @@ def test_select_kbald_order_2_on_the_kernel_matches_brute_force():
                                rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("n", [1, 7, 129])
-@pytest.mark.parametrize("k", [1, 3, 20])
-@pytest.mark.parametrize("c", [1, 2, 3, 10])
+@pytest.mark.parametrize("n,k,c", [(n, k, c) for n in (1, 7, 129) for k in (1, 3, 20) for c in (1, 2, 3, 10, 17)]
+                         + [(5, 20, 32), (40, 3, 29)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_triple_interaction_kernel_matches_the_reference(n, k, c, dtype):
     from kbald_kernels.triton.kbald_step import add_triple_interactions
@@ -134,9 +133,10 @@ def test_triple_interaction_kernel_matches_the_reference(n, k, c, dtype):
     picks, newest = [n, n + 2], n + 1
     pair_entropies = torch.stack([entropy + entropy[p] - reference.pairwise_mutual_information(lp, lp[p : p + 1])[:, 0]
                                   for p in picks + [newest]]).float()
+    picks_then_newest = torch.tensor(picks + [newest], device=DEVICE)
     start = torch.randn(n + 3, device=DEVICE)
-    expected = reference.add_triple_interactions(lp, entropy, pair_entropies, picks, newest, start.clone())
-    got = add_triple_interactions(lp, entropy, pair_entropies, picks, newest, start.clone())
+    expected = reference.add_triple_interactions(lp, entropy, pair_entropies, picks_then_newest, start.clone())
+    got = add_triple_interactions(lp, entropy, pair_entropies, picks_then_newest, start.clone())
     # The reference's posterior-weight form renormalises; low-precision rows sum to
     # 1 only to within their rounding, which bounds how far the two forms can differ.
     tol = 2 * NORMALISATION_TOLERANCE[dtype]

@@ -76,11 +76,12 @@ def test_triple_kernel_indexes_picks_and_pair_rows_past_2_31(picks, newest):
     pair_entropies = torch.stack([entropy + entropy[p] - reference.pairwise_mutual_information(
         values.double(), values[p : p + 1].double())[:, 0].float() for p in picks + [newest]])
     start = torch.randn(ROWS, device=DEVICE)
-    expected = reference.add_triple_interactions(values.double(), entropy.double(), pair_entropies.double(), picks,
-                                                 newest, start.double())
+    picks_then_newest = torch.tensor(picks + [newest], device=DEVICE)
+    expected = reference.add_triple_interactions(values.double(), entropy.double(), pair_entropies.double(),
+                                                 picks_then_newest, start.double())
     # The pool's rows and the pair-entropy rows both lie 2³⁰+ elements apart.
-    got = kbald_step.add_triple_interactions(far_apart(values), entropy, far_apart(pair_entropies), picks, newest,
-                                             start.clone())
+    got = kbald_step.add_triple_interactions(far_apart(values), entropy, far_apart(pair_entropies),
+                                             picks_then_newest, start.clone())
     torch.testing.assert_close(got.double(), expected, rtol=2e-3, atol=2e-3)
 
 

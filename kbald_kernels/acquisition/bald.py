@@ -8,7 +8,7 @@ import torch
 
 from ..backends import implementation
 from ..information import validated_entropies
-from ..reference import gumbel_noise
+from ..reference import argmax_unselected, gumbel_noise
 from ..selection import Selection
 from ..validation import check_batch_size, check_log_probs_form, seed_from, to_output
 
@@ -65,7 +65,8 @@ def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature
 
 
 class _KBALDIncrements:
-    """Running k-BALD increments of every pool point given the picks so far.
+    """Running k-BALD increments of every pool point given the picks so far, kept on
+    the pool's device: a fixed number of launches per pick and nothing read back.
 
     ``pairwise[i] = bald[i] - Σ_{s∈S} I[Y_i; Y_s]`` and, when tracking triples,
     ``triple[i] = Σ_{s<t∈S} I[Y_i; Y_s; Y_t]``, so the 3-BALD increment is their sum.
@@ -77,28 +78,36 @@ class _KBALDIncrements:
         self.entropy, conditional = validated_entropies(t, backend, strict=False)
         self.pairwise = self.entropy - conditional
         self.triple = torch.zeros_like(self.pairwise) if track_triples else None
-        self.mutual_information = implementation("pairwise_mutual_information", backend, device, strict=False)
+        self.mutual_information_with = implementation("mutual_information_with_pick", backend, device,
+                                                      strict=False)
         self.add_triples = implementation("add_triple_interactions", backend, device, strict=False)
-        self.picks = []
+        self.selected = torch.zeros(t.shape[0], dtype=torch.bool, device=device)
+        # The picks in order, on the device; the first ``count`` are made.
+        self.picks = torch.full((capacity,), -1, dtype=torch.int64, device=device)
+        self.count = 0
         # Row j: H[Y_n, Y_t] for the j-th pick t (3-BALD); allocated once for the whole batch.
-        self.pair_entropies = torch.empty((capacity, t.shape[0]) if track_triples else (0, t.shape[0]),
+        self.pair_entropies = torch.empty((capacity if track_triples else 0, t.shape[0]),
                                           dtype=self.entropy.dtype, device=device)
 
-    def add(self, i):
-        """Account for a new pick ``i``; returns I[Y_n; Y_i] for every n."""
+    def pick(self, values, excluded=None):
+        """Take the point with the largest ``values`` outside ``excluded`` (default:
+        the picks so far) as the next pick; returns it as an int64 [1] device tensor."""
+        pick = argmax_unselected(values, self.selected if excluded is None else excluded)
+        self.selected.index_fill_(0, pick, True)
+        self.picks[self.count : self.count + 1] = pick
+        self.count += 1
+        return pick
+
+    def update(self, pick):
+        """Account for the newest pick in the increments; returns I[Y_n; Y_pick] for every n."""
         h = self.entropy
-        mi_with_i = self.mutual_information(self.t, self.t[i : i + 1], (h, h[i : i + 1]))[:, 0]
-        self.pairwise -= mi_with_i
+        mi_with_pick = self.mutual_information_with(self.t, h, pick)
+        self.pairwise -= mi_with_pick
         if self.triple is not None:
-            count = len(self.picks) + 1
-            torch.sub(h + h[i], mi_with_i, out=self.pair_entropies[count - 1])
-            self.add_triples(self.t, h, self.pair_entropies[:count], self.picks, i, self.triple)
-        self.picks.append(i)
-        return mi_with_i
-
-
-def _argmax_unselected(values, selected):
-    return int(torch.argmax(torch.where(selected, -math.inf, values)))
+            newest = self.count - 1
+            torch.sub(h + h.index_select(0, pick), mi_with_pick, out=self.pair_entropies[newest])
+            self.add_triples(self.t, h, self.pair_entropies[: newest + 1], self.picks[: newest + 1], self.triple)
+        return mi_with_pick
 
 
 def select_kbald(log_probs, batch_size, *, order=2, backend=None):
@@ -127,21 +136,25 @@ def select_kbald(log_probs, batch_size, *, order=2, backend=None):
         indices, increments = steps(t, entropy, increment, selected, None, size)
         return Selection(to_output(indices, np_in), to_output(increments.cumsum(0), np_in))
     state = _KBALDIncrements(t, backend, track_triples=True, capacity=size)
-    selected = torch.zeros(t.shape[0], dtype=torch.bool, device=t.device)
-    totals = []
-    total = torch.zeros((), dtype=state.pairwise.dtype, device=t.device)
+    increments = []
     for step in range(size):
         increment = state.pairwise + state.triple
-        i = _argmax_unselected(increment, selected)
-        total = total + increment[i]
-        totals.append(total)
-        selected[i] = True
+        pick = state.pick(increment)
+        increments.append(increment.index_select(0, pick))
         if step < size - 1:
-            state.add(i)
-        else:
-            state.picks.append(i)
-    index_tensor = torch.tensor(state.picks, dtype=torch.int64, device=t.device)
-    return Selection(to_output(index_tensor, np_in), to_output(torch.stack(totals), np_in))
+            state.update(pick)
+    return Selection(to_output(state.picks, np_in), to_output(torch.cat(increments).cumsum(0), np_in))
+
+
+def _check_points(size):
+    """The steps after which a loop with a stop test on the device reads it: after
+    1, 2, 4, 8, … picks and the last, so a call reads O(log batch) values and runs
+    at most twice the picks it keeps."""
+    points, step = set(), 1
+    while step < size:
+        points.add(step)
+        step *= 2
+    return points | {size}
 
 
 class DynamicSelection(NamedTuple):
@@ -171,31 +184,28 @@ def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, b
     t, np_in = check_log_probs_form(log_probs)
     size = check_batch_size(max_batch_size, t.shape[0], "max_batch_size")
     state = _KBALDIncrements(t, backend, track_triples=True, capacity=size)
-    selected = torch.zeros(t.shape[0], dtype=torch.bool, device=t.device)
-    zero = torch.zeros((), dtype=state.pairwise.dtype, device=t.device)
-    pairwise_totals, triple_totals = [], []
-    kept = 0
+    pairwise_at, triple_at = [], []  # each pick's increments when picked
+    checks = _check_points(size)
+    kept = size
     for step in range(size):
-        increment = state.pairwise if order == 2 else state.pairwise + state.triple
-        i = _argmax_unselected(increment, selected)
-        pairwise_total = (pairwise_totals[-1] if pairwise_totals else zero) + state.pairwise[i]
-        triple_total = (triple_totals[-1] if triple_totals else zero) + state.pairwise[i] + state.triple[i]
-        pairwise_totals.append(pairwise_total)
-        triple_totals.append(triple_total)
-        divergence = float((triple_total - pairwise_total).abs() / triple_total.abs().clamp_min(1e-30))
-        if step > 0 and divergence > tolerance:
-            break
-        kept += 1
-        selected[i] = True
+        pick = state.pick(state.pairwise if order == 2 else state.pairwise + state.triple)
+        pairwise_at.append(state.pairwise.index_select(0, pick))
+        triple_at.append(state.triple.index_select(0, pick))
         if step < size - 1:
-            state.add(i)
-        else:
-            state.picks.append(i)
-    index_tensor = torch.tensor(state.picks[:kept], dtype=torch.int64, device=t.device)
-    pairwise_trace = torch.stack(pairwise_totals)
-    triple_trace = torch.stack(triple_totals)
-    scores = (pairwise_trace if order == 2 else triple_trace)[:kept]
-    return DynamicSelection(*(to_output(x, np_in) for x in (index_tensor, scores, pairwise_trace, triple_trace)))
+            state.update(pick)
+        if step + 1 in checks:
+            pairwise_trace = torch.cat(pairwise_at).cumsum(0)
+            triple_trace = (torch.cat(pairwise_at) + torch.cat(triple_at)).cumsum(0)
+            divergence = (triple_trace - pairwise_trace).abs() / triple_trace.abs().clamp_min(1e-30)
+            diverged = divergence > tolerance
+            diverged[0] = False
+            # The first pick that broke the tolerance, or the picks so far: one read.
+            kept = int(torch.where(diverged.any(), diverged.to(torch.uint8).argmax(), step + 1))
+            if kept <= step:
+                break
+    traces = pairwise_trace[: kept + 1], triple_trace[: kept + 1]
+    scores = (traces[0] if order == 2 else traces[1])[:kept]
+    return DynamicSelection(*(to_output(x, np_in) for x in (state.picks[:kept], scores, *traces)))
 
 
 def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_correlation_budget=None,
@@ -215,24 +225,29 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
         raise ValueError(f"total_correlation_budget must be a number >= 0, got {total_correlation_budget!r}")
     t, np_in = check_log_probs_form(log_probs)
     size = t.shape[0] if batch_size is None else check_batch_size(batch_size, t.shape[0])
-    state = _KBALDIncrements(t, backend, track_triples=False, capacity=0)
+    state = _KBALDIncrements(t, backend, track_triples=False, capacity=size)
     bald_scores = state.pairwise.clone()
     excluded = torch.zeros(t.shape[0], dtype=torch.bool, device=t.device)
     total_mi = torch.zeros_like(bald_scores)  # Σ_{s∈S} I[Y_n; Y_s]
-    totals = []
-    total = torch.zeros((), dtype=bald_scores.dtype, device=t.device)
-    correlation = 0.0
-    while len(state.picks) < size and not bool(excluded.all()):
-        i = _argmax_unselected(bald_scores, excluded)
-        if total_correlation_budget is not None and correlation + float(total_mi[i]) > total_correlation_budget:
+    correlation = torch.zeros(1, dtype=torch.float64, device=t.device)
+    kept = torch.ones(1, dtype=torch.bool, device=t.device)
+    picked, values = [], []  # per step: whether the pick is kept (monotone), its 2-BALD increment
+    checks = _check_points(size)
+    for step in range(size):
+        pick = state.pick(bald_scores, excluded)
+        kept = kept & ~excluded.index_select(0, pick)  # false once every point is excluded
+        with_pick = correlation + total_mi.index_select(0, pick).to(torch.float64)
+        if total_correlation_budget is not None:
+            kept = kept & (with_pick <= total_correlation_budget)
+        correlation = torch.where(kept, with_pick, correlation)
+        picked.append(kept)
+        values.append(bald_scores.index_select(0, pick) - total_mi.index_select(0, pick))
+        excluded.index_fill_(0, pick, True)
+        mi_with_pick = state.update(pick)
+        total_mi += mi_with_pick
+        excluded |= mi_with_pick > threshold
+        if step + 1 in checks and not bool(kept):
             break
-        correlation += float(total_mi[i])
-        total = total + bald_scores[i] - total_mi[i]
-        totals.append(total)
-        excluded[i] = True
-        mi_with_i = state.add(i)
-        total_mi += mi_with_i
-        excluded |= mi_with_i > threshold
-    index_tensor = torch.tensor(state.picks, dtype=torch.int64, device=t.device)
-    scores = torch.stack(totals) if totals else torch.zeros(0, dtype=bald_scores.dtype, device=t.device)
-    return Selection(to_output(index_tensor, np_in), to_output(scores, np_in))
+    count = int(torch.cat(picked).sum())
+    scores = torch.cat(values)[:count].cumsum(0)
+    return Selection(to_output(state.picks[:count], np_in), to_output(scores, np_in))

@@ -1,12 +1,10 @@
 """Greedy BatchBALD (Kirsch et al. 2019) on the posterior-weight configurations."""
 
-import math
-
 import torch
 
 from ..backends import implementation
 from ..information import validated_entropies
-from ..reference import configurations_entropy, empty_configurations, extend_configurations
+from ..reference import argmax_unselected, configurations_entropy, empty_configurations, extend_configurations
 from ..reference.workspace import compute_dtype
 from ..selection import Selection
 from ..validation import check_batch_size, check_log_probs_form, check_positive_int, to_output, torch_generator
@@ -34,17 +32,17 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
 
     configs = empty_configurations(t.shape[1], compute_dtype(t.dtype), device)
     selected = torch.zeros(t.shape[0], dtype=torch.bool, device=device)
-    conditional_sum = torch.zeros((), dtype=conditional.dtype, device=device)
-    indices, totals = [], []
+    conditional_sum = torch.zeros(1, dtype=conditional.dtype, device=device)
+    picks, totals = [], []
+    # The loop stays on the device: the pick is an index tensor, never read back.
     for step in range(size):
         joint = configurations_entropy(configs) + accumulate(configs.weights, configs.alpha, t)
         scores = joint - conditional_sum - conditional
-        i = int(torch.argmax(torch.where(selected, -math.inf, scores)))
-        indices.append(i)
-        totals.append(scores[i])
-        selected[i] = True
-        conditional_sum = conditional_sum + conditional[i]
+        pick = argmax_unselected(scores, selected)
+        picks.append(pick)
+        totals.append(scores.index_select(0, pick))
+        selected.index_fill_(0, pick, True)
+        conditional_sum = conditional_sum + conditional.index_select(0, pick)
         if step < size - 1:
-            configs = extend_configurations(configs, t[i], num_samples, gen)
-    index_tensor = torch.tensor(indices, dtype=torch.int64, device=device)
-    return Selection(to_output(index_tensor, np_in), to_output(torch.stack(totals), np_in))
+            configs = extend_configurations(configs, t.index_select(0, pick)[0], num_samples, gen)
+    return Selection(to_output(torch.cat(picks), np_in), to_output(torch.cat(totals), np_in))

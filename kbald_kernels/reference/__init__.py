@@ -8,11 +8,13 @@ They assume validated input; the public API in :mod:`kbald_kernels` validates.
 
 from .information import (
     add_triple_interactions,
+    argmax_unselected,
     bald,
     conditional_entropy,
     entropies,
     entropy,
     kbald_pairwise_steps,
+    mutual_information_with_pick,
     pairwise_mutual_information,
     triple_interaction,
 )
@@ -40,6 +42,7 @@ __all__ = [
     "DenseEmbeddings",
     "FactoredEmbeddings",
     "accumulate_joint_entropy",
+    "argmax_unselected",
     "bald",
     "conditional_entropy",
     "configurations_entropy",
@@ -53,6 +56,7 @@ __all__ = [
     "kmeanspp_step",
     "kmeanspp_steps",
     "min_squared_distances",
+    "mutual_information_with_pick",
     "pairwise_mutual_information",
     "philox4x32",
     "triple_interaction",

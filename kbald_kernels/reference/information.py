@@ -139,6 +139,27 @@ def triple_interaction(log_probs, triples):
     return out
 
 
+def mutual_information_with_pick(log_probs, entropy, pick):
+    """I[Y_n; Y_pick] for every pool point n; [N]. ``pick``: an int64 [1] tensor on
+    the pool's device (it is never read back), ``entropy``: H[Y_n]."""
+    n_points, n_samples, n_classes = log_probs.shape
+    dtype = compute_dtype(log_probs.dtype)
+    pick_probs = _probs(log_probs.index_select(0, pick))
+    entropy_pick = entropy.index_select(0, pick).to(dtype)
+    out = torch.empty(n_points, dtype=dtype, device=log_probs.device)
+    step = _tiles(n_samples, n_classes, dtype, 1)[0]
+    for start in range(0, n_points, step):
+        joint = _pair_joint_entropy(_probs(log_probs[start : start + step]), pick_probs)[:, 0]
+        out[start : start + step] = entropy[start : start + step] + entropy_pick - joint
+    return out
+
+
+def argmax_unselected(values, selected):
+    """The unselected point with the largest value (ties: the smaller index) as an
+    int64 [1] tensor on the device: nothing is read back."""
+    return torch.argmax(torch.where(selected, -torch.inf, values)).view(1)
+
+
 def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps):
     """``n_steps`` greedy 2-BALD steps. Each applies the newest pick (pool index or
     None) to the running increments, ``increment -= I[Y_n; Y_newest]``, then picks
@@ -146,37 +167,39 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
 
     ``increment`` and ``selected`` are updated in place; the last pick is left as
     the next call's ``newest``. Returns (indices int64 [n_steps], the increment of
-    each pick when picked [n_steps]).
+    each pick when picked [n_steps]). The steps chain on the device.
     """
-    indices, scores = [], []
-    n_points, n_samples, n_classes = log_probs.shape
-    step = _tiles(n_samples, n_classes, compute_dtype(log_probs.dtype), 1)[0]
-    for _ in range(n_steps):
+    indices = torch.full((n_steps,), -1, dtype=torch.int64, device=increment.device)
+    scores = torch.full((n_steps,), torch.nan, dtype=increment.dtype, device=increment.device)
+    if newest is not None:
+        newest = torch.tensor([int(newest)], dtype=torch.int64, device=increment.device)
+    for slot in range(n_steps):
         if newest is not None:
-            newest_probs = _probs(log_probs[newest : newest + 1])
-            for start in range(0, n_points, step):
-                joint = _pair_joint_entropy(_probs(log_probs[start : start + step]), newest_probs)[:, 0]
-                mi = entropy[start : start + step] + entropy[newest] - joint
-                increment[start : start + step] -= mi.to(increment.dtype)
-        newest = int(torch.argmax(torch.where(selected, -torch.inf, increment)))
-        selected[newest] = True
-        indices.append(newest)
-        scores.append(increment[newest].clone())
-    return torch.tensor(indices, dtype=torch.int64, device=increment.device), torch.stack(scores)
+            increment -= mutual_information_with_pick(log_probs, entropy, newest).to(increment.dtype)
+        newest = argmax_unselected(increment, selected)
+        selected.index_fill_(0, newest, True)
+        indices[slot : slot + 1] = newest
+        scores[slot : slot + 1] = increment.index_select(0, newest)
+    return indices, scores
 
 
-def add_triple_interactions(log_probs, entropy, pair_entropies, picks, newest, triple):
-    """``triple[n] += Σ_j I[Y_n; Y_newest; Y_{picks[j]}]`` for the earlier ``picks``.
+def add_triple_interactions(log_probs, entropy, pair_entropies, picks, triple):
+    """``triple[n] += Σ_j I[Y_n; Y_newest; Y_{picks[j]}]`` over the earlier picks.
 
-    ``pair_entropies`` [len(picks) + 1, N]: row j holds H[Y_n, Y_{picks[j]}], the
-    last row H[Y_n, Y_newest]. Updates ``triple`` in place and returns it.
+    ``picks``: int64 tensor on the device, the earlier picks and then the newest.
+    ``pair_entropies`` [len(picks), N]: row j holds H[Y_n, Y_{picks[j]}]. Updates
+    ``triple`` in place and returns it.
     """
     from .joint_entropy import joint_entropy
 
     h = entropy
-    pair_with_newest = pair_entropies[len(picks)]
-    for j, earlier in enumerate(picks):
+    n_earlier = picks.shape[0] - 1
+    newest = picks[n_earlier:]
+    pair_with_newest = pair_entropies[n_earlier]
+    h_newest = h.index_select(0, newest)
+    for j in range(n_earlier):
+        earlier = picks[j : j + 1]
         triple_joint = joint_entropy(log_probs, [newest, earlier]).to(triple.dtype)
-        triple += (h + h[newest] + h[earlier] - pair_with_newest - pair_entropies[j]
-                   - pair_entropies[j][newest] + triple_joint)
+        triple += (h + h_newest + h.index_select(0, earlier) - pair_with_newest - pair_entropies[j]
+                   - pair_entropies[j].index_select(0, newest) + triple_joint)
     return triple

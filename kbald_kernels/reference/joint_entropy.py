@@ -39,7 +39,8 @@ def empty_configurations(n_samples, dtype=torch.float64, device="cpu"):
 def configurations_entropy(configs):
     """H[Y_S]: exact sum over enumerated configurations, or the Monte-Carlo estimate."""
     if configs.exact:
-        return -(configs.alpha * configs.log_prob).sum()
+        # alpha = 0 (a configuration of probability 0) contributes 0, not 0·(-inf).
+        return -torch.where(configs.alpha > 0, configs.alpha * configs.log_prob, 0.0).sum()
     return -configs.log_prob.mean()
 
 
@@ -49,19 +50,21 @@ def extend_configurations(configs, point_log_probs, num_samples=None, generator=
     Exact configurations gain all C labels while the count stays within
     ``num_samples`` (``None``: always exact); past that, ``num_samples``
     configurations are drawn from the exact distribution, and sampled ones are
-    extended by one label drawn from q. Zero-probability configurations are dropped.
+    extended by one label drawn from q. Zero-probability configurations keep alpha 0
+    and are never drawn. Nothing is read back to the host.
     """
     dtype = configs.weights.dtype
     p = torch.exp(point_log_probs.to(dtype))  # [K, C]
     q = configs.weights @ p  # [M, C]
     n_configs, n_classes = q.shape
     if configs.exact and (num_samples is None or n_configs * n_classes <= num_samples):
+        # Zero-probability configurations stay, with weight 0: dropping them would
+        # make the count depend on the data, a read back to the host at every pick.
         weights = configs.weights[:, None, :] * p.T[None, :, :] / q[:, :, None].clamp_min(torch.finfo(dtype).tiny)
-        keep = (q > 0).reshape(-1)
         return Configurations(
-            weights=weights.reshape(-1, weights.shape[-1])[keep],
-            alpha=(configs.alpha[:, None] * q).reshape(-1)[keep],
-            log_prob=(configs.log_prob[:, None] + torch.log(q)).reshape(-1)[keep],
+            weights=weights.reshape(-1, weights.shape[-1]),
+            alpha=(configs.alpha[:, None] * q).reshape(-1),
+            log_prob=(configs.log_prob[:, None] + torch.log(q)).reshape(-1),
             exact=True,
         )
     if configs.exact:
@@ -112,5 +115,6 @@ def joint_entropy(log_probs, selected, num_samples=None, generator=None, accumul
     dtype = compute_dtype(log_probs.dtype)
     configs = empty_configurations(log_probs.shape[1], dtype, log_probs.device)
     for s in selected:
-        configs = extend_configurations(configs, log_probs[int(s)], num_samples, generator)
+        row = torch.as_tensor(s, dtype=torch.int64, device=log_probs.device).view(1)
+        configs = extend_configurations(configs, log_probs.index_select(0, row)[0], num_samples, generator)
     return configurations_entropy(configs) + accumulate(configs.weights, configs.alpha, log_probs)

@@ -7,6 +7,8 @@ entropy epilogue in registers, ``increment -= I[Y_i; Y_newest]``, and the block'
 best unselected candidate; :mod:`.select_candidate` reduces the blocks on the device.
 """
 
+import math
+
 import torch
 import triton
 import triton.language as tl
@@ -21,6 +23,35 @@ MAX_CLASSES = TILE
 
 
 @triton.jit
+def _mutual_information_with_newest(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entropy_ptr, newest,
+                                    points, point_mask, pid,
+                                    BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, TILE: tl.constexpr):
+    """I[Y_n; Y_newest] for the block's points: the (point, class) rows against the
+    newest pick's classes, a GEMM over K, and the entropy epilogue in registers."""
+    POINTS: tl.constexpr = TILE // BLOCK_C
+    lanes = tl.arange(0, TILE)
+    rows = pid.to(tl.int64) * POINTS + lanes // BLOCK_C
+    classes = (lanes % BLOCK_C).to(tl.int64)
+    row_mask = (rows < n_points) & (classes < n_classes)
+    newest_classes = tl.arange(0, BLOCK_C).to(tl.int64)
+    joint = tl.zeros([TILE, BLOCK_C], dtype=tl.float32)
+    for k0 in range(0, n_samples, BLOCK_K):
+        ks = (k0 + tl.arange(0, BLOCK_K)).to(tl.int64)
+        k_mask = ks < n_samples
+        pa = tl.load(lp_ptr + rows[:, None] * s_n + ks[None, :] * s_k + classes[:, None] * s_c,
+                     mask=row_mask[:, None] & k_mask[None, :], other=-float("inf")).to(tl.float32)
+        ps = tl.load(lp_ptr + newest * s_n + ks[:, None] * s_k + newest_classes[None, :] * s_c,
+                     mask=k_mask[:, None] & (newest_classes < n_classes)[None, :],
+                     other=-float("inf")).to(tl.float32)
+        joint += tl.dot(tl.exp(pa), tl.exp(ps), input_precision="ieee")
+    joint = joint / n_samples
+    terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
+    joint_entropy = -tl.sum(tl.sum(tl.reshape(terms, [POINTS, BLOCK_C, BLOCK_C]), axis=2), axis=1)
+    entropy = tl.load(entropy_ptr + points, mask=point_mask, other=0.0)
+    return entropy + tl.load(entropy_ptr + newest) - joint_entropy
+
+
+@triton.jit
 def _kbald_step_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entropy_ptr, increment_ptr,
                        selected_ptr, newest_ptr, tier_out, key_out, index_out,
                        HAS_NEWEST: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, TILE: tl.constexpr):
@@ -30,27 +61,9 @@ def _kbald_step_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, en
     point_mask = points < n_points
     increment = tl.load(increment_ptr + points, mask=point_mask, other=0.0)
     if HAS_NEWEST:
-        newest = tl.load(newest_ptr)
-        lanes = tl.arange(0, TILE)
-        rows = pid.to(tl.int64) * POINTS + lanes // BLOCK_C
-        classes = (lanes % BLOCK_C).to(tl.int64)
-        row_mask = (rows < n_points) & (classes < n_classes)
-        newest_classes = tl.arange(0, BLOCK_C).to(tl.int64)
-        joint = tl.zeros([TILE, BLOCK_C], dtype=tl.float32)
-        for k0 in range(0, n_samples, BLOCK_K):
-            ks = (k0 + tl.arange(0, BLOCK_K)).to(tl.int64)
-            k_mask = ks < n_samples
-            pa = tl.load(lp_ptr + rows[:, None] * s_n + ks[None, :] * s_k + classes[:, None] * s_c,
-                         mask=row_mask[:, None] & k_mask[None, :], other=-float("inf")).to(tl.float32)
-            ps = tl.load(lp_ptr + newest * s_n + ks[:, None] * s_k + newest_classes[None, :] * s_c,
-                         mask=k_mask[:, None] & (newest_classes < n_classes)[None, :],
-                         other=-float("inf")).to(tl.float32)
-            joint += tl.dot(tl.exp(pa), tl.exp(ps), input_precision="ieee")
-        joint = joint / n_samples
-        terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
-        joint_entropy = -tl.sum(tl.sum(tl.reshape(terms, [POINTS, BLOCK_C, BLOCK_C]), axis=2), axis=1)
-        entropy = tl.load(entropy_ptr + points, mask=point_mask, other=0.0)
-        increment -= entropy + tl.load(entropy_ptr + newest) - joint_entropy
+        increment -= _mutual_information_with_newest(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes,
+                                                     entropy_ptr, tl.load(newest_ptr), points, point_mask, pid,
+                                                     BLOCK_C, BLOCK_K, TILE)
         tl.store(increment_ptr + points, increment, mask=point_mask)
     candidate = point_mask & (tl.load(selected_ptr + points, mask=point_mask, other=1) == 0)
     # A NaN increment ranks last, so the block's best always names a real candidate.
@@ -61,22 +74,61 @@ def _kbald_step_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, en
     tl.store(index_out + pid, tl.min(tl.where(candidate & (key == best), points, n_points), axis=0))
 
 
+@triton.jit
+def _mutual_information_with_pick_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entropy_ptr,
+                                         pick_ptr, out_ptr,
+                                         BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, TILE: tl.constexpr):
+    POINTS: tl.constexpr = TILE // BLOCK_C
+    pid = tl.program_id(0)
+    points = pid.to(tl.int64) * POINTS + tl.arange(0, POINTS)
+    point_mask = points < n_points
+    mi = _mutual_information_with_newest(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entropy_ptr,
+                                         tl.load(pick_ptr), points, point_mask, pid, BLOCK_C, BLOCK_K, TILE)
+    tl.store(out_ptr + points, mi, mask=point_mask)
+
+
+def _step_layout(n_classes):
+    """(BLOCK_C, num_warps) of the step's tile: C padded to a power of two >= 16 for
+    ``tl.dot``. At 4 warps the [128, BLOCK_C] accumulator spills at BLOCK_C = 128
+    (288 B a thread) and takes 208 registers at 64; 8 warps keep both unspilled."""
+    block_c = max(16, triton.next_power_of_2(n_classes))
+    return block_c, 8 if block_c >= 64 else 4
+
+
+def _takes_kernel(log_probs, entropy_dtype):
+    return (log_probs.dtype != torch.float64 and log_probs.shape[2] <= MAX_CLASSES
+            and entropy_dtype == torch.float32)
+
+
+def mutual_information_with_pick(log_probs, entropy, pick):
+    """Triton twin of :func:`kbald_kernels.reference.mutual_information_with_pick`:
+    the 2-BALD step's pass without its update and selection (float32 ``entropy``;
+    float64 input or C > 128 go to the reference)."""
+    if not _takes_kernel(log_probs, entropy.dtype):
+        return reference.mutual_information_with_pick(log_probs, entropy, pick)
+    n_points, n_samples, n_classes = log_probs.shape
+    block_c, num_warps = _step_layout(n_classes)
+    out = torch.full((n_points,), math.nan, dtype=torch.float32, device=log_probs.device)
+    with on_device(log_probs.device):
+        _mutual_information_with_pick_kernel[(triton.cdiv(n_points, TILE // block_c),)](
+            log_probs, *log_probs.stride(), n_points, n_samples, n_classes, entropy.contiguous(), pick, out,
+            BLOCK_C=block_c, BLOCK_K=BLOCK_K, TILE=TILE, num_warps=num_warps)
+    return out
+
+
 def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps):
     """Triton twin of :func:`kbald_kernels.reference.kbald_pairwise_steps` (float32
     ``entropy`` and ``increment``; float64 input or C > 128 go to the reference)."""
     entropy = entropy.contiguous()
-    if log_probs.dtype == torch.float64 or log_probs.shape[2] > MAX_CLASSES or increment.dtype != torch.float32:
+    if not _takes_kernel(log_probs, increment.dtype):
         return reference.kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps)
     n_points, n_samples, n_classes = log_probs.shape
     device = log_probs.device
-    block_c = max(16, triton.next_power_of_2(n_classes))
+    block_c, num_warps = _step_layout(n_classes)
     n_blocks = triton.cdiv(n_points, TILE // block_c)
     tiers, keys, candidates, indices, scores, newest_device = step_buffers(n_blocks, n_steps, torch.float32,
                                                                            device, newest)
     flags = selected.view(torch.uint8)
-    # At 4 warps the [128, BLOCK_C] accumulator spills at BLOCK_C = 128 (288 B a
-    # thread) and takes 208 registers at 64; 8 warps keep both unspilled.
-    num_warps = 8 if block_c >= 64 else 4
     with on_device(device):
         for slot in range(n_steps):
             _kbald_step_kernel[(n_blocks,)](
@@ -90,19 +142,24 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
 
 
 TRIPLE_TILE = 64
-TRIPLE_MAX_CLASSES = 16
+TRIPLE_MAX_CLASSES = 32
+# Columns of the three-way joint per GEMM: the (s, t) class pairs go through in
+# chunks, so the [TILE, PAIR_BLOCK] accumulator stays in registers for any C up to
+# 32 (a whole [64, 256] joint spilled at C = 16).
+PAIR_BLOCK = 128
 
 
 @triton.jit(do_not_specialize=["n_earlier"])
 def _triple_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entropy_ptr, pair_ptr, pair_stride,
                    picks_ptr, n_earlier, triple_ptr,
-                   BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, TILE: tl.constexpr):
+                   BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, TILE: tl.constexpr, PAIR_BLOCK: tl.constexpr):
     """triple[n] += Σ_j I[Y_n; Y_newest; Y_{t_j}] over the earlier picks t_j.
 
     ``picks_ptr`` holds the earlier picks and then the newest, as int64 on the device,
     so every pool row offset is 64-bit; so is every row offset into the pair entropies.
     The three-way joint of each (n, newest, t_j) is a GEMM of the pool rows
-    (point, class) against the K × C² outer products of the two picks' probabilities.
+    (point, class) against the K × C² outer products of the two picks' probabilities,
+    which cost 1/TILE of the GEMM's FMAs to form in place.
     """
     POINTS: tl.constexpr = TILE // BLOCK_C
     PAIRS: tl.constexpr = BLOCK_C * BLOCK_C
@@ -113,10 +170,6 @@ def _triple_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entrop
     rows = pid.to(tl.int64) * POINTS + lanes // BLOCK_C
     classes = (lanes % BLOCK_C).to(tl.int64)
     row_mask = (rows < n_points) & (classes < n_classes)
-    pair_classes = tl.arange(0, PAIRS)
-    class_s = (pair_classes // BLOCK_C).to(tl.int64)
-    class_t = (pair_classes % BLOCK_C).to(tl.int64)
-    pair_mask = (class_s < n_classes) & (class_t < n_classes)
     newest = tl.load(picks_ptr + n_earlier)
     h_n = tl.load(entropy_ptr + points, mask=point_mask, other=0.0)
     h_s = tl.load(entropy_ptr + newest)
@@ -126,21 +179,27 @@ def _triple_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entrop
     for j in range(0, n_earlier):
         t = tl.load(picks_ptr + j)
         pair_row = pair_ptr + j * pair_stride
-        joint = tl.zeros([TILE, PAIRS], dtype=tl.float32)
-        for k0 in range(0, n_samples, BLOCK_K):
-            ks = (k0 + tl.arange(0, BLOCK_K)).to(tl.int64)
-            k_mask = ks < n_samples
-            pa = tl.load(lp_ptr + rows[:, None] * s_n + ks[None, :] * s_k + classes[:, None] * s_c,
-                         mask=row_mask[:, None] & k_mask[None, :], other=-float("inf")).to(tl.float32)
-            pair_load = k_mask[:, None] & pair_mask[None, :]
-            lp_s = tl.load(lp_ptr + newest * s_n + ks[:, None] * s_k + class_s[None, :] * s_c,
-                           mask=pair_load, other=-float("inf")).to(tl.float32)
-            lp_t = tl.load(lp_ptr + t * s_n + ks[:, None] * s_k + class_t[None, :] * s_c,
-                           mask=pair_load, other=-float("inf")).to(tl.float32)
-            joint += tl.dot(tl.exp(pa), tl.exp(lp_s + lp_t), input_precision="ieee")
-        joint = joint / n_samples
-        terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
-        h_nst = -tl.sum(tl.sum(tl.reshape(terms, [POINTS, BLOCK_C, PAIRS]), axis=2), axis=1)
+        h_nst = tl.zeros([POINTS], dtype=tl.float32)
+        for p0 in range(0, PAIRS, PAIR_BLOCK):
+            pair_classes = p0 + tl.arange(0, PAIR_BLOCK)
+            class_s = (pair_classes // BLOCK_C).to(tl.int64)
+            class_t = (pair_classes % BLOCK_C).to(tl.int64)
+            pair_mask = (class_s < n_classes) & (class_t < n_classes)
+            joint = tl.zeros([TILE, PAIR_BLOCK], dtype=tl.float32)
+            for k0 in range(0, n_samples, BLOCK_K):
+                ks = (k0 + tl.arange(0, BLOCK_K)).to(tl.int64)
+                k_mask = ks < n_samples
+                pa = tl.load(lp_ptr + rows[:, None] * s_n + ks[None, :] * s_k + classes[:, None] * s_c,
+                             mask=row_mask[:, None] & k_mask[None, :], other=-float("inf")).to(tl.float32)
+                pair_load = k_mask[:, None] & pair_mask[None, :]
+                lp_s = tl.load(lp_ptr + newest * s_n + ks[:, None] * s_k + class_s[None, :] * s_c,
+                               mask=pair_load, other=-float("inf")).to(tl.float32)
+                lp_t = tl.load(lp_ptr + t * s_n + ks[:, None] * s_k + class_t[None, :] * s_c,
+                               mask=pair_load, other=-float("inf")).to(tl.float32)
+                joint += tl.dot(tl.exp(pa), tl.exp(lp_s + lp_t), input_precision="ieee")
+            joint = joint / n_samples
+            terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
+            h_nst -= tl.sum(tl.sum(tl.reshape(terms, [POINTS, BLOCK_C, PAIR_BLOCK]), axis=2), axis=1)
         h_t = tl.load(entropy_ptr + t)
         h_nt = tl.load(pair_row + points, mask=point_mask, other=0.0)
         h_st = tl.load(pair_row + newest)
@@ -149,23 +208,23 @@ def _triple_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entrop
     tl.store(triple_ptr + points, triple + total, mask=point_mask)
 
 
-def add_triple_interactions(log_probs, entropy, pair_entropies, picks, newest, triple):
+def add_triple_interactions(log_probs, entropy, pair_entropies, picks, triple):
     """Triton twin of :func:`kbald_kernels.reference.add_triple_interactions` (float32
-    entropies; float64 input or C > 16 go to the reference)."""
-    if (log_probs.dtype == torch.float64 or log_probs.shape[2] > TRIPLE_MAX_CLASSES
-            or triple.dtype != torch.float32 or not picks):
-        return reference.add_triple_interactions(log_probs, entropy, pair_entropies, picks, newest, triple)
+    entropies; float64 input or C > 32 go to the reference). One launch however many
+    picks came before; nothing is read back."""
+    if log_probs.dtype == torch.float64 or log_probs.shape[2] > TRIPLE_MAX_CLASSES or triple.dtype != torch.float32:
+        return reference.add_triple_interactions(log_probs, entropy, pair_entropies, picks, triple)
+    n_earlier = picks.shape[0] - 1
+    if n_earlier == 0:
+        return triple
     n_points, n_samples, n_classes = log_probs.shape
-    device = log_probs.device
     block_c = max(4, triton.next_power_of_2(n_classes))
     if pair_entropies.stride(1) != 1:
         pair_entropies = pair_entropies.contiguous()
-    picks_device = torch.tensor([*picks, newest], dtype=torch.int64, device=device)
-    # At BLOCK_C = 16 the [TILE, 256] joint still spills (ptxas: 580 B a thread at 4
-    # warps, 176 B at 8); C above 8 is rare for 3-BALD, so this is left at 8 warps.
-    with on_device(device):
+    with on_device(log_probs.device):
         _triple_kernel[(triton.cdiv(n_points, TRIPLE_TILE // block_c),)](
             log_probs, *log_probs.stride(), n_points, n_samples, n_classes, entropy.contiguous(), pair_entropies,
-            pair_entropies.stride(0), picks_device, len(picks), triple,
-            BLOCK_C=block_c, BLOCK_K=BLOCK_K, TILE=TRIPLE_TILE, num_warps=8 if block_c >= 16 else 4)
+            pair_entropies.stride(0), picks.contiguous(), n_earlier, triple,
+            BLOCK_C=block_c, BLOCK_K=BLOCK_K, TILE=TRIPLE_TILE, PAIR_BLOCK=min(PAIR_BLOCK, block_c * block_c),
+            num_warps=8 if block_c >= 16 else 4)
     return triple
