@@ -1,6 +1,7 @@
 """Timing and device-ceiling helpers shared by the benchmark reports."""
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# python -m bench.gpu points this at its dated folder.
+RESULTS = Path(os.environ.get("KBALD_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def synchronize(device):
@@ -59,7 +61,7 @@ def slug(text):
 
 def write_report(name, device, title, header, rows, notes, extra=None):
     """Write bench/results/<name>-<device>.md and .json; returns the Markdown text."""
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     dev = device_name(device)
     lines = [f"# {title}", "", f"Device: {dev}. Date: {date.today().isoformat()}. "
              f"torch {torch.__version__}.", ""]

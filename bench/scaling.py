@@ -94,7 +94,7 @@ def main(argv=None):
         rows.append([name, peer, *cells])
         speedups[f"{name} vs {peer}"] = values
     png = RESULTS / f"scaling-{slug(device_name(device))}.png"
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     plot(sizes, speedups, device, png)
     notes = [
         "Cells: speed-up = the other method's time / kbald_kernels' time, then (kbald_kernels ms / other ms); "

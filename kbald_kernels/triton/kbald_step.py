@@ -145,8 +145,11 @@ TRIPLE_TILE = 64
 TRIPLE_MAX_CLASSES = 32
 # Columns of the three-way joint per GEMM: the (s, t) class pairs go through in
 # chunks, so the [TILE, PAIR_BLOCK] accumulator stays in registers for any C up to
-# 32 (a whole [64, 256] joint spilled at C = 16).
-PAIR_BLOCK = 128
+# 32. A whole [64, 256] joint with C² gathered loads spilled 176 B a thread at
+# C = 16. Chunks of 64 built as outer products of two C-wide loads, unpipelined
+# (the kernel is FMA-bound), take 103-155 registers and spill nothing on sm_90 or
+# sm_80; 128-wide chunks or 2 pipeline stages spilled 24-44 B at C = 16 and 32.
+PAIR_BLOCK = 64
 
 
 @triton.jit(do_not_specialize=["n_earlier"])
@@ -159,10 +162,10 @@ def _triple_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entrop
     so every pool row offset is 64-bit; so is every row offset into the pair entropies.
     The three-way joint of each (n, newest, t_j) is a GEMM of the pool rows
     (point, class) against the K × C² outer products of the two picks' probabilities,
-    which cost 1/TILE of the GEMM's FMAs to form in place.
+    formed in registers from two C-wide loads: 1/TILE of the GEMM's FMAs.
     """
     POINTS: tl.constexpr = TILE // BLOCK_C
-    PAIRS: tl.constexpr = BLOCK_C * BLOCK_C
+    S_BLOCK: tl.constexpr = PAIR_BLOCK // BLOCK_C
     pid = tl.program_id(0)
     points = pid.to(tl.int64) * POINTS + tl.arange(0, POINTS)
     point_mask = points < n_points
@@ -180,26 +183,28 @@ def _triple_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entrop
         t = tl.load(picks_ptr + j)
         pair_row = pair_ptr + j * pair_stride
         h_nst = tl.zeros([POINTS], dtype=tl.float32)
-        for p0 in range(0, PAIRS, PAIR_BLOCK):
-            pair_classes = p0 + tl.arange(0, PAIR_BLOCK)
-            class_s = (pair_classes // BLOCK_C).to(tl.int64)
-            class_t = (pair_classes % BLOCK_C).to(tl.int64)
-            pair_mask = (class_s < n_classes) & (class_t < n_classes)
-            joint = tl.zeros([TILE, PAIR_BLOCK], dtype=tl.float32)
+        for s0 in range(0, BLOCK_C, S_BLOCK):
+            # Pair column (s, t) = (s0 + column // BLOCK_C, column % BLOCK_C): the outer
+            # product of S_BLOCK classes of the newest pick with every class of t_j.
+            class_s = (s0 + tl.arange(0, S_BLOCK)).to(tl.int64)
+            class_t = tl.arange(0, BLOCK_C).to(tl.int64)
+            joint = tl.zeros([TILE, S_BLOCK * BLOCK_C], dtype=tl.float32)
             for k0 in range(0, n_samples, BLOCK_K):
                 ks = (k0 + tl.arange(0, BLOCK_K)).to(tl.int64)
                 k_mask = ks < n_samples
                 pa = tl.load(lp_ptr + rows[:, None] * s_n + ks[None, :] * s_k + classes[:, None] * s_c,
                              mask=row_mask[:, None] & k_mask[None, :], other=-float("inf")).to(tl.float32)
-                pair_load = k_mask[:, None] & pair_mask[None, :]
-                lp_s = tl.load(lp_ptr + newest * s_n + ks[:, None] * s_k + class_s[None, :] * s_c,
-                               mask=pair_load, other=-float("inf")).to(tl.float32)
-                lp_t = tl.load(lp_ptr + t * s_n + ks[:, None] * s_k + class_t[None, :] * s_c,
-                               mask=pair_load, other=-float("inf")).to(tl.float32)
-                joint += tl.dot(tl.exp(pa), tl.exp(lp_s + lp_t), input_precision="ieee")
+                p_s = tl.exp(tl.load(lp_ptr + newest * s_n + ks[:, None] * s_k + class_s[None, :] * s_c,
+                                     mask=k_mask[:, None] & (class_s < n_classes)[None, :],
+                                     other=-float("inf")).to(tl.float32))
+                p_t = tl.exp(tl.load(lp_ptr + t * s_n + ks[:, None] * s_k + class_t[None, :] * s_c,
+                                     mask=k_mask[:, None] & (class_t < n_classes)[None, :],
+                                     other=-float("inf")).to(tl.float32))
+                pairs = tl.reshape(p_s[:, :, None] * p_t[:, None, :], [BLOCK_K, S_BLOCK * BLOCK_C])
+                joint += tl.dot(tl.exp(pa), pairs, input_precision="ieee")
             joint = joint / n_samples
             terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
-            h_nst -= tl.sum(tl.sum(tl.reshape(terms, [POINTS, BLOCK_C, PAIR_BLOCK]), axis=2), axis=1)
+            h_nst -= tl.sum(tl.sum(tl.reshape(terms, [POINTS, BLOCK_C, S_BLOCK * BLOCK_C]), axis=2), axis=1)
         h_t = tl.load(entropy_ptr + t)
         h_nt = tl.load(pair_row + points, mask=point_mask, other=0.0)
         h_st = tl.load(pair_row + newest)
@@ -226,5 +231,5 @@ def add_triple_interactions(log_probs, entropy, pair_entropies, picks, triple):
             log_probs, *log_probs.stride(), n_points, n_samples, n_classes, entropy.contiguous(), pair_entropies,
             pair_entropies.stride(0), picks.contiguous(), n_earlier, triple,
             BLOCK_C=block_c, BLOCK_K=BLOCK_K, TILE=TRIPLE_TILE, PAIR_BLOCK=min(PAIR_BLOCK, block_c * block_c),
-            num_warps=8 if block_c >= 16 else 4)
+            num_warps=8 if block_c >= 16 else 4, num_stages=1)
     return triple

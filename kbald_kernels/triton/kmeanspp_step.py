@@ -83,7 +83,9 @@ def _squared_distance(x_ptr, stride_x, r_ptr, stride_r, rows, row_mask, center_x
     return _dense_squared_distance(x_ptr, stride_x, rows, row_mask, center_x, width, ACC, BLOCK_N, BLOCK_F)
 
 
-@triton.jit
+# The step and the seed change between launches: not specialised, so no value
+# (a 1, a multiple of 16) compiles a new variant mid-loop.
+@triton.jit(do_not_specialize=["seed_lo", "seed_hi", "step"])
 def _step_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
                  min_ptr, selected_ptr, newest_ptr, seed_lo, seed_hi, step,
                  tier_out, key_out, index_out,

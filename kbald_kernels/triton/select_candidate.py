@@ -10,7 +10,9 @@ import triton.language as tl
 BLOCK_CANDIDATES = 1024
 
 
-@triton.jit
+# The step's slot changes every launch: specialising it (Triton marks a 1 and
+# multiples of 16) would compile new variants mid-loop.
+@triton.jit(do_not_specialize=["slot"])
 def select_candidate_kernel(tier_ptr, key_ptr, index_ptr, n_blocks, value_ptr, selected_ptr, newest_ptr,
                             indices_out, scores_out, slot, BLOCK: tl.constexpr):
     """Reduce the per-program candidates by (tier desc, key desc, index asc) and record
