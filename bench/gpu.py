@@ -7,12 +7,15 @@ one fits a single call to a lent machine:
   tests    the whole suite, natively (no Triton interpreter on a CUDA machine)
   compile  every Triton launch compiled for sm_90/sm_80, registers and spills
   traffic  launches and device→host reads per pick of every greedy loop
-  bench    every benchmark report on the GPU, each under a time cap
+  information, batchbald, kmeanspp, scaling
+           the benchmark reports on the GPU ("bench": all four), each under the limit
 
-Everything lands in ``bench/results/gpu-<device>-<date>/``: one log per stage, the
+Everything lands in ``bench/results/<device>-<date>/``: one log per stage, the
 benchmark reports (Markdown and JSON) and ``summary.md`` with each stage's exit
-status and time, ready to commit. Without a GPU only the stages that need none run
-(compile, traffic); ``--plan`` prints what would run and where it would write.
+status and time, ready to commit; ``--archive FILE`` also packs that folder into
+one .tar.gz (for a machine that hands back only a few files). Without a GPU only
+the stages that need none run (compile, traffic); ``--plan`` prints what would run
+and where it would write.
 """
 
 import argparse
@@ -21,13 +24,14 @@ import platform
 import shlex
 import subprocess
 import sys
+import tarfile
 import time
 from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NEEDS_GPU = {"build", "tests", "bench"}
 BENCH_REPORTS = ("information", "batchbald", "kmeanspp", "scaling")
+NEEDS_GPU = {"build", "tests", *BENCH_REPORTS}
 
 
 def gpu():
@@ -56,8 +60,8 @@ def stages(device, arch, results):
         "compile": [("compile_triton_kernels.py", [python, "python_tests/compile_triton_kernels.py"],
                      {"TRITON_INTERPRET": None})],
         "traffic": [("device_traffic.py", [python, "python_tests/device_traffic.py"], {"TRITON_INTERPRET": "1"})],
-        "bench": [(f"bench.{name}", [python, "-m", f"bench.{name}", "--device", device], bench_env)
-                  for name in BENCH_REPORTS],
+        **{name: [(f"bench.{name}", [python, "-m", f"bench.{name}", "--device", device], bench_env)]
+           for name in BENCH_REPORTS},
     }
 
 
@@ -83,16 +87,18 @@ def run_step(label, argv, extra_env, log, limit_s):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", action="append", choices=["build", "tests", "compile", "traffic", "bench"],
-                        help="run only these stages (repeatable); default: every stage this machine can run")
+    parser.add_argument("--stage", action="append",
+                        choices=["build", "tests", "compile", "traffic", "bench", *BENCH_REPORTS],
+                        help="run only these stages (repeatable; 'bench': every report); default: every stage")
     parser.add_argument("--limit", type=float, default=480.0, help="seconds each step may run (default 480)")
     parser.add_argument("--plan", action="store_true", help="print the stages and the results folder, run nothing")
+    parser.add_argument("--archive", type=Path, help="also write the results folder to this .tar.gz")
     args = parser.parse_args(argv)
     found = gpu()
-    name, arch = found if found else (f"no-gpu {platform.machine()}", None)
-    results = ROOT / "bench" / "results" / f"gpu-{slug(name)}-{date.today().isoformat()}"
+    name, arch = found if found else (f"cpu {platform.machine()}", None)
+    results = ROOT / "bench" / "results" / f"{slug(name)}-{date.today().isoformat()}"
     plan = stages("cuda", arch, results)
-    wanted = args.stage or list(plan)
+    wanted = [name for stage in args.stage or plan for name in (BENCH_REPORTS if stage == "bench" else [stage])]
     runnable = [s for s in wanted if found or s not in NEEDS_GPU]
     skipped = [s for s in wanted if s not in runnable]
     print(f"device: {name}" + (f" (sm_{arch})" if arch else "") + f"; results: {results.relative_to(ROOT)}")
@@ -112,13 +118,17 @@ def main(argv=None):
                 failed |= rc != 0
                 summary.append(f"| {stage} | {label} | {rc} | {seconds:.0f} s |")
                 print(summary[-1], flush=True)
-    lines = [f"# GPU run on {name}", "", f"Date: {date.today().isoformat()}. Python {platform.python_version()}.",
+    lines = [f"# python -m bench.gpu on {name}", "", f"Date: {date.today().isoformat()}. Python {platform.python_version()}.",
              "", "| stage | step | exit | time |", "|---|---|---|---|", *summary]
     if skipped:
         lines += ["", f"Not run here (no GPU): {', '.join(skipped)}."]
     with open(results / "summary.md", "a") as out:
         out.write("\n".join(lines) + "\n\n")
     print(f"wrote {results.relative_to(ROOT)}/summary.md")
+    if args.archive:
+        with tarfile.open(args.archive, "w:gz") as archive:
+            archive.add(results, arcname=results.name)
+        print(f"wrote {args.archive}")
     return 1 if failed else 0
 
 
