@@ -151,6 +151,10 @@ def drive_launchers():
                     kmeanspp_step.kmeanspp_steps(embeddings, torch.full((70,), torch.inf, dtype=distance_dtype),
                                                  torch.zeros(70, dtype=torch.bool), newest, 7, 0, 2, mode)
             kmeanspp_step.min_squared_distances(embeddings, rows(embeddings, torch.tensor([1, 5])))
+    # Past BLOCK_CANDIDATES blocks the pick takes the parallel two-stage reduction.
+    many = kmeanspp_step.BLOCK_N * select_candidate.BLOCK_CANDIDATES + 1
+    kmeanspp_step.kmeanspp_steps(DenseEmbeddings(torch.randn(many, 2)), torch.full((many,), torch.inf),
+                                 torch.zeros(many, dtype=torch.bool), None, 7, 0, 1, "sample")
 
 
 def _kernels_defined():

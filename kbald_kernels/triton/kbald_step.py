@@ -15,7 +15,7 @@ import triton.language as tl
 
 from .. import reference
 from .launch import on_device
-from .select_candidate import BLOCK_CANDIDATES, select_candidate_kernel, step_buffers
+from .select_candidate import step_buffers
 
 TILE = 128
 BLOCK_K = 16
@@ -126,19 +126,17 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
     device = log_probs.device
     block_c, num_warps = _step_layout(n_classes)
     n_blocks = triton.cdiv(n_points, TILE // block_c)
-    tiers, keys, candidates, indices, scores, newest_device = step_buffers(n_blocks, n_steps, torch.float32,
-                                                                           device, newest)
+    buffers = step_buffers(n_blocks, n_steps, torch.float32, device, newest)
     flags = selected.view(torch.uint8)
     with on_device(device):
         for slot in range(n_steps):
             _kbald_step_kernel[(n_blocks,)](
                 log_probs, *log_probs.stride(), n_points, n_samples, n_classes, entropy, increment,
-                flags, newest_device, tiers, keys, candidates,
+                flags, buffers.newest, buffers.tiers, buffers.keys, buffers.candidates,
                 HAS_NEWEST=newest is not None or slot > 0, BLOCK_C=block_c, BLOCK_K=BLOCK_K, TILE=TILE,
                 num_warps=num_warps)
-            select_candidate_kernel[(1,)](tiers, keys, candidates, n_blocks, increment, flags, newest_device,
-                                          indices, scores, slot, BLOCK=BLOCK_CANDIDATES)
-    return indices, scores
+            buffers.select(increment, flags, slot)
+    return buffers.indices, buffers.scores
 
 
 TRIPLE_TILE = 64

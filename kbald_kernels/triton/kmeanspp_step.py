@@ -19,7 +19,7 @@ import triton.language as tl
 from ..reference.kmeanspp import DenseEmbeddings
 from .launch import on_device
 from .philox import gumbel_noise
-from .select_candidate import BLOCK_CANDIDATES, select_candidate_kernel, step_buffers
+from .select_candidate import step_buffers
 
 BLOCK_N = 64
 # 16 features a row per load and 8 warps: at 64 × 64 and 4 warps each thread held
@@ -144,8 +144,7 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
     n_points = min_distances.shape[0]
     device = min_distances.device
     n_blocks = triton.cdiv(n_points, BLOCK_N)
-    tiers, keys, candidates, indices, scores, newest_device = step_buffers(n_blocks, n_steps, min_distances.dtype,
-                                                                           device, newest)
+    buffers = step_buffers(n_blocks, n_steps, min_distances.dtype, device, newest)
     flags = selected.view(torch.uint8)
     seed_lo, seed_hi = seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF
     acc = _acc_dtype(min_distances.dtype)
@@ -153,13 +152,12 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
         for slot in range(n_steps):
             _step_kernel[(n_blocks,)](
                 x, stride_x, r, stride_r, width, width_r, n_points,
-                min_distances, flags, newest_device, seed_lo, seed_hi, first_step + slot,
-                tiers, keys, candidates,
+                min_distances, flags, buffers.newest, seed_lo, seed_hi, first_step + slot,
+                buffers.tiers, buffers.keys, buffers.candidates,
                 FACTORED=factored, HAS_NEWEST=newest is not None or slot > 0, ARGMAX=mode == "argmax", ACC=acc,
                 BLOCK_N=BLOCK_N, BLOCK_F=BLOCK_FEATURES, num_warps=NUM_WARPS)
-            select_candidate_kernel[(1,)](tiers, keys, candidates, n_blocks, min_distances, flags, newest_device,
-                                 indices, scores, slot, BLOCK=BLOCK_CANDIDATES)
-    return indices, scores
+            buffers.select(min_distances, flags, slot)
+    return buffers.indices, buffers.scores
 
 
 @triton.jit
