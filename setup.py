@@ -28,6 +28,8 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 INCLUDE = ROOT / "csrc" / "include"
+# Edits to the shared headers rebuild the modules that include them.
+HEADERS = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "csrc").rglob("*.h"))
 DEFAULT_ARCHS = "80;86;89;90"
 
 
@@ -134,6 +136,7 @@ def cuda_extension():
         "kbald_kernels._cuda",
         ["csrc/cuda/module.cpp", "csrc/cuda/row_entropy.cu", "csrc/cuda/joint_entropy.cu"],
         include_dirs=[str(INCLUDE), "csrc/cuda"],
+        depends=HEADERS,
         define_macros=[("KBALD_CUDA_ARCHS", '"' + ";".join(arch_list) + '"')],
         library_dirs=[str(libdir)],
         libraries=["cudart_static", "dl", "rt", "pthread"],
@@ -148,6 +151,7 @@ host = Pybind11Extension(
     "kbald_kernels._host",
     ["csrc/host/module.cpp", "csrc/host/joint_entropy_cpu.cpp", "csrc/host/information_cpu.cpp"],
     include_dirs=[str(INCLUDE), "csrc/host"],
+    depends=HEADERS,
     # No FP-exception semantics are relied on; without this GCC will not if-convert
     # (and so not vectorise) the selects in the joint-entropy loop.
     extra_compile_args=["-O3", "-fno-trapping-math"],

@@ -22,7 +22,7 @@ template <typename T>
 __global__ void __launch_bounds__(jb::kThreads) joint_entropy_kernel(jb::Problem<T> problem, int64_t split_rows,
                                                                     double* __restrict__ partial) {
   __shared__ jb::Shared shared;
-  jb::Thread t;
+  jb::Thread<T> t;
   const int tid = threadIdx.x;
   const int64_t total_columns = problem.points * problem.classes;
   const int64_t column_begin = static_cast<int64_t>(blockIdx.x) * jb::kColumns;
@@ -30,11 +30,11 @@ __global__ void __launch_bounds__(jb::kThreads) joint_entropy_kernel(jb::Problem
   const int64_t row_end = min(problem.configs, (split + 1) * split_rows);
   jb::begin(problem, column_begin, tid, t);
   for (int64_t row_begin = split * split_rows; row_begin < row_end; row_begin += jb::kRows) {
-    jb::zero_tile(t);
-    for (int64_t k_begin = 0; k_begin < problem.samples; k_begin += jb::kDepth) {
-      jb::load(problem, row_begin, k_begin, tid, t, shared);
-      __syncthreads();
-      jb::multiply(tid, shared, t);
+    jb::prologue(problem, row_begin, tid, t, shared);
+    __syncthreads();
+    int64_t chunk = 0;
+    for (int64_t k_begin = 0; k_begin < problem.samples; k_begin += jb::kDepth, ++chunk) {
+      jb::chunk_step(problem, row_begin, k_begin, chunk, tid, t, shared);
       __syncthreads();
     }
     jb::accumulate(problem, row_begin, tid, t);

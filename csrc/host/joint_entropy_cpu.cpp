@@ -103,7 +103,7 @@ void emulate_joint_entropy_kernel(const float* weights, const float* alpha, cons
   const int64_t column_blocks = (total_columns + jb::kColumns - 1) / jb::kColumns;
   const int64_t split_rows = jb::rows_per_split(configs, splits);
   std::vector<double> partial(static_cast<size_t>(splits * total_columns), 0.0);
-  std::vector<jb::Thread> threads(jb::kThreads);
+  std::vector<jb::Thread<T>> threads(jb::kThreads);
   jb::Shared shared;
   for (int64_t split = 0; split < splits; ++split) {
     const int64_t row_end = std::min(configs, (split + 1) * split_rows);
@@ -111,12 +111,11 @@ void emulate_joint_entropy_kernel(const float* weights, const float* alpha, cons
       const int64_t column_begin = block * jb::kColumns;
       for (int tid = 0; tid < jb::kThreads; ++tid) jb::begin(problem, column_begin, tid, threads[tid]);
       for (int64_t row_begin = split * split_rows; row_begin < row_end; row_begin += jb::kRows) {
-        for (int tid = 0; tid < jb::kThreads; ++tid) jb::zero_tile(threads[tid]);
-        for (int64_t k_begin = 0; k_begin < samples; k_begin += jb::kDepth) {
+        for (int tid = 0; tid < jb::kThreads; ++tid) jb::prologue(problem, row_begin, tid, threads[tid], shared);
+        int64_t chunk = 0;
+        for (int64_t k_begin = 0; k_begin < samples; k_begin += jb::kDepth, ++chunk)
           for (int tid = 0; tid < jb::kThreads; ++tid)
-            jb::load(problem, row_begin, k_begin, tid, threads[tid], shared);
-          for (int tid = 0; tid < jb::kThreads; ++tid) jb::multiply(tid, shared, threads[tid]);
-        }
+            jb::chunk_step(problem, row_begin, k_begin, chunk, tid, threads[tid], shared);
         for (int tid = 0; tid < jb::kThreads; ++tid) jb::accumulate(problem, row_begin, tid, threads[tid]);
       }
       for (int tid = 0; tid < jb::kThreads; ++tid) jb::publish(tid, threads[tid], shared);

@@ -56,6 +56,14 @@ def _information_terms_kernel(lp_ptr, stride_n, stride_k, stride_c, n_points, n_
     tl.atomic_max(invalid_out, tl.max(tl.max(outside, axis=1), axis=0))
 
 
+def _k_block(n_samples, widest):
+    """The power of two from ``widest`` / 4 to ``widest`` that pads K least (the
+    widest of those): K = 20 takes 4 (20 of 20 lanes used) rather than 16 (20 of 32),
+    and no tile shrinks below a quarter of the widest, which would starve the loads."""
+    blocks = [1 << i for i in range(widest.bit_length()) if widest // 4 <= 1 << i <= widest]
+    return min(blocks, key=lambda b: (triton.cdiv(n_samples, b) * b, -b))
+
+
 def entropies(log_probs):
     """Triton twin of :func:`kbald_kernels.reference.entropies`: (entropy,
     conditional_entropy, invalid) from one pass, float32 [N] each and a 0-dim int32
@@ -70,7 +78,8 @@ def entropies(log_probs):
     out = torch.full((2, n_points), math.nan, dtype=torch.float32, device=device)
     invalid = torch.zeros((), dtype=torch.int32, device=device)
     block_c = triton.next_power_of_2(n_classes)
-    block_k = max(1, min(BLOCK_K, triton.next_power_of_2(n_samples), 4096 // (BLOCK_N * block_c)))
+    widest = min(BLOCK_K, triton.next_power_of_2(n_samples), 4096 // (BLOCK_N * block_c))
+    block_k = _k_block(n_samples, max(1, widest))
     with on_device(device):
         _information_terms_kernel[(triton.cdiv(n_points, BLOCK_N),)](
             log_probs, *log_probs.stride(), n_points, n_samples, n_classes, *normalisation_bounds(log_probs.dtype),

@@ -42,7 +42,10 @@ KBALD_HOST_DEVICE float neg_xlogx(float q) {
 // The CUDA kernel's block program, written as phases that each thread runs with its
 // own thread index between barriers, so a host loop over threads can replay it exactly.
 // A block owns kColumns GEMM columns and configurations [m_begin, m_end); it walks the
-// configurations kRows at a time and K in chunks of kDepth.
+// configurations kRows at a time and K in chunks of kDepth, double-buffered: while a
+// chunk in shared memory is multiplied, each thread holds its share of the next one
+// in registers (fetched before the multiply, so the loads' latency overlaps it) and
+// stores it to the other buffer after, with one barrier per chunk.
 namespace joint_entropy_block {
 
 constexpr int kRows = 64;      // configurations per tile
@@ -51,17 +54,27 @@ constexpr int kDepth = 16;     // posterior samples per shared-memory chunk
 constexpr int kThreads = 256;  // 16 × 16 threads, each a 4 × 4 micro-tile
 constexpr int kThreadGrid = 16;
 constexpr int kMicro = 4;
+// The W tile is stored transposed (k-major); 16 consecutive threads store one row's
+// 16 samples, which a pitch of 64 floats puts in one bank (16-way conflict). A pitch
+// of 68 spreads them over 16 banks two rows at a time (2-way) and keeps every
+// micro-tile row 16-byte aligned for vector loads.
+constexpr int kWeightsPitch = kRows + 4;
+constexpr int kWeightLoads = kRows * kDepth / kThreads;    // W values a thread fetches per chunk
+constexpr int kProbLoads = kDepth * kColumns / kThreads;   // pool values a thread fetches per chunk
 
 struct Shared {
-  float weights[kDepth][kRows];       // W tile, transposed so one k is contiguous over rows
-  float probs[kDepth][kColumns];      // P tile
+  alignas(16) float weights[2][kDepth][kWeightsPitch];  // W chunks, k-major, double-buffered
+  alignas(16) float probs[2][kDepth][kColumns];         // P chunks
   double column_sums[kThreadGrid][kColumns];
 };
 
+template <typename T>
 struct Thread {
-  float q[kMicro][kMicro];  // rows ty + 16 r, columns tx + 16 c of the current tile
-  double column_sum[kMicro];  // double: one term per configuration, often 10^4 and more
-  int64_t column_offset;    // element offset of x[i, 0, c] for the column this thread loads
+  float q[kMicro][kMicro];        // rows 4·ty + r, columns 4·tx + c of the current tile
+  double column_sum[kMicro];      // double: one term per configuration, often 10^4 and more
+  float next_weights[kWeightLoads];  // the next chunk, held while the current one is multiplied
+  T next_log_probs[kProbLoads];      // as stored: exponentiated when staged, after the multiply
+  int64_t column_offset;          // element offset of x[i, 0, c] for the column this thread loads
   bool column_valid;
 };
 
@@ -85,7 +98,7 @@ KBALD_HOST_DEVICE float probability(float log_probability) {
 }
 
 template <typename T>
-KBALD_HOST_DEVICE void begin(const Problem<T>& p, int64_t column_begin, int tid, Thread& t) {
+KBALD_HOST_DEVICE void begin(const Problem<T>& p, int64_t column_begin, int tid, Thread<T>& t) {
   // A thread always loads the same tile column (its tid mod kColumns), so the
   // division by C happens once per block, not once per load.
   const int64_t column = column_begin + tid % kColumns;
@@ -95,55 +108,92 @@ KBALD_HOST_DEVICE void begin(const Problem<T>& p, int64_t column_begin, int tid,
   for (int c = 0; c < kMicro; ++c) t.column_sum[c] = 0.0;
 }
 
-KBALD_HOST_DEVICE void zero_tile(Thread& t) {
+template <typename T>
+KBALD_HOST_DEVICE void zero_tile(Thread<T>& t) {
   for (int r = 0; r < kMicro; ++r)
     for (int c = 0; c < kMicro; ++c) t.q[r][c] = 0.0f;
 }
 
-// Rows past M and samples past K load zeros: they add nothing to q and, with
-// alpha 0, nothing to the sums.
+// Element e = tid + kThreads·i of a chunk: W (row e / kDepth, sample e % kDepth), so
+// a warp reads rows of W along K (coalesced); P (sample e / kColumns, the thread's column).
 template <typename T>
-KBALD_HOST_DEVICE void load(const Problem<T>& p, int64_t row_begin, int64_t k_begin, int tid, const Thread& t,
-                            Shared& s) {
-  for (int e = tid; e < kRows * kDepth; e += kThreads) {
-    const int row = e / kDepth, kk = e % kDepth;
-    const int64_t m = row_begin + row, k = k_begin + kk;
-    s.weights[kk][row] = (m < p.configs && k < p.samples) ? p.weights[m * p.samples + k] : 0.0f;
+KBALD_HOST_DEVICE void fetch(const Problem<T>& p, int64_t row_begin, int64_t k_begin, int tid, Thread<T>& t) {
+  for (int i = 0; i < kWeightLoads; ++i) {
+    const int e = tid + kThreads * i;
+    const int64_t m = row_begin + e / kDepth, k = k_begin + e % kDepth;
+    t.next_weights[i] = (m < p.configs && k < p.samples) ? p.weights[m * p.samples + k] : 0.0f;
   }
-  for (int e = tid; e < kDepth * kColumns; e += kThreads) {
-    const int kk = e / kColumns;
-    const int64_t k = k_begin + kk;
-    s.probs[kk][tid % kColumns] =
-        (t.column_valid && k < p.samples)
-            ? probability(to_float(p.log_probs.data[t.column_offset + k * p.log_probs.stride_k]))
-            : 0.0f;
+  for (int i = 0; i < kProbLoads; ++i) {
+    const int64_t k = k_begin + (tid + kThreads * i) / kColumns;
+    if (t.column_valid && k < p.samples)
+      t.next_log_probs[i] = p.log_probs.data[t.column_offset + k * p.log_probs.stride_k];
   }
 }
 
-KBALD_HOST_DEVICE void multiply(int tid, const Shared& s, Thread& t) {
+// Rows past M and samples past K store zeros: they add nothing to q and, with
+// alpha 0, nothing to the sums.
+template <typename T>
+KBALD_HOST_DEVICE void stage(const Problem<T>& p, int64_t k_begin, int tid, const Thread<T>& t, Shared& s,
+                             int buffer) {
+  for (int i = 0; i < kWeightLoads; ++i) {
+    const int e = tid + kThreads * i;
+    s.weights[buffer][e % kDepth][e / kDepth] = t.next_weights[i];
+  }
+  for (int i = 0; i < kProbLoads; ++i) {
+    const int kk = (tid + kThreads * i) / kColumns;
+    s.probs[buffer][kk][tid % kColumns] =
+        (t.column_valid && k_begin + kk < p.samples) ? probability(to_float(t.next_log_probs[i])) : 0.0f;
+  }
+}
+
+// Each k: one 16-byte load of 4 W values and one of 4 P values feed 16 FMAs. The 16
+// threads of a half-warp read 16 consecutive P vectors and 2 W vectors, broadcast.
+template <typename T>
+KBALD_HOST_DEVICE void multiply(int tid, const Shared& s, int buffer, Thread<T>& t) {
   const int ty = tid / kThreadGrid, tx = tid % kThreadGrid;
   for (int kk = 0; kk < kDepth; ++kk) {
     float w[kMicro], x[kMicro];
-    for (int r = 0; r < kMicro; ++r) w[r] = s.weights[kk][ty + kThreadGrid * r];
-    for (int c = 0; c < kMicro; ++c) x[c] = s.probs[kk][tx + kThreadGrid * c];
+    for (int r = 0; r < kMicro; ++r) w[r] = s.weights[buffer][kk][kMicro * ty + r];
+    for (int c = 0; c < kMicro; ++c) x[c] = s.probs[buffer][kk][kMicro * tx + c];
     for (int r = 0; r < kMicro; ++r)
       for (int c = 0; c < kMicro; ++c) t.q[r][c] += w[r] * x[c];
   }
 }
 
+// The first chunk of a row tile, before its barrier.
 template <typename T>
-KBALD_HOST_DEVICE void accumulate(const Problem<T>& p, int64_t row_begin, int tid, Thread& t) {
+KBALD_HOST_DEVICE void prologue(const Problem<T>& p, int64_t row_begin, int tid, Thread<T>& t, Shared& s) {
+  zero_tile(t);
+  fetch(p, row_begin, 0, tid, t);
+  stage(p, 0, tid, t, s, 0);
+}
+
+// Chunk `chunk` (samples from k_begin): fetch the next, multiply this one, stage the
+// next into the other buffer; a barrier follows. The buffer staged here was last
+// read in the previous chunk, before the previous barrier.
+template <typename T>
+KBALD_HOST_DEVICE void chunk_step(const Problem<T>& p, int64_t row_begin, int64_t k_begin, int64_t chunk, int tid,
+                                  Thread<T>& t, Shared& s) {
+  const bool more = k_begin + kDepth < p.samples;
+  if (more) fetch(p, row_begin, k_begin + kDepth, tid, t);
+  multiply(tid, s, static_cast<int>(chunk & 1), t);
+  if (more) stage(p, k_begin + kDepth, tid, t, s, static_cast<int>((chunk + 1) & 1));
+}
+
+template <typename T>
+KBALD_HOST_DEVICE void accumulate(const Problem<T>& p, int64_t row_begin, int tid, Thread<T>& t) {
   const int ty = tid / kThreadGrid;
   for (int r = 0; r < kMicro; ++r) {
-    const int64_t m = row_begin + ty + kThreadGrid * r;
+    const int64_t m = row_begin + kMicro * ty + r;
     const float a = m < p.configs ? p.alpha[m] : 0.0f;
     for (int c = 0; c < kMicro; ++c) t.column_sum[c] += static_cast<double>(a * neg_xlogx(t.q[r][c]));
   }
 }
 
-KBALD_HOST_DEVICE void publish(int tid, const Thread& t, Shared& s) {
+template <typename T>
+KBALD_HOST_DEVICE void publish(int tid, const Thread<T>& t, Shared& s) {
   const int ty = tid / kThreadGrid, tx = tid % kThreadGrid;
-  for (int c = 0; c < kMicro; ++c) s.column_sums[ty][tx + kThreadGrid * c] = t.column_sum[c];
+  for (int c = 0; c < kMicro; ++c) s.column_sums[ty][kMicro * tx + c] = t.column_sum[c];
 }
 
 // Threads 0..kColumns-1 each sum one column over the 16 thread rows in a fixed
