@@ -122,8 +122,9 @@ def test_select_kbald_order_2_on_the_kernel_matches_brute_force():
                                rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("n,k,c", [(n, k, c) for n in (1, 7, 129) for k in (1, 3, 20) for c in (1, 2, 3, 10, 17)]
-                         + [(5, 20, 32), (40, 3, 29)])
+# C above 16 pads to 32: 16 pair chunks a triple, slow under the interpreter, so fewer shapes.
+@pytest.mark.parametrize("n,k,c", [(n, k, c) for n in (1, 7, 129) for k in (1, 3, 20) for c in (1, 2, 3, 10)]
+                         + [(7, 3, 17), (5, 20, 32), (40, 3, 29)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_triple_interaction_kernel_matches_the_reference(n, k, c, dtype):
     from kbald_kernels.triton.kbald_step import add_triple_interactions
