@@ -118,8 +118,9 @@ def main(argv=None):
                 failed |= rc != 0
                 summary.append(f"| {stage} | {label} | {rc} | {seconds:.0f} s |")
                 print(summary[-1], flush=True)
-    lines = [f"# python -m bench.gpu on {name}", "", f"Date: {date.today().isoformat()}. Python {platform.python_version()}.",
-             "", "| stage | step | exit | time |", "|---|---|---|---|", *summary]
+    lines = [f"# python -m bench.gpu on {name}", "",
+             f"Date: {date.today().isoformat()}. Python {platform.python_version()}.", "",
+             "| stage | step | exit | time |", "|---|---|---|---|", *summary]
     if skipped:
         lines += ["", f"Not run here (no GPU): {', '.join(skipped)}."]
     with open(results / "summary.md", "a") as out:

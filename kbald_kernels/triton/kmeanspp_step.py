@@ -22,10 +22,14 @@ from .philox import gumbel_noise
 from .select_candidate import step_buffers
 
 BLOCK_N = 64
-# 16 features a row per load and 8 warps: at 64 × 64 and 4 warps each thread held
-# 32 rows' 64-bit pointers and ptxas spilled up to 5 KB a thread (factored, fp64);
-# at 64 × 16 and 8 warps nothing spills (python_tests/compile_triton_kernels.py).
-BLOCK_FEATURES = 16
+# Features a row per load, at 8 warps. Factored: 16, since at 64 × 64 and 4 warps
+# each thread held 32 rows' 64-bit pointers and ptxas spilled up to 5 KB a thread
+# (fp64). Dense: 64, so a program has 16 KB (fp32) of loads in flight, not 4: a
+# 15 000-point pool makes only 235 programs for 132 SMs, and at 64 × 16 each
+# waited on load latency; 64 × 64 takes 119-196 registers and spills nothing
+# (python_tests/compile_triton_kernels.py).
+FACTORED_BLOCK_FEATURES = 16
+DENSE_BLOCK_FEATURES = 64
 NUM_WARPS = 8
 
 
@@ -128,6 +132,10 @@ def _unit_feature_stride(t):
     return t if t.stride(1) == 1 else t.contiguous()
 
 
+def _block_features(factored):
+    return FACTORED_BLOCK_FEATURES if factored else DENSE_BLOCK_FEATURES
+
+
 def _operands(embeddings):
     """(x, stride, r, stride_r, width, width_r, factored); rows keep their stride."""
     if isinstance(embeddings, DenseEmbeddings):
@@ -155,7 +163,7 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
                 min_distances, flags, buffers.newest, seed_lo, seed_hi, first_step + slot,
                 buffers.tiers, buffers.keys, buffers.candidates,
                 FACTORED=factored, HAS_NEWEST=newest is not None or slot > 0, ARGMAX=mode == "argmax", ACC=acc,
-                BLOCK_N=BLOCK_N, BLOCK_F=BLOCK_FEATURES, num_warps=NUM_WARPS)
+                BLOCK_N=BLOCK_N, BLOCK_F=_block_features(factored), num_warps=NUM_WARPS)
             buffers.select(min_distances, flags, slot)
     return buffers.indices, buffers.scores
 
@@ -189,7 +197,7 @@ def min_squared_distances(embeddings, centers):
     with on_device(device):
         _min_distance_kernel[(triton.cdiv(n_points, BLOCK_N),)](
             x, stride_x, r, stride_r, width, width_r, n_points, cx, stride_cx, cr, stride_cr, len(centers), out,
-            FACTORED=factored, ACC=_acc_dtype(embeddings.dtype), BLOCK_N=BLOCK_N, BLOCK_F=BLOCK_FEATURES,
+            FACTORED=factored, ACC=_acc_dtype(embeddings.dtype), BLOCK_N=BLOCK_N, BLOCK_F=_block_features(factored),
             num_warps=NUM_WARPS)
     return out
 
