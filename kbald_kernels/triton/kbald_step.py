@@ -181,7 +181,7 @@ def _triple_kernel(lp_ptr, s_n, s_k, s_c, n_points, n_samples, n_classes, entrop
         t = tl.load(picks_ptr + j)
         pair_row = pair_ptr + j * pair_stride
         h_nst = tl.zeros([POINTS], dtype=tl.float32)
-        for s0 in range(0, BLOCK_C, S_BLOCK):
+        for s0 in range(0, n_classes, S_BLOCK):  # chunks wholly past C are skipped
             # Pair column (s, t) = (s0 + column // BLOCK_C, column % BLOCK_C): the outer
             # product of S_BLOCK classes of the newest pick with every class of t_j.
             class_s = (s0 + tl.arange(0, S_BLOCK)).to(tl.int64)
