@@ -17,6 +17,7 @@ from .acquisition.bald import (
 )
 from .acquisition.batchbald import select_batchbald
 from .acquisition.kmeanspp import KMeansPPOrdering, badge_factors, kmeanspp, select_badge, select_coreset
+from .acquisition.uncertainty import select_uncertainty
 from .backends import BACKEND_ENV, BackendStatus, BackendUnavailableError, available_backends
 from .conversion import as_log_probs
 from .information import (
@@ -24,6 +25,8 @@ from .information import (
     conditional_entropy,
     entropy,
     joint_entropy,
+    least_confidence,
+    margin,
     pairwise_mutual_information,
     triple_interaction,
 )
@@ -46,6 +49,8 @@ __all__ = [
     "entropy",
     "joint_entropy",
     "kmeanspp",
+    "least_confidence",
+    "margin",
     "pairwise_mutual_information",
     "select_badge",
     "select_bald",
@@ -55,5 +60,6 @@ __all__ = [
     "select_kbald",
     "select_kbald_dynamic",
     "select_stochastic_bald",
+    "select_uncertainty",
     "triple_interaction",
 ]

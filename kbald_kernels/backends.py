@@ -23,6 +23,7 @@ _REGISTRY: dict[str, dict[str, Union[Callable, str]]] = {
     op: {"torch": getattr(reference, op)}
     for op in (
         "entropies",
+        "uncertainties",
         "pairwise_mutual_information",
         "triple_interaction",
         "joint_entropy",
@@ -35,13 +36,14 @@ _REGISTRY: dict[str, dict[str, Union[Callable, str]]] = {
     )
 }
 _REGISTRY["entropies"]["triton"] = "kbald_kernels.triton.information_terms:entropies"
+_REGISTRY["uncertainties"]["triton"] = "kbald_kernels.triton.information_terms:uncertainties"
 _REGISTRY["pairwise_mutual_information"]["triton"] = (
     "kbald_kernels.triton.pairwise_mutual_information:pairwise_mutual_information")
 _REGISTRY["kbald_pairwise_steps"]["triton"] = "kbald_kernels.triton.kbald_step:kbald_pairwise_steps"
 _REGISTRY["mutual_information_with_pick"]["triton"] = (
     "kbald_kernels.triton.kbald_step:mutual_information_with_pick")
 _REGISTRY["add_triple_interactions"]["triton"] = "kbald_kernels.triton.kbald_step:add_triple_interactions"
-for _op in ("joint_entropy", "accumulate_joint_entropy", "entropies", "kbald_pairwise_steps",
+for _op in ("joint_entropy", "accumulate_joint_entropy", "entropies", "uncertainties", "kbald_pairwise_steps",
             "mutual_information_with_pick"):
     _REGISTRY[_op]["cuda"] = f"kbald_kernels.native:{_op}"
 _REGISTRY["kmeanspp_steps"]["triton"] = "kbald_kernels.triton.kmeanspp_step:kmeanspp_steps"
@@ -49,10 +51,10 @@ _REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_st
 
 
 # Ops whose "cuda" implementation also runs CPU tensors, on the host C++ twin.
-_HOST_TWINS = frozenset({"joint_entropy", "accumulate_joint_entropy", "entropies", "kbald_pairwise_steps",
-                         "mutual_information_with_pick"})
+_HOST_TWINS = frozenset({"joint_entropy", "accumulate_joint_entropy", "entropies", "uncertainties",
+                         "kbald_pairwise_steps", "mutual_information_with_pick"})
 # Of those, the ones whose GPU kernel is Triton: "cuda" runs them on CPU tensors only.
-_HOST_ONLY_TWINS = frozenset({"entropies", "kbald_pairwise_steps", "mutual_information_with_pick"})
+_HOST_ONLY_TWINS = frozenset({"entropies", "uncertainties", "kbald_pairwise_steps", "mutual_information_with_pick"})
 
 
 class BackendUnavailableError(RuntimeError):

@@ -16,9 +16,19 @@ def validated_entropies(t, backend, strict=True, name="log_probs"):
     """(entropy, conditional_entropy) of log-probabilities ``t`` [N, K, C] whose form
     is checked (:func:`~kbald_kernels.validation.check_log_probs_form`): one pass that
     computes both and validates the values, whose flag is read once here."""
-    entropy, conditional, invalid = implementation("entropies", backend, t.device, strict)(t)
+    return _validated("entropies", t, backend, strict, name)
+
+
+def validated_uncertainties(t, backend, strict=True, name="log_probs"):
+    """(entropy, conditional_entropy, least_confidence, margin) in the one validating
+    pass of :func:`validated_entropies`."""
+    return _validated("uncertainties", t, backend, strict, name)
+
+
+def _validated(op, t, backend, strict, name):
+    *terms, invalid = implementation(op, backend, t.device, strict)(t)
     confirm_log_probs(t, invalid, name)
-    return entropy, conditional
+    return tuple(terms)
 
 
 def entropy(log_probs, *, backend=None):
@@ -44,6 +54,21 @@ def bald(log_probs, *, backend=None):
     t, np_in = check_log_probs_form(log_probs)
     h, ch = validated_entropies(t, backend)
     return to_output(h - ch, np_in)
+
+
+def least_confidence(log_probs, *, backend=None):
+    """Least confidence 1 - max_c pbar[n, c] (pbar = mean_k p); shape [N]. Larger is
+    more uncertain. One pass, as :func:`entropy`."""
+    t, np_in = check_log_probs_form(log_probs)
+    return to_output(validated_uncertainties(t, backend)[2], np_in)
+
+
+def margin(log_probs, *, backend=None):
+    """Margin pbar_(1) - pbar_(2) between the two most probable classes of the mean
+    prediction (0 for the second of a single class); shape [N]. Smaller is more
+    uncertain. One pass, as :func:`entropy`."""
+    t, np_in = check_log_probs_form(log_probs)
+    return to_output(validated_uncertainties(t, backend)[3], np_in)
 
 
 def pairwise_mutual_information(a, b=None, *, backend=None):

@@ -172,20 +172,42 @@ def entropies(log_probs):
     """
     import torch
 
-    from .reference.normalisation import normalisation_bounds
-
     if log_probs.dtype == torch.float64:
         from .reference import entropies as reference_entropies
 
         return reference_entropies(log_probs)
+    entropy, conditional, _, _, invalid = _information_terms(log_probs, confidence=False)
+    return entropy, conditional, invalid
+
+
+def uncertainties(log_probs):
+    """:func:`kbald_kernels.reference.uncertainties` in the host twin's one pass
+    (:func:`entropies`), which also keeps least confidence and margin."""
+    import torch
+
+    if log_probs.dtype == torch.float64:
+        from .reference import uncertainties as reference_uncertainties
+
+        return reference_uncertainties(log_probs)
+    return _information_terms(log_probs, confidence=True)
+
+
+def _information_terms(log_probs, confidence):
+    import torch
+
+    from .reference.normalisation import normalisation_bounds
+
     if log_probs.device.type != "cpu":
         raise ValueError(f"the host twin of the information kernel takes CPU tensors, got {log_probs.device}")
     module = _module_for(log_probs.device)
     # Poisoned, so a point the loop fails to write cannot pass for a value.
-    out = torch.full((2, log_probs.shape[0]), math.nan, dtype=torch.float32)
-    invalid = module.entropies(*_pool(log_probs), out[0].data_ptr(), out[1].data_ptr(), *log_probs.shape,
+    out = torch.full((4 if confidence else 2, log_probs.shape[0]), math.nan, dtype=torch.float32)
+    extra = (out[2].data_ptr(), out[3].data_ptr()) if confidence else (0, 0)
+    invalid = module.entropies(*_pool(log_probs), out[0].data_ptr(), out[1].data_ptr(), *extra, *log_probs.shape,
                                *normalisation_bounds(log_probs.dtype))
-    return out[0], out[1], invalid
+    if confidence:
+        return out[0], out[1], out[2], out[3], invalid
+    return out[0], out[1], None, None, invalid
 
 
 MAX_STEP_CLASSES = 128  # the host 2-BALD step's widest register row

@@ -126,6 +126,7 @@ def drive_launchers():
         for c in (3, 10, 17, 100):
             lp = _log_probs(9, 20, c, dtype)
             information_terms.entropies(lp)
+            information_terms.uncertainties(lp)
             pairwise_mutual_information.pairwise_mutual_information(lp)
             entropy = torch.zeros(9)
             for newest in (None, 0):

@@ -85,8 +85,8 @@ constexpr int64_t kLanesPerVector = 16;
 // Σ_k p[k, c] into `column` and the number of rows k whose Σ_c p lies outside
 // [low, high] (NaN was counted before), for one point's probabilities [K, C],
 // C <= 16·kVectors, read 16 classes a vector with the column sums held in registers.
-// A row's vectors run past C into the next row (or into the 16 zero floats `probs`
-// keeps after K·C); `masks[v]` zeroes those lanes.
+// A row's vectors run past C into the next row (or into the zeros `probs` keeps
+// after K·C); `masks[v]` zeroes those lanes.
 template <int64_t kVectors>
 [[gnu::always_inline]] inline int64_t class_sums_and_rows_outside(const float* probs, const Lanes* masks,
                                                                   float* column, int64_t samples, int64_t classes,
@@ -240,8 +240,8 @@ void probability_sums(const LogProbs<T>& log_probs, float* sums, int64_t points,
 }
 
 template <typename T>
-int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* conditional, int64_t points, int64_t samples,
-                  int64_t classes, float low, float high) {
+int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* conditional, float* confidence,
+                  float* margin, int64_t points, int64_t samples, int64_t classes, float low, float high) {
   const int64_t count = samples * classes;
   const int64_t vectors = classes <= 16 ? 1 : classes <= 32 ? 2 : classes <= 64 ? 4 : classes <= 128 ? 8 : 0;
   const ClassSums class_sums = vectors == 1   ? class_sums_16
@@ -256,7 +256,9 @@ int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* condition
   int64_t invalid = 0;
 #pragma omp parallel reduction(+ : invalid)
   {
-    std::vector<float> values(count), probs(count + kLanesPerVector, 0.0f);
+    // The last row's vectors read up to vectors·16 - C floats past K·C: zeros, since a
+    // masked lane multiplies what it reads by 0 and garbage may be NaN.
+    std::vector<float> values(count), probs(count + vectors * kLanesPerVector, 0.0f);
     std::vector<float> column(std::max(classes, vectors * kLanesPerVector));
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < points; ++n) {
@@ -270,6 +272,20 @@ int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* condition
       for (int64_t c = 0; c < classes; ++c) h += neg_xlogx(column[c] / static_cast<float>(samples));
       entropy[n] = static_cast<float>(h);
       conditional[n] = static_cast<float>(-plogp / samples);
+      if (confidence != nullptr) {
+        float top = 0.0f, second = 0.0f;  // first of equal maxima is the top; the other stays second
+        for (int64_t c = 0; c < classes; ++c) {
+          const float mean = column[c] / static_cast<float>(samples);
+          if (mean > top) {
+            second = top;
+            top = mean;
+          } else if (mean > second) {
+            second = mean;
+          }
+        }
+        confidence[n] = 1.0f - top;
+        margin[n] = top - second;
+      }
     }
   }
   return invalid;
@@ -279,7 +295,8 @@ int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* condition
   template void mutual_information_with_pick<T>(const LogProbs<T>&, const float*, int64_t, float*, int64_t,       \
                                                 int64_t, int64_t);                                                 \
   template void probability_sums<T>(const LogProbs<T>&, float*, int64_t, int64_t, int64_t);                        \
-  template int64_t entropies<T>(const LogProbs<T>&, float*, float*, int64_t, int64_t, int64_t, float, float);
+  template int64_t entropies<T>(const LogProbs<T>&, float*, float*, float*, float*, int64_t, int64_t, int64_t, \
+                                float, float);
 KBALD_INSTANTIATE(float)
 KBALD_INSTANTIATE(Half)
 KBALD_INSTANTIATE(BFloat16)

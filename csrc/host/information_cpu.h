@@ -15,9 +15,11 @@ namespace kbald::host {
 // log-probabilities [N, K, C] (-inf allowed: probability 0), in one pass; OpenMP over
 // points. The same pass validates: it returns how many (n, k) rows hold a NaN or
 // have Σ_c p outside [low, high] (+inf counts: its sum is huge), 0 for valid input.
+// Where `confidence` and `margin` are not null the pass also stores 1 - max_c pbar and
+// the gap between the two largest class means (the second is 0 for a single class).
 template <typename T>
-int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* conditional, int64_t points, int64_t samples,
-                  int64_t classes, float low, float high);
+int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* conditional, float* confidence,
+                  float* margin, int64_t points, int64_t samples, int64_t classes, float low, float high);
 
 // out[n] = I[Y_n; Y_pick] = entropy[n] + entropy[pick] - H(mean_k p[n, k, :] ⊗ p[pick, k, :])
 // for log-probabilities [N, K, C] and their float32 entropies: the 2-BALD step's pass

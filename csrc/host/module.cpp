@@ -77,14 +77,15 @@ void emulate_joint_entropy_kernel(std::uintptr_t weights, std::uintptr_t alpha, 
 }
 
 int64_t entropies(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k, int64_t stride_c,
-                  std::uintptr_t entropy, std::uintptr_t conditional, int64_t points, int64_t samples,
-                  int64_t classes, float low, float high) {
+                  std::uintptr_t entropy, std::uintptr_t conditional, std::uintptr_t confidence,
+                  std::uintptr_t margin, int64_t points, int64_t samples, int64_t classes, float low, float high) {
   if (points < 0 || samples < 1 || classes < 1)
     throw std::invalid_argument("entropies: need points >= 0 and samples, classes >= 1");
   int64_t invalid = 0;
   with_log_probs("entropies", log_probs, type, stride_n, stride_k, stride_c, [&](const auto& x) {
     invalid = kbald::host::entropies(x, reinterpret_cast<float*>(entropy), reinterpret_cast<float*>(conditional),
-                                     points, samples, classes, low, high);
+                                     reinterpret_cast<float*>(confidence), reinterpret_cast<float*>(margin), points,
+                                     samples, classes, low, high);
   });
   return invalid;
 }
@@ -139,11 +140,12 @@ PYBIND11_MODULE(_host, m) {
         "The CUDA joint-entropy kernel's block program replayed thread by thread on the host "
         "(a test of its indexing where there is no GPU).");
   m.def("entropies", &entropies, KBALD_POOL_ARGS("log_probs"), py::arg("entropy"), py::arg("conditional"),
-        py::arg("points"), py::arg("samples"), py::arg("classes"), py::arg("low"), py::arg("high"),
-        py::call_guard<py::gil_scoped_release>(),
-        "Entropy and conditional entropy of each point of log-probabilities [points, samples, classes] into "
-        "float32 arrays, in one pass that also counts the rows that hold NaN or whose probabilities do not "
-        "sum into [low, high]; returns that count.");
+        py::arg("confidence"), py::arg("margin"), py::arg("points"), py::arg("samples"), py::arg("classes"),
+        py::arg("low"), py::arg("high"), py::call_guard<py::gil_scoped_release>(),
+        "Entropy and conditional entropy (and, for nonzero confidence and margin pointers, least confidence "
+        "and margin) of each point of log-probabilities [points, samples, classes] into float32 arrays, in one "
+        "pass that also counts the rows that hold NaN or whose probabilities do not sum into [low, high]; "
+        "returns that count.");
   m.def("mutual_information_with_pick", &mutual_information_with_pick, KBALD_POOL_ARGS("log_probs"),
         py::arg("entropy"), py::arg("pick"), py::arg("out"), py::arg("points"), py::arg("samples"),
         py::arg("classes"), py::call_guard<py::gil_scoped_release>(),

@@ -17,6 +17,7 @@ from .information import (
     mutual_information_with_pick,
     pairwise_mutual_information,
     triple_interaction,
+    uncertainties,
 )
 from .joint_entropy import (
     Configurations,
@@ -60,4 +61,5 @@ __all__ = [
     "pairwise_mutual_information",
     "philox4x32",
     "triple_interaction",
+    "uncertainties",
 ]

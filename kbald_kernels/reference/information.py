@@ -18,10 +18,21 @@ def entropies(log_probs):
     normalised (:mod:`.normalisation`). It is never read here, so the pass makes no
     host sync; the caller reads it once.
     """
+    entropy, conditional, _, _, invalid = _information_terms(log_probs, confidence=False)
+    return entropy, conditional, invalid
+
+
+def uncertainties(log_probs):
+    """(entropy, conditional_entropy, least_confidence, margin, invalid) in the one
+    pass of :func:`entropies`: ``least_confidence = 1 - max_c pbar`` and ``margin =
+    pbar_(1) - pbar_(2)``, the two largest class means (a single class: pbar_(2) = 0)."""
+    return _information_terms(log_probs, confidence=True)
+
+
+def _information_terms(log_probs, confidence):
     n_points, n_samples, n_classes = log_probs.shape
     dtype = compute_dtype(log_probs.dtype)
-    h = torch.empty(n_points, dtype=dtype, device=log_probs.device)
-    ch = torch.empty(n_points, dtype=dtype, device=log_probs.device)
+    out = torch.empty(4 if confidence else 2, n_points, dtype=dtype, device=log_probs.device)
     invalid = torch.zeros((), dtype=torch.bool, device=log_probs.device)
     # Cache-sized chunks: the few pool-shaped temporaries then stay in cache instead
     # of costing fresh pages on every call (measured 3x on a 2-core CPU).
@@ -30,13 +41,20 @@ def entropies(log_probs):
         lp = log_probs[start : start + step].to(dtype)
         p = torch.exp(lp)
         invalid |= rows_outside(p.sum(-1), log_probs.dtype).any()
-        h[start : start + step] = -xlogx(p.mean(1)).sum(-1)
+        mean = p.mean(1)
+        out[0, start : start + step] = -xlogx(mean).sum(-1)
         # p·log p from the log-probabilities already at hand. Clamping -inf to the most
         # negative float makes 0·(-inf) an exact 0 in one cheap op, and summing over
         # K·C at once (then / K) avoids torch's slow reduction over a short last axis.
         plogp = p * lp.clamp_min(torch.finfo(dtype).min)
-        ch[start : start + step] = -plogp.flatten(1).sum(-1) / n_samples
-    return h, ch, invalid
+        out[1, start : start + step] = -plogp.flatten(1).sum(-1) / n_samples
+        if confidence:
+            top = torch.nn.functional.pad(mean, (0, 1)).topk(2, dim=-1).values
+            out[2, start : start + step] = 1 - top[:, 0]
+            out[3, start : start + step] = top[:, 0] - top[:, 1]
+    if confidence:
+        return out[0], out[1], out[2], out[3], invalid
+    return out[0], out[1], None, None, invalid
 
 
 def entropy(log_probs):

@@ -1,5 +1,6 @@
-"""Entropy and conditional entropy in one pass over log-probabilities [N, K, C],
-with the input's validation riding on the same pass.
+"""Entropy and conditional entropy (and, on request, least confidence and margin) in
+one pass over log-probabilities [N, K, C], with the input's validation riding on
+the same pass.
 
 Each program owns BLOCK_N pool points and streams their K×C values once,
 accumulating the mean probability per class and Σ p log p, and checks every (n, k)
@@ -25,8 +26,9 @@ BLOCK_K = 16
 @triton.autotune(configs=warp_configs(), key=["n_samples", "n_classes"])
 @triton.jit
 def _information_terms_kernel(lp_ptr, stride_n, stride_k, stride_c, n_points, n_samples, n_classes, low, high,
-                              entropy_out, conditional_out, invalid_out,
-                              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_C: tl.constexpr):
+                              entropy_out, conditional_out, confidence_out, margin_out, invalid_out,
+                              CONFIDENCE: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                              BLOCK_C: tl.constexpr):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     ks = tl.arange(0, BLOCK_K)
     cs = tl.arange(0, BLOCK_C)
@@ -53,6 +55,14 @@ def _information_terms_kernel(lp_ptr, stride_n, stride_k, stride_c, n_points, n_
     conditional = -tl.sum(p_log_p, axis=1) / n_samples
     tl.store(entropy_out + rows, entropy, mask=row_mask)
     tl.store(conditional_out + rows, conditional, mask=row_mask)
+    if CONFIDENCE:
+        # Padded classes hold 0, as does the top class once taken out, so the second
+        # largest is exact (and 0 for a single class); a tie leaves a margin of 0.
+        top = tl.max(mean_p, axis=1)
+        top_class = tl.argmax(mean_p, axis=1, tie_break_left=True)
+        second = tl.max(tl.where(cs[None, :] == top_class[:, None], 0.0, mean_p), axis=1)
+        tl.store(confidence_out + rows, 1.0 - top, mask=row_mask)
+        tl.store(margin_out + rows, top - second, mask=row_mask)
     tl.atomic_max(invalid_out, tl.max(tl.max(outside, axis=1), axis=0))
 
 
@@ -72,10 +82,24 @@ def entropies(log_probs):
     to the reference."""
     if log_probs.dtype == torch.float64:
         return reference.entropies(log_probs)
+    entropy, conditional, _, _, invalid = _information_terms(log_probs, confidence=False)
+    return entropy, conditional, invalid
+
+
+def uncertainties(log_probs):
+    """Triton twin of :func:`kbald_kernels.reference.uncertainties`: the same pass as
+    :func:`entropies`, which also stores least confidence and margin from the class
+    means it holds in registers."""
+    if log_probs.dtype == torch.float64:
+        return reference.uncertainties(log_probs)
+    return _information_terms(log_probs, confidence=True)
+
+
+def _information_terms(log_probs, confidence):
     n_points, n_samples, n_classes = log_probs.shape
     device = log_probs.device
     # Poisoned, so a point the kernel fails to write cannot pass for a score.
-    out = torch.full((2, n_points), math.nan, dtype=torch.float32, device=device)
+    out = torch.full((4 if confidence else 2, n_points), math.nan, dtype=torch.float32, device=device)
     invalid = torch.zeros((), dtype=torch.int32, device=device)
     block_c = triton.next_power_of_2(n_classes)
     widest = min(BLOCK_K, triton.next_power_of_2(n_samples), 4096 // (BLOCK_N * block_c))
@@ -83,6 +107,8 @@ def entropies(log_probs):
     with on_device(device):
         _information_terms_kernel[(triton.cdiv(n_points, BLOCK_N),)](
             log_probs, *log_probs.stride(), n_points, n_samples, n_classes, *normalisation_bounds(log_probs.dtype),
-            out[0], out[1], invalid, BLOCK_N=BLOCK_N, BLOCK_K=block_k, BLOCK_C=block_c)
-    return out[0], out[1], invalid
-
+            *(out if confidence else (out[0], out[1], out[0], out[1])), invalid,
+            CONFIDENCE=confidence, BLOCK_N=BLOCK_N, BLOCK_K=block_k, BLOCK_C=block_c)
+    if confidence:
+        return out[0], out[1], out[2], out[3], invalid
+    return out[0], out[1], None, None, invalid
