@@ -25,12 +25,13 @@ from . import (
     select_kbald,
     select_stochastic_bald,
 )
+from .acquisition.uncertainty import UNCERTAINTY_SCORES, select_uncertainty
 from .backends import choose_backend
 from .conversion import as_log_probs
 from .example import example_pool
 from .prediction_files import embeddings_from, load_arrays, pick
 
-METHODS = ("bald", "kbald2", "kbald3", "batchbald", "badge", "coreset", "power")
+METHODS = ("bald", "kbald2", "kbald3", "batchbald", "badge", "coreset", "power", "uncertainty")
 
 
 def _methods(pool, batch_size, num_samples, seed):
@@ -88,6 +89,8 @@ def _select(method, data, args):
         return select_kbald(lp, args.batch_size, order=int(method[-1]))
     if method == "batchbald":
         return select_batchbald(lp, args.batch_size, num_samples=args.num_samples, generator=seed)
+    if method == "uncertainty":
+        return select_uncertainty(lp, args.batch_size, score=args.score)
     return select_stochastic_bald(lp, args.batch_size, method="power", temperature=args.temperature,
                                   generator=seed)
 
@@ -195,6 +198,8 @@ def build_parser():
     select.add_argument("--key", help="which array of a file that holds several")
     select.add_argument("--num-samples", type=_positive, default=10_000, help="BatchBALD configurations M")
     select.add_argument("--temperature", type=float, default=1.0, help="for power (stochastic) BALD")
+    select.add_argument("--score", choices=UNCERTAINTY_SCORES, default="entropy",
+                        help="for uncertainty: what ranks the points (margin: smallest first)")
     select.add_argument("--seed", type=int, default=0)
     select.add_argument("--device", default="cpu")
     select.add_argument("--output", "-o", help="write indices and scores to a .csv or .json file")

@@ -65,6 +65,7 @@ def files(tmp_path_factory):
     ("bald", "log_probs.npy", []), ("kbald2", "log_probs.npy", []), ("kbald3", "log_probs.npy", []),
     ("batchbald", "log_probs.npy", ["--num-samples", "100"]), ("power", "log_probs.npy", []),
     ("bald", "probs.pt", ["--probs"]), ("badge", "factors.npz", []), ("coreset", "embeddings.npy", []),
+    ("uncertainty", "log_probs.npy", ["--score", "margin"]), ("uncertainty", "log_probs.npy", []),
 ])
 def test_select_writes_what_the_library_selects(files, tmp_path, method, name, extra):
     import json
@@ -87,6 +88,7 @@ def test_select_writes_what_the_library_selects(files, tmp_path, method, name, e
         "badge": lambda: kb.select_badge(kb.badge_factors(*(torch.from_numpy(np.load(files / "factors.npz")[k])
                                                            for k in ("logits", "features"))), 4, generator=0),
         "coreset": lambda: kb.select_coreset(torch.from_numpy(np.load(files / "embeddings.npy")), 4, generator=0),
+        "uncertainty": lambda: kb.select_uncertainty(lp, 4, score="margin" if extra else "entropy"),
     }[method]()
     assert written["indices"] == expected.indices.tolist()
     assert len(written["scores"]) == 4
