@@ -16,6 +16,7 @@ from .acquisition.bald import (
     select_stochastic_bald,
 )
 from .acquisition.batchbald import select_batchbald
+from .acquisition.epig import select_epig
 from .acquisition.kmeanspp import KMeansPPOrdering, badge_factors, kmeanspp, select_badge, select_coreset
 from .acquisition.uncertainty import select_uncertainty
 from .backends import BACKEND_ENV, BackendStatus, BackendUnavailableError, available_backends
@@ -24,6 +25,7 @@ from .information import (
     bald,
     conditional_entropy,
     entropy,
+    epig,
     joint_entropy,
     least_confidence,
     margin,
@@ -47,6 +49,7 @@ __all__ = [
     "bald",
     "conditional_entropy",
     "entropy",
+    "epig",
     "joint_entropy",
     "kmeanspp",
     "least_confidence",
@@ -57,6 +60,7 @@ __all__ = [
     "select_batchbald",
     "select_conservative_bald",
     "select_coreset",
+    "select_epig",
     "select_kbald",
     "select_kbald_dynamic",
     "select_stochastic_bald",

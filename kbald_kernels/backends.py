@@ -25,6 +25,7 @@ _REGISTRY: dict[str, dict[str, Union[Callable, str]]] = {
         "entropies",
         "uncertainties",
         "pairwise_mutual_information",
+        "epig",
         "triple_interaction",
         "joint_entropy",
         "accumulate_joint_entropy",
@@ -39,6 +40,7 @@ _REGISTRY["entropies"]["triton"] = "kbald_kernels.triton.information_terms:entro
 _REGISTRY["uncertainties"]["triton"] = "kbald_kernels.triton.information_terms:uncertainties"
 _REGISTRY["pairwise_mutual_information"]["triton"] = (
     "kbald_kernels.triton.pairwise_mutual_information:pairwise_mutual_information")
+_REGISTRY["epig"]["triton"] = "kbald_kernels.triton.epig:epig"
 _REGISTRY["kbald_pairwise_steps"]["triton"] = "kbald_kernels.triton.kbald_step:kbald_pairwise_steps"
 _REGISTRY["mutual_information_with_pick"]["triton"] = (
     "kbald_kernels.triton.kbald_step:mutual_information_with_pick")

@@ -96,6 +96,45 @@ def pairwise_mutual_information(a, b=None, *, backend=None):
     return to_output(pairwise(ta, tb, (entropy_a, entropy_b)), np_in)
 
 
+def epig(log_probs, target_log_probs, *, target_weights=None, backend=None):
+    """Expected predictive information gain (Bickford Smith et al. 2023) of each pool
+    point about the targets: ``Σ_t v[t]·I[Y_n; Y_t]``; shape [N], nats.
+
+    ``log_probs`` [N, K, C] and ``target_log_probs`` [T, K, C] share the K posterior
+    samples (the same model draws). ``target_weights`` [T]: non-negative, normalised
+    to sum 1 (default uniform; e.g. for the pool-as-proxy estimator). The [N, T]
+    mutual informations are never stored; both inputs are validated by their
+    entropies' pass.
+    """
+    t, np_in = check_log_probs_form(log_probs)
+    targets, weights = _epig_targets(t, target_log_probs, target_weights)
+    entropy_pool = validated_entropies(t, backend, strict=False)[0]
+    entropy_targets = validated_entropies(targets, backend, strict=False, name="target_log_probs")[0]
+    fn = implementation("epig", backend, t.device)
+    return to_output(fn(t, targets, (entropy_pool, entropy_targets), weights), np_in)
+
+
+def _epig_targets(t, target_log_probs, target_weights):
+    """The targets as a tensor like the pool's, and their weights normalised to sum 1."""
+    targets, _ = check_log_probs_form(target_log_probs, "target_log_probs", like=("log_probs", t))
+    if targets.shape[1:] != t.shape[1:]:
+        raise ValueError(f"target_log_probs must share K and C with log_probs (the same posterior samples and "
+                         f"classes), got {tuple(targets.shape)} for a pool of {tuple(t.shape)}")
+    if target_weights is None:
+        weights = torch.full((targets.shape[0],), 1.0 / targets.shape[0], dtype=torch.float64, device=t.device)
+    else:
+        weights, _ = as_tensor(target_weights, "target_weights")
+        weights = weights.to(device=t.device, dtype=torch.float64)
+        if weights.shape != (targets.shape[0],):
+            raise ValueError(f"target_weights must have shape [{targets.shape[0]}] (one per target), "
+                             f"got {tuple(weights.shape)}")
+        total = float(weights.sum())
+        if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()) or not total > 0:
+            raise ValueError("target_weights must be finite, non-negative and not all 0")
+        weights = weights / total
+    return targets, weights
+
+
 def triple_interaction(log_probs, triples, *, backend=None):
     """Interaction information I[Y_a; Y_b; Y_c] for each row (a, b, c) of ``triples`` [T, 3]; shape [T]."""
     t, np_in = check_log_probs(log_probs)

@@ -46,10 +46,10 @@ from triton.runtime.autotuner import Autotuner  # noqa: E402
 from triton.runtime.jit import JITFunction  # noqa: E402
 
 from kbald_kernels.reference.kmeanspp import DenseEmbeddings, FactoredEmbeddings  # noqa: E402
-from kbald_kernels.triton import information_terms, kbald_step, kmeanspp_step  # noqa: E402
+from kbald_kernels.triton import epig, information_terms, kbald_step, kmeanspp_step  # noqa: E402
 from kbald_kernels.triton import pairwise_mutual_information, select_candidate  # noqa: E402
 
-MODULES = (information_terms, pairwise_mutual_information, kbald_step, kmeanspp_step, select_candidate)
+MODULES = (information_terms, pairwise_mutual_information, epig, kbald_step, kmeanspp_step, select_candidate)
 
 POINTER_TYPES = {
     torch.float64: "*fp64", torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16: "*bf16",
@@ -128,6 +128,7 @@ def drive_launchers():
             information_terms.entropies(lp)
             information_terms.uncertainties(lp)
             pairwise_mutual_information.pairwise_mutual_information(lp)
+            epig.epig(lp, lp[:5], (torch.zeros(9), torch.zeros(5)), torch.full((5,), 0.2))
             entropy = torch.zeros(9)
             for newest in (None, 0):
                 kbald_step.kbald_pairwise_steps(lp, entropy, torch.zeros(9), torch.zeros(9, dtype=torch.bool),

@@ -38,15 +38,27 @@ def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature
     same ``generator`` gives the same batch. For "power", BALD values that rounding
     left below 0 count as 0. Scores are the cumulative BALD sum in pick order.
     """
-    if method not in STOCHASTIC_METHODS:
-        raise ValueError(f"method must be one of {STOCHASTIC_METHODS}, got {method!r}")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    check_stochastic(method, temperature)
     t, np_in = check_log_probs_form(log_probs)
     size = check_batch_size(batch_size, t.shape[0])
     seed = seed_from(generator)
     entropy, conditional = validated_entropies(t, backend, strict=False)
     scores = entropy - conditional
+    order = stochastic_order(scores, size, method, temperature, seed)
+    return Selection(to_output(order, np_in), to_output(scores[order].cumsum(0), np_in))
+
+
+def check_stochastic(method, temperature):
+    if method not in STOCHASTIC_METHODS:
+        raise ValueError(f"method must be one of {STOCHASTIC_METHODS}, got {method!r}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+
+
+def stochastic_order(scores, size, method, temperature, seed):
+    """``size`` points drawn without replacement with probability ∝ score^(1/T)
+    ("power"; scores below 0 count as 0), exp(score/T) ("softmax") or rank^(-1/T)
+    ("softrank"): Gumbel-top-k keyed by (seed, step 0, pool index)."""
     s = scores.to(torch.float64)
     if method == "power":
         log_weight = torch.log(s.clamp_min(0)) / temperature
@@ -58,10 +70,9 @@ def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature
             1, s.shape[0] + 1, dtype=s.dtype, device=s.device)
         log_weight = -torch.log(ranks) / temperature
     keys = log_weight + gumbel_noise(seed, 0, torch.arange(s.shape[0], device=s.device))
-    # Zero-weight points (BALD 0 under "power") come last, in index order.
+    # Zero-weight points (score 0 under "power") come last, in index order.
     keys = torch.where(torch.isneginf(log_weight), -math.inf, keys)
-    order = torch.sort(keys, descending=True, stable=True).indices[:size]
-    return Selection(to_output(order, np_in), to_output(scores[order].cumsum(0), np_in))
+    return torch.sort(keys, descending=True, stable=True).indices[:size]
 
 
 class _KBALDIncrements:

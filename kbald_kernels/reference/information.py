@@ -134,6 +134,27 @@ def pairwise_mutual_information(a, b=None, entropies_ab=None):
     return out
 
 
+def epig(log_probs, target_log_probs, entropies_pt, target_weights):
+    """EPIG[n] = Σ_t v[t]·I[Y_n; Y_t] of pool points [N, K, C] and targets [T, K, C]
+    that share the K posterior samples; ``entropies_pt``: (H[Y_n], H[Y_t]),
+    ``target_weights``: v [T], summing to 1. [N]; the [N, T] block is never held
+    beyond a workspace-sized tile."""
+    n_points, n_samples, n_classes = log_probs.shape
+    n_targets = target_log_probs.shape[0]
+    dtype = compute_dtype(log_probs.dtype)
+    h_pool, h_targets = (h.to(dtype) for h in entropies_pt)
+    weights = target_weights.to(dtype)
+    out = torch.zeros(n_points, dtype=dtype, device=log_probs.device)
+    tile_pool, tile_targets = _tiles(n_samples, n_classes, dtype, n_targets)
+    for i in range(0, n_points, tile_pool):
+        pa = _probs(log_probs[i : i + tile_pool])
+        for j in range(0, n_targets, tile_targets):
+            pt = _probs(target_log_probs[j : j + tile_targets])
+            mi = h_pool[i : i + tile_pool, None] + h_targets[None, j : j + tile_targets] - _pair_joint_entropy(pa, pt)
+            out[i : i + tile_pool] += mi @ weights[j : j + tile_targets]
+    return out
+
+
 def triple_interaction(log_probs, triples):
     """I[Y_a; Y_b; Y_c] = H_a+H_b+H_c - H_ab - H_ac - H_bc + H_abc for rows of ``triples`` [T, 3]; [T]."""
     n_samples, n_classes = log_probs.shape[1:]

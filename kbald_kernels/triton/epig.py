@@ -1,0 +1,80 @@
+"""EPIG (Bickford Smith et al. 2023): the pool × target pairwise mutual information
+with a weighted row-sum epilogue, so the [N, T] block is never stored.
+
+A program owns POINTS pool points (TILE (point, class) rows) and walks every target
+tile: a GEMM over K into a [TILE, TILE] joint in registers, the entropy epilogue of
+the pairwise kernel, and Σ_t v[t]·I[Y_n; Y_t] accumulated per pool point. Targets
+are few (hundreds to thousands) and re-read from cache by every program.
+"""
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import reference
+from .launch import on_device, warp_configs
+from .pairwise_mutual_information import BLOCK_K, _load_probs
+
+# (point, class) rows of the pool and of the targets per tile. The pairwise kernel's
+# 128 × 128 joint spilled 20-44 B a thread here at 8 and 16 warps (the target loop
+# keeps more state live); 64 × 64 does not (python_tests/compile_triton_kernels.py),
+# so C up to 64 runs here and wider C on the reference.
+TILE = 64
+MAX_CLASSES = TILE
+
+
+@triton.autotune(configs=warp_configs((8,)), key=["n_samples", "n_classes"])
+@triton.jit
+def _epig_kernel(a_ptr, sa_n, sa_k, sa_c, t_ptr, st_n, st_k, st_c, n_pool, n_targets, n_samples, n_classes,
+                 entropy_pool, entropy_targets, weights_ptr, out_ptr,
+                 BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, TILE: tl.constexpr):
+    POINTS: tl.constexpr = TILE // BLOCK_C
+    pid = tl.program_id(0)
+    lanes = tl.arange(0, TILE)
+    classes = (lanes % BLOCK_C).to(tl.int64)
+    rows_a = pid.to(tl.int64) * POINTS + lanes // BLOCK_C
+    valid_a = (rows_a < n_pool) & (classes < n_classes)
+    points_a = pid.to(tl.int64) * POINTS + tl.arange(0, POINTS)
+    mask_a = points_a < n_pool
+    h_a = tl.load(entropy_pool + points_a, mask=mask_a, other=0.0)
+    total = tl.zeros([POINTS], dtype=tl.float32)
+    for t0 in range(0, n_targets, POINTS):
+        rows_t = t0 + (lanes // BLOCK_C).to(tl.int64)
+        valid_t = (rows_t < n_targets) & (classes < n_classes)
+        joint = tl.zeros([TILE, TILE], dtype=tl.float32)
+        for k0 in range(0, n_samples, BLOCK_K):
+            pa = _load_probs(a_ptr, sa_n, sa_k, sa_c, rows_a, classes, valid_a, k0, n_samples, BLOCK_K, False)
+            pt = _load_probs(t_ptr, st_n, st_k, st_c, rows_t, classes, valid_t, k0, n_samples, BLOCK_K, True)
+            joint += tl.dot(pa, pt, input_precision="ieee")
+        joint = joint / n_samples
+        terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
+        joint_entropy = -tl.sum(tl.sum(tl.reshape(terms, [POINTS, BLOCK_C, POINTS, BLOCK_C]), axis=3), axis=1)
+        points_t = t0 + tl.arange(0, POINTS).to(tl.int64)
+        mask_t = points_t < n_targets
+        h_t = tl.load(entropy_targets + points_t, mask=mask_t, other=0.0)
+        weight = tl.load(weights_ptr + points_t, mask=mask_t, other=0.0)
+        mi = h_a[:, None] + h_t[None, :] - joint_entropy
+        total += tl.sum(tl.where(mask_t[None, :], mi * weight[None, :], 0.0), axis=1)
+    tl.store(out_ptr + points_a, total, mask=mask_a)
+
+
+def epig(log_probs, target_log_probs, entropies_pt, target_weights):
+    """Triton twin of :func:`kbald_kernels.reference.epig`; float32 [N]. float64
+    input and C above 64 go to the reference."""
+    if log_probs.dtype == torch.float64 or log_probs.shape[2] > MAX_CLASSES:
+        return reference.epig(log_probs, target_log_probs, entropies_pt, target_weights)
+    n_pool, n_samples, n_classes = log_probs.shape
+    n_targets = target_log_probs.shape[0]
+    entropy_pool, entropy_targets = (h.float().contiguous() for h in entropies_pt)
+    weights = target_weights.float().contiguous()
+    block_c = triton.next_power_of_2(n_classes)
+    # Poisoned, so a point the kernel fails to write cannot pass for a score.
+    out = torch.full((n_pool,), math.nan, dtype=torch.float32, device=log_probs.device)
+    with on_device(log_probs.device):
+        _epig_kernel[(triton.cdiv(n_pool, TILE // block_c),)](
+            log_probs, *log_probs.stride(), target_log_probs, *target_log_probs.stride(), n_pool, n_targets,
+            n_samples, n_classes, entropy_pool, entropy_targets, weights, out,
+            BLOCK_C=block_c, BLOCK_K=BLOCK_K, TILE=TILE)
+    return out
