@@ -25,13 +25,14 @@ from . import (
     select_kbald,
     select_stochastic_bald,
 )
+from .acquisition.epig import select_epig
 from .acquisition.uncertainty import UNCERTAINTY_SCORES, select_uncertainty
 from .backends import choose_backend
 from .conversion import as_log_probs
 from .example import example_pool
 from .prediction_files import embeddings_from, load_arrays, pick
 
-METHODS = ("bald", "kbald2", "kbald3", "batchbald", "badge", "coreset", "power", "uncertainty")
+METHODS = ("bald", "kbald2", "kbald3", "batchbald", "badge", "coreset", "power", "uncertainty", "epig")
 
 
 def _methods(pool, batch_size, num_samples, seed):
@@ -91,22 +92,31 @@ def _select(method, data, args):
         return select_batchbald(lp, args.batch_size, num_samples=args.num_samples, generator=seed)
     if method == "uncertainty":
         return select_uncertainty(lp, args.batch_size, score=args.score)
+    if method == "epig":
+        return select_epig(lp, args.target_log_probs, args.batch_size)
     return select_stochastic_bald(lp, args.batch_size, method="power", temperature=args.temperature,
                                   generator=seed)
 
 
+def _log_probs_from(file, args):
+    data = pick(load_arrays(file), file, args.key)
+    if data.dim() != 3:
+        raise ValueError(f"{file}: predictions must have shape [N, K, C], got {tuple(data.shape)}")
+    if not data.dtype.is_floating_point:
+        raise ValueError(f"{file}: predictions must be floating point, got {data.dtype}")
+    return as_log_probs(data.to(args.device), layout=args.layout, kind="probs" if args.probs else "log_probs")
+
+
 def run_select(args):
-    arrays = load_arrays(args.file)
+    if args.method == "epig":
+        if not args.targets:
+            raise ValueError("--method epig needs --targets FILE: predictions [T, K, C] for the target inputs")
+        args.target_log_probs = _log_probs_from(args.targets, args)
     if args.method in ("badge", "coreset"):
-        data = embeddings_from(arrays, args.file, args.key)
+        data = embeddings_from(load_arrays(args.file), args.file, args.key)
         data = tuple(d.to(args.device) for d in data) if isinstance(data, tuple) else data.to(args.device)
     else:
-        data = pick(arrays, args.file, args.key)
-        if data.dim() != 3:
-            raise ValueError(f"{args.file}: predictions must have shape [N, K, C], got {tuple(data.shape)}")
-        if not data.dtype.is_floating_point:
-            raise ValueError(f"{args.file}: predictions must be floating point, got {data.dtype}")
-        data = as_log_probs(data.to(args.device), layout=args.layout, kind="probs" if args.probs else "log_probs")
+        data = _log_probs_from(args.file, args)
     start = time.perf_counter()
     selection = _select(args.method, data, args)
     elapsed = time.perf_counter() - start
@@ -198,6 +208,8 @@ def build_parser():
     select.add_argument("--key", help="which array of a file that holds several")
     select.add_argument("--num-samples", type=_positive, default=10_000, help="BatchBALD configurations M")
     select.add_argument("--temperature", type=float, default=1.0, help="for power (stochastic) BALD")
+    select.add_argument("--targets", help="for epig: predictions [T, K, C] for the target inputs, from the same "
+                                          "posterior samples, in the format of FILE")
     select.add_argument("--score", choices=UNCERTAINTY_SCORES, default="entropy",
                         help="for uncertainty: what ranks the points (margin: smallest first)")
     select.add_argument("--seed", type=int, default=0)

@@ -49,6 +49,7 @@ def files(tmp_path_factory):
     gen = torch.Generator().manual_seed(0)
     lp = torch.log_softmax(torch.randn(40, 6, 4, generator=gen) * 2, -1)
     np.save(root / "log_probs.npy", lp.numpy())
+    np.save(root / "targets.npy", torch.log_softmax(torch.randn(9, 6, 4, generator=gen), -1).numpy())
     torch.save({"probs": lp.exp()}, root / "probs.pt")
     np.savez(root / "factors.npz", features=np.random.randn(40, 7).astype("float32"),
              logits=np.random.randn(40, 4).astype("float32"))
@@ -66,6 +67,7 @@ def files(tmp_path_factory):
     ("batchbald", "log_probs.npy", ["--num-samples", "100"]), ("power", "log_probs.npy", []),
     ("bald", "probs.pt", ["--probs"]), ("badge", "factors.npz", []), ("coreset", "embeddings.npy", []),
     ("uncertainty", "log_probs.npy", ["--score", "margin"]), ("uncertainty", "log_probs.npy", []),
+    ("epig", "log_probs.npy", ["--targets"]),
 ])
 def test_select_writes_what_the_library_selects(files, tmp_path, method, name, extra):
     import json
@@ -76,6 +78,8 @@ def test_select_writes_what_the_library_selects(files, tmp_path, method, name, e
     import kbald_kernels as kb
 
     out = tmp_path / "picked.json"
+    if extra == ["--targets"]:
+        extra = ["--targets", str(files / "targets.npy")]
     result = run("select", "--method", method, "--batch-size", "4", str(files / name), "-o", str(out), *extra)
     assert result.returncode == 0, result.stderr
     written = json.loads(out.read_text())
@@ -89,6 +93,7 @@ def test_select_writes_what_the_library_selects(files, tmp_path, method, name, e
                                                            for k in ("logits", "features"))), 4, generator=0),
         "coreset": lambda: kb.select_coreset(torch.from_numpy(np.load(files / "embeddings.npy")), 4, generator=0),
         "uncertainty": lambda: kb.select_uncertainty(lp, 4, score="margin" if extra else "entropy"),
+        "epig": lambda: kb.select_epig(lp, torch.from_numpy(np.load(files / "targets.npy")), 4),
     }[method]()
     assert written["indices"] == expected.indices.tolist()
     assert len(written["scores"]) == 4
@@ -103,6 +108,7 @@ def test_select_writes_what_the_library_selects(files, tmp_path, method, name, e
                                                "points (40), got 41"),
     ("garbage.npy", [], "garbage.npy: cannot read it as .npy"),
     ("factors.npz", ["--key", "weights"], "no array named 'weights'"),
+    ("log_probs.npy", ["--method", "epig"], "--method epig needs --targets FILE"),
 ])
 def test_select_reports_bad_input_in_one_line(files, name, args, message):
     argv = ["select", "--method", "bald", str(files / name)]
