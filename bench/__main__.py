@@ -1,13 +1,13 @@
 """Every benchmark report in one run: ``python -m bench [--device cuda] [--quick]``.
 
-Runs bench.information, bench.batchbald, bench.kmeanspp and bench.scaling with the
+Runs bench.information, bench.epig, bench.batchbald, bench.kmeanspp and bench.scaling with the
 same options; each writes its Markdown and JSON report (scaling also a PNG plot)
 under bench/results/ and prints its table.
 """
 
 import argparse
 
-from . import batchbald, information, kmeanspp, scaling
+from . import batchbald, epig, information, kmeanspp, scaling
 
 
 def main(argv=None):
@@ -17,6 +17,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     common = (["--device", args.device] if args.device else []) + (["--quick"] if args.quick else [])
     information.main(common)
+    epig.main(common)
     batchbald.main(common)
     kmeanspp.main(common)
     scaling.main(common)

@@ -7,8 +7,8 @@ one fits a single call to a lent machine:
   tests    the whole suite, natively (no Triton interpreter on a CUDA machine)
   compile  every Triton launch compiled for sm_90/sm_80, registers and spills
   traffic  launches and device→host reads per pick of every greedy loop
-  information, batchbald, kmeanspp, scaling
-           the benchmark reports on the GPU ("bench": all four), each under the limit
+  information, epig, batchbald, kmeanspp, scaling
+           the benchmark reports on the GPU ("bench": all five), each under the limit
 
 Everything lands in ``bench/results/<device>-<date>/``: one log per stage, the
 benchmark reports (Markdown and JSON) and ``summary.md`` with each stage's exit
@@ -30,7 +30,7 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_REPORTS = ("information", "batchbald", "kmeanspp", "scaling")
+BENCH_REPORTS = ("information", "epig", "batchbald", "kmeanspp", "scaling")
 NEEDS_GPU = {"build", "tests", *BENCH_REPORTS}
 
 
