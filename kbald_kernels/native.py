@@ -241,6 +241,25 @@ def mutual_information_with_pick(log_probs, entropy, pick):
     return out
 
 
+def epig(log_probs, target_log_probs, entropies_pt, target_weights):
+    """:func:`kbald_kernels.reference.epig` on the host C++ module for CPU tensors:
+    float32 [N], each pool point read once (as stored) against every target, in a
+    fixed order. float64 and C above 128 go to the reference."""
+    import torch
+
+    from . import reference
+
+    if not _takes_step(log_probs):
+        return reference.epig(log_probs, target_log_probs, entropies_pt, target_weights)
+    entropy, target_entropy, weights, targets = (
+        t.to(torch.float32).contiguous() for t in (*entropies_pt, target_weights, target_log_probs))
+    out = torch.full((log_probs.shape[0],), math.nan, dtype=torch.float32)
+    _module_for(log_probs.device).epig(*_pool(log_probs), entropy.data_ptr(), targets.data_ptr(),
+                                       target_entropy.data_ptr(), weights.data_ptr(), targets.shape[0],
+                                       out.data_ptr(), *log_probs.shape)
+    return out
+
+
 def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps):
     """:func:`kbald_kernels.reference.kbald_pairwise_steps` with each step's pass over
     the pool (I[Y_n; Y_newest] for every n) on the host C++ module, for CPU tensors.

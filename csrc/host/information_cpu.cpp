@@ -202,23 +202,63 @@ void mutual_information_pass(PairJointEntropy joint_entropy, const LogProbs<T>& 
   }
 }
 
+// Class paddings of 16, 32, 64 and 128 lanes cover C <= 128 (the bindings refuse more).
+int64_t padded_classes(int64_t classes) { return classes <= 16 ? 16 : classes <= 32 ? 32 : classes <= 64 ? 64 : 128; }
+
+PairJointEntropy pair_joint_entropy_for(int64_t padded) {
+  return padded == 16 ? pair_joint_entropy_16
+         : padded == 32 ? pair_joint_entropy_32
+         : padded == 64 ? pair_joint_entropy_64
+                        : pair_joint_entropy_128;
+}
+
+// p = exp(x) of `rows` rows [K, C] into [rows, K, padded] with zero columns past C.
+template <typename Read>
+std::vector<float> padded_probs(Read read, int64_t rows, int64_t samples, int64_t classes, int64_t padded) {
+  std::vector<float> probs(rows * samples * padded, 0.0f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < samples; ++k)
+      for (int64_t c = 0; c < classes; ++c)
+        probs[(r * samples + k) * padded + c] = exp_log_probability(read(r, k, c));
+  return probs;
+}
+
 }  // namespace
 
 template <typename T>
 void mutual_information_with_pick(const LogProbs<T>& log_probs, const float* entropy, int64_t pick, float* out,
                                   int64_t points, int64_t samples, int64_t classes) {
-  // Class paddings of 16, 32, 64 and 128 lanes cover C <= 128 (the binding refuses more).
-  const int64_t padded = classes <= 16 ? 16 : classes <= 32 ? 32 : classes <= 64 ? 64 : 128;
-  std::vector<float> pick_probs(samples * padded, 0.0f);
-  for (int64_t k = 0; k < samples; ++k)
-    for (int64_t c = 0; c < classes; ++c) pick_probs[k * padded + c] = exp_log_probability(log_probs(pick, k, c));
-  const float pick_entropy = entropy[pick];
-  const PairJointEntropy joint_entropy = padded == 16   ? pair_joint_entropy_16
-                                         : padded == 32 ? pair_joint_entropy_32
-                                         : padded == 64 ? pair_joint_entropy_64
-                                                        : pair_joint_entropy_128;
-  mutual_information_pass(joint_entropy, log_probs, entropy, pick_probs.data(), pick_entropy, out, points, samples,
-                          classes);
+  const int64_t padded = padded_classes(classes);
+  const std::vector<float> pick_probs = padded_probs(
+      [&](int64_t, int64_t k, int64_t c) { return log_probs(pick, k, c); }, 1, samples, classes, padded);
+  mutual_information_pass(pair_joint_entropy_for(padded), log_probs, entropy, pick_probs.data(), entropy[pick], out,
+                          points, samples, classes);
+}
+
+template <typename T>
+void epig(const LogProbs<T>& log_probs, const float* entropy, const float* target_log_probs,
+          const float* target_entropy, const float* weights, int64_t targets, float* out, int64_t points,
+          int64_t samples, int64_t classes) {
+  const int64_t padded = padded_classes(classes);
+  const std::vector<float> target_probs = padded_probs(
+      [&](int64_t t, int64_t k, int64_t c) { return target_log_probs[(t * samples + k) * classes + c]; }, targets,
+      samples, classes, padded);
+  const PairJointEntropy joint_entropy = pair_joint_entropy_for(padded);
+  const int64_t count = samples * classes;
+#pragma omp parallel
+  {
+    std::vector<float> values(count), probs(count);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < points; ++n) {
+      exp_keeping_nan(point_log_probs(log_probs, n, samples, classes, values.data()), probs.data(), count);
+      double total = 0.0;  // a fixed order over targets: the same result on every run
+      for (int64_t t = 0; t < targets; ++t) {
+        const float joint = joint_entropy(probs.data(), target_probs.data() + t * samples * padded, samples, classes);
+        total += static_cast<double>(weights[t]) * (entropy[n] + target_entropy[t] - joint);
+      }
+      out[n] = static_cast<float>(total);
+    }
+  }
 }
 
 template <typename T>
@@ -294,6 +334,8 @@ int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* condition
 #define KBALD_INSTANTIATE(T)                                                                                       \
   template void mutual_information_with_pick<T>(const LogProbs<T>&, const float*, int64_t, float*, int64_t,       \
                                                 int64_t, int64_t);                                                 \
+  template void epig<T>(const LogProbs<T>&, const float*, const float*, const float*, const float*, int64_t,        \
+                        float*, int64_t, int64_t, int64_t);                                                        \
   template void probability_sums<T>(const LogProbs<T>&, float*, int64_t, int64_t, int64_t);                        \
   template int64_t entropies<T>(const LogProbs<T>&, float*, float*, float*, float*, int64_t, int64_t, int64_t, \
                                 float, float);

@@ -28,6 +28,14 @@ template <typename T>
 void mutual_information_with_pick(const LogProbs<T>& log_probs, const float* entropy, int64_t pick, float* out,
                                   int64_t points, int64_t samples, int64_t classes);
 
+// out[n] = Σ_t weights[t]·(entropy[n] + target_entropy[t] - H(mean_k p[n, k, :] ⊗ q[t, k, :])):
+// EPIG of every pool point about targets q = exp(target_log_probs), contiguous float32
+// [T, K, C] (few: padded once, then re-read from cache for every pool point).
+template <typename T>
+void epig(const LogProbs<T>& log_probs, const float* entropy, const float* target_log_probs,
+          const float* target_entropy, const float* weights, int64_t targets, float* out, int64_t points,
+          int64_t samples, int64_t classes);
+
 // sums[n, k] = Σ_c exp(log_probs[n, k, c]) into contiguous float32 [N, K]: the
 // normalisation scan of input whose op does not validate in its own pass. NaN
 // anywhere in a row makes its sum NaN, and +inf makes it huge, so one bound check

@@ -90,6 +90,19 @@ int64_t entropies(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t 
   return invalid;
 }
 
+void epig(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k, int64_t stride_c,
+          std::uintptr_t entropy, std::uintptr_t target_log_probs, std::uintptr_t target_entropy,
+          std::uintptr_t weights, int64_t targets, std::uintptr_t out, int64_t points, int64_t samples,
+          int64_t classes) {
+  if (points < 0 || targets < 1 || samples < 1 || classes < 1 || classes > 128)
+    throw std::invalid_argument("epig: need points >= 0, targets, samples >= 1 and 1 <= classes <= 128");
+  with_log_probs("epig", log_probs, type, stride_n, stride_k, stride_c, [&](const auto& x) {
+    kbald::host::epig(x, reinterpret_cast<const float*>(entropy), reinterpret_cast<const float*>(target_log_probs),
+                      reinterpret_cast<const float*>(target_entropy), reinterpret_cast<const float*>(weights),
+                      targets, reinterpret_cast<float*>(out), points, samples, classes);
+  });
+}
+
 void mutual_information_with_pick(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k,
                                   int64_t stride_c, std::uintptr_t entropy, int64_t pick, std::uintptr_t out,
                                   int64_t points, int64_t samples, int64_t classes) {
@@ -146,6 +159,11 @@ PYBIND11_MODULE(_host, m) {
         "and margin) of each point of log-probabilities [points, samples, classes] into float32 arrays, in one "
         "pass that also counts the rows that hold NaN or whose probabilities do not sum into [low, high]; "
         "returns that count.");
+  m.def("epig", &epig, KBALD_POOL_ARGS("log_probs"), py::arg("entropy"), py::arg("target_log_probs"),
+        py::arg("target_entropy"), py::arg("weights"), py::arg("targets"), py::arg("out"), py::arg("points"),
+        py::arg("samples"), py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
+        "EPIG of every point of log-probabilities [points, samples, classes] about contiguous float32 target "
+        "log-probabilities [targets, samples, classes] with their entropies and weights (raw pointers).");
   m.def("mutual_information_with_pick", &mutual_information_with_pick, KBALD_POOL_ARGS("log_probs"),
         py::arg("entropy"), py::arg("pick"), py::arg("out"), py::arg("points"), py::arg("samples"),
         py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
