@@ -15,7 +15,7 @@ import triton.language as tl
 
 from .. import reference
 from .launch import on_device, warp_configs
-from .pairwise_mutual_information import BLOCK_K, _load_probs
+from .pairwise_mutual_information import BLOCK_K, pair_joint_entropy_tile
 
 # (point, class) rows of the pool and of the targets per tile. The pairwise kernel's
 # 128 × 128 joint spilled 20-44 B a thread here at 8 and 16 warps (the target loop
@@ -43,14 +43,8 @@ def _epig_kernel(a_ptr, sa_n, sa_k, sa_c, t_ptr, st_n, st_k, st_c, n_pool, n_tar
     for t0 in range(0, n_targets, POINTS):
         rows_t = t0 + (lanes // BLOCK_C).to(tl.int64)
         valid_t = (rows_t < n_targets) & (classes < n_classes)
-        joint = tl.zeros([TILE, TILE], dtype=tl.float32)
-        for k0 in range(0, n_samples, BLOCK_K):
-            pa = _load_probs(a_ptr, sa_n, sa_k, sa_c, rows_a, classes, valid_a, k0, n_samples, BLOCK_K, False)
-            pt = _load_probs(t_ptr, st_n, st_k, st_c, rows_t, classes, valid_t, k0, n_samples, BLOCK_K, True)
-            joint += tl.dot(pa, pt, input_precision="ieee")
-        joint = joint / n_samples
-        terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
-        joint_entropy = -tl.sum(tl.sum(tl.reshape(terms, [POINTS, BLOCK_C, POINTS, BLOCK_C]), axis=3), axis=1)
+        joint_entropy = pair_joint_entropy_tile(a_ptr, sa_n, sa_k, sa_c, rows_a, valid_a, t_ptr, st_n, st_k, st_c,
+                                                rows_t, valid_t, classes, n_samples, BLOCK_C, BLOCK_K, TILE)
         points_t = t0 + tl.arange(0, POINTS).to(tl.int64)
         mask_t = points_t < n_targets
         h_t = tl.load(entropy_targets + points_t, mask=mask_t, other=0.0)

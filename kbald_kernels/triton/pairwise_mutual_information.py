@@ -37,6 +37,22 @@ def _load_probs(ptr, stride_n, stride_k, stride_c, points, classes, valid, k0, n
     return tl.exp(tl.load(ptr + offsets, mask=mask, other=-float("inf")).to(tl.float32))
 
 
+@triton.jit
+def pair_joint_entropy_tile(a_ptr, sa_n, sa_k, sa_c, rows_a, valid_a, b_ptr, sb_n, sb_k, sb_c, rows_b, valid_b,
+                            classes, n_samples, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr, TILE: tl.constexpr):
+    """H(J[n, m]) for the tile's points of ``a`` against its points of ``b``, [POINTS, POINTS]:
+    the joint accumulates over K in registers and never leaves them."""
+    POINTS: tl.constexpr = TILE // BLOCK_C
+    joint = tl.zeros([TILE, TILE], dtype=tl.float32)
+    for k0 in range(0, n_samples, BLOCK_K):
+        pa = _load_probs(a_ptr, sa_n, sa_k, sa_c, rows_a, classes, valid_a, k0, n_samples, BLOCK_K, False)
+        pb = _load_probs(b_ptr, sb_n, sb_k, sb_c, rows_b, classes, valid_b, k0, n_samples, BLOCK_K, True)
+        joint += tl.dot(pa, pb, input_precision="ieee")
+    joint = joint / n_samples
+    terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
+    return -tl.sum(tl.sum(tl.reshape(terms, [POINTS, BLOCK_C, POINTS, BLOCK_C]), axis=3), axis=1)
+
+
 # A 128 × 128 fp32 accumulator is 128 registers a thread at 4 warps, and ptxas
 # spills it (python_tests/compile_triton_kernels.py reports it); 8 warps do not;
 # 16 spilled 12 B a thread at C > 64, so only the pipeline depth is tuned.
@@ -57,15 +73,8 @@ def _pairwise_mi_kernel(a_ptr, sa_n, sa_k, sa_c, b_ptr, sb_n, sb_k, sb_c, n_a, n
     rows_b = pid_j.to(tl.int64) * POINTS + lanes // BLOCK_C
     valid_a = (rows_a < n_a) & (classes < n_classes)
     valid_b = (rows_b < n_b) & (classes < n_classes)
-    joint = tl.zeros([TILE, TILE], dtype=tl.float32)
-    for k0 in range(0, n_samples, BLOCK_K):
-        pa = _load_probs(a_ptr, sa_n, sa_k, sa_c, rows_a, classes, valid_a, k0, n_samples, BLOCK_K, False)
-        pb = _load_probs(b_ptr, sb_n, sb_k, sb_c, rows_b, classes, valid_b, k0, n_samples, BLOCK_K, True)
-        joint += tl.dot(pa, pb, input_precision="ieee")
-    joint = joint / n_samples
-    terms = tl.where(joint > 0, joint * tl.log(tl.where(joint > 0, joint, 1.0)), 0.0)
-    terms = tl.reshape(terms, [POINTS, BLOCK_C, POINTS, BLOCK_C])
-    joint_entropy = -tl.sum(tl.sum(terms, axis=3), axis=1)  # [POINTS, POINTS]
+    joint_entropy = pair_joint_entropy_tile(a_ptr, sa_n, sa_k, sa_c, rows_a, valid_a, b_ptr, sb_n, sb_k, sb_c,
+                                            rows_b, valid_b, classes, n_samples, BLOCK_C, BLOCK_K, TILE)
     points_a = pid_i.to(tl.int64) * POINTS + tl.arange(0, POINTS)
     points_b = pid_j.to(tl.int64) * POINTS + tl.arange(0, POINTS)
     mask_a = points_a < n_a
