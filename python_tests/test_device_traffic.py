@@ -18,7 +18,9 @@ BUDGETS = {
     "dynamic (2)": (20, 2, True),
     "dynamic (3)": (20, 2, True),
     "conservative": (22, 3, True),
-    "BatchBALD": (28, 1, False),
+    # Validation, and one read per exact extension of the configurations (the count of
+    # nonzero ones): at most log_C(num_samples) + 1 of them whatever the batch.
+    "BatchBALD": (28, 4, False),
     "k-means++": (2, 2, False),
     "BADGE": (2, 5, False),
     "CORESET": (2, 6, False),

@@ -132,3 +132,13 @@ def test_joint_entropy_of_triples_gives_the_triple_interaction():
         triple = kb.joint_entropy(lp, [a, b])[c]
         value = h[a] + h[b] + h[c] - pair[a, b] - pair[a, c] - pair[b, c] + triple
         assert float(value) == pytest.approx(float(kb.triple_interaction(lp, [[a, b, c]])[0]), abs=1e-10)
+
+
+def test_hard_labels_stay_exact_while_their_nonzero_configurations_fit():
+    # One-hot members over two of ten classes: 4 picks have at most 2⁴ nonzero label
+    # configurations, so a budget of 1 000 enumerates them exactly (10⁴ would not fit).
+    gen = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 2, (6, 8), generator=gen)
+    lp = torch.log(torch.nn.functional.one_hot(labels, 10).double())
+    exact = reference.joint_entropy(lp, [0, 1, 2, 3])
+    torch.testing.assert_close(reference.joint_entropy(lp, [0, 1, 2, 3], num_samples=1000), exact, rtol=0, atol=0)

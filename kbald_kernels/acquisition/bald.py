@@ -208,7 +208,7 @@ def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, b
             pairwise_trace = torch.cat(pairwise_at).cumsum(0)
             triple_trace = (torch.cat(pairwise_at) + torch.cat(triple_at)).cumsum(0)
             divergence = (triple_trace - pairwise_trace).abs() / triple_trace.abs().clamp_min(1e-30)
-            diverged = divergence > tolerance
+            diverged = divergence.double() > tolerance  # the tolerance as given, not rounded to float32
             diverged[0] = False
             # The first pick that broke the tolerance, or the picks so far: one read.
             kept = int(torch.where(diverged.any(), diverged.to(torch.uint8).argmax(), step + 1))

@@ -39,8 +39,7 @@ def empty_configurations(n_samples, dtype=torch.float64, device="cpu"):
 def configurations_entropy(configs):
     """H[Y_S]: exact sum over enumerated configurations, or the Monte-Carlo estimate."""
     if configs.exact:
-        # alpha = 0 (a configuration of probability 0) contributes 0, not 0·(-inf).
-        return -torch.where(configs.alpha > 0, configs.alpha * configs.log_prob, 0.0).sum()
+        return -(configs.alpha * configs.log_prob).sum()
     return -configs.log_prob.mean()
 
 
@@ -50,21 +49,23 @@ def extend_configurations(configs, point_log_probs, num_samples=None, generator=
     Exact configurations gain all C labels while the count stays within
     ``num_samples`` (``None``: always exact); past that, ``num_samples``
     configurations are drawn from the exact distribution, and sampled ones are
-    extended by one label drawn from q. Zero-probability configurations keep alpha 0
-    and are never drawn. Nothing is read back to the host.
+    extended by one label drawn from q. Zero-probability configurations are dropped;
+    sampling reads nothing back to the host.
     """
     dtype = configs.weights.dtype
     p = torch.exp(point_log_probs.to(dtype))  # [K, C]
     q = configs.weights @ p  # [M, C]
     n_configs, n_classes = q.shape
     if configs.exact and (num_samples is None or n_configs * n_classes <= num_samples):
-        # Zero-probability configurations stay, with weight 0: dropping them would
-        # make the count depend on the data, a read back to the host at every pick.
+        # Zero-probability configurations are dropped, so hard labels stay exact (and
+        # small) for longer. The count is data-dependent, so this reads back to the
+        # host: once a pick while enumerating, at most log_C(num_samples) + 1 times.
         weights = configs.weights[:, None, :] * p.T[None, :, :] / q[:, :, None].clamp_min(torch.finfo(dtype).tiny)
+        keep = torch.nonzero(q.reshape(-1) > 0).squeeze(1)
         return Configurations(
-            weights=weights.reshape(-1, weights.shape[-1]),
-            alpha=(configs.alpha[:, None] * q).reshape(-1),
-            log_prob=(configs.log_prob[:, None] + torch.log(q)).reshape(-1),
+            weights=weights.reshape(-1, weights.shape[-1]).index_select(0, keep),
+            alpha=(configs.alpha[:, None] * q).reshape(-1).index_select(0, keep),
+            log_prob=(configs.log_prob[:, None] + torch.log(q)).reshape(-1).index_select(0, keep),
             exact=True,
         )
     if configs.exact:
