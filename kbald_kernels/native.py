@@ -210,15 +210,16 @@ def _information_terms(log_probs, confidence):
     return out[0], out[1], None, None, invalid
 
 
-MAX_STEP_CLASSES = 128  # the host 2-BALD step's widest register row
+MAX_PAIR_CLASSES = 128  # the widest register row of the host pair passes (MI with a pick, EPIG)
 
 
-def _takes_step(log_probs):
+def _takes_pair_pass(log_probs, op):
+    """Whether the host pair pass of ``op`` takes this pool (else the reference does)."""
     if log_probs.device.type != "cpu":
-        raise ValueError(f"the host twin of the 2-BALD step takes CPU tensors, got {log_probs.device}")
+        raise ValueError(f"the host twin of {op} takes CPU tensors, got {log_probs.device}")
     import torch
 
-    return log_probs.dtype != torch.float64 and log_probs.shape[2] <= MAX_STEP_CLASSES
+    return log_probs.dtype != torch.float64 and log_probs.shape[2] <= MAX_PAIR_CLASSES
 
 
 def _mutual_information_with(log_probs, entropy, pick, out):
@@ -234,7 +235,7 @@ def mutual_information_with_pick(log_probs, entropy, pick):
 
     from . import reference
 
-    if not _takes_step(log_probs):
+    if not _takes_pair_pass(log_probs, "mutual_information_with_pick"):
         return reference.mutual_information_with_pick(log_probs, entropy, pick)
     out = torch.empty(log_probs.shape[0], dtype=torch.float32)
     _mutual_information_with(log_probs, entropy.to(torch.float32).contiguous(), int(pick[0]), out)
@@ -249,7 +250,7 @@ def epig(log_probs, target_log_probs, entropies_pt, target_weights):
 
     from . import reference
 
-    if not _takes_step(log_probs):
+    if not _takes_pair_pass(log_probs, "epig"):
         return reference.epig(log_probs, target_log_probs, entropies_pt, target_weights)
     entropy, target_entropy, weights, targets = (
         t.to(torch.float32).contiguous() for t in (*entropies_pt, target_weights, target_log_probs))
@@ -271,7 +272,7 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
 
     from . import reference
 
-    if not _takes_step(log_probs):
+    if not _takes_pair_pass(log_probs, "the 2-BALD step"):
         return reference.kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps)
     entropy = entropy.to(torch.float32).contiguous()
     mutual_information = torch.empty(log_probs.shape[0], dtype=torch.float32)

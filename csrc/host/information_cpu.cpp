@@ -186,10 +186,12 @@ KBALD_CPU_CLONES float pair_joint_entropy_128(const float* p, const float* pick,
 
 using PairJointEntropy = float (*)(const float*, const float*, int64_t, int64_t);
 
-template <typename T>
-void mutual_information_pass(PairJointEntropy joint_entropy, const LogProbs<T>& log_probs, const float* entropy,
-                             const float* pick_probs, float pick_entropy, float* out, int64_t points,
-                             int64_t samples, int64_t classes) {
+// body(n, p) for every pool point n with its probabilities p = exp(x) [K, C] (NaN
+// kept), OpenMP over points, each thread widening and exponentiating into its own
+// one-point buffers.
+template <typename T, typename Body>
+void for_each_point_probs(const LogProbs<T>& log_probs, int64_t points, int64_t samples, int64_t classes,
+                          Body body) {
   const int64_t count = samples * classes;
 #pragma omp parallel
   {
@@ -197,7 +199,7 @@ void mutual_information_pass(PairJointEntropy joint_entropy, const LogProbs<T>& 
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < points; ++n) {
       exp_keeping_nan(point_log_probs(log_probs, n, samples, classes, values.data()), probs.data(), count);
-      out[n] = entropy[n] + pick_entropy - joint_entropy(probs.data(), pick_probs, samples, classes);
+      body(n, probs.data());
     }
   }
 }
@@ -231,8 +233,11 @@ void mutual_information_with_pick(const LogProbs<T>& log_probs, const float* ent
   const int64_t padded = padded_classes(classes);
   const std::vector<float> pick_probs = padded_probs(
       [&](int64_t, int64_t k, int64_t c) { return log_probs(pick, k, c); }, 1, samples, classes, padded);
-  mutual_information_pass(pair_joint_entropy_for(padded), log_probs, entropy, pick_probs.data(), entropy[pick], out,
-                          points, samples, classes);
+  const PairJointEntropy joint_entropy = pair_joint_entropy_for(padded);
+  const float pick_entropy = entropy[pick];
+  for_each_point_probs(log_probs, points, samples, classes, [&](int64_t n, const float* p) {
+    out[n] = entropy[n] + pick_entropy - joint_entropy(p, pick_probs.data(), samples, classes);
+  });
 }
 
 template <typename T>
@@ -244,39 +249,25 @@ void epig(const LogProbs<T>& log_probs, const float* entropy, const float* targe
       [&](int64_t t, int64_t k, int64_t c) { return target_log_probs[(t * samples + k) * classes + c]; }, targets,
       samples, classes, padded);
   const PairJointEntropy joint_entropy = pair_joint_entropy_for(padded);
-  const int64_t count = samples * classes;
-#pragma omp parallel
-  {
-    std::vector<float> values(count), probs(count);
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < points; ++n) {
-      exp_keeping_nan(point_log_probs(log_probs, n, samples, classes, values.data()), probs.data(), count);
-      double total = 0.0;  // a fixed order over targets: the same result on every run
-      for (int64_t t = 0; t < targets; ++t) {
-        const float joint = joint_entropy(probs.data(), target_probs.data() + t * samples * padded, samples, classes);
-        total += static_cast<double>(weights[t]) * (entropy[n] + target_entropy[t] - joint);
-      }
-      out[n] = static_cast<float>(total);
+  for_each_point_probs(log_probs, points, samples, classes, [&](int64_t n, const float* p) {
+    double total = 0.0;  // a fixed order over targets: the same result on every run
+    for (int64_t t = 0; t < targets; ++t) {
+      const float joint = joint_entropy(p, target_probs.data() + t * samples * padded, samples, classes);
+      total += static_cast<double>(weights[t]) * (entropy[n] + target_entropy[t] - joint);
     }
-  }
+    out[n] = static_cast<float>(total);
+  });
 }
 
 template <typename T>
 void probability_sums(const LogProbs<T>& log_probs, float* sums, int64_t points, int64_t samples, int64_t classes) {
-  const int64_t count = samples * classes;
-#pragma omp parallel
-  {
-    std::vector<float> values(count), probs(count);
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < points; ++n) {
-      exp_keeping_nan(point_log_probs(log_probs, n, samples, classes, values.data()), probs.data(), count);
-      for (int64_t k = 0; k < samples; ++k) {
-        float total = 0.0f;
-        for (int64_t c = 0; c < classes; ++c) total += probs[k * classes + c];
-        sums[n * samples + k] = total;
-      }
+  for_each_point_probs(log_probs, points, samples, classes, [&](int64_t n, const float* p) {
+    for (int64_t k = 0; k < samples; ++k) {
+      float total = 0.0f;
+      for (int64_t c = 0; c < classes; ++c) total += p[k * classes + c];
+      sums[n * samples + k] = total;
     }
-  }
+  });
 }
 
 template <typename T>

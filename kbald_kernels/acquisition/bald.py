@@ -247,12 +247,13 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
     for step in range(size):
         pick = state.pick(bald_scores, excluded)
         kept = kept & ~excluded.index_select(0, pick)  # false once every point is excluded
-        with_pick = correlation + total_mi.index_select(0, pick).to(torch.float64)
+        mi_at_pick = total_mi.index_select(0, pick)
+        with_pick = correlation + mi_at_pick.to(torch.float64)
         if total_correlation_budget is not None:
             kept = kept & (with_pick <= total_correlation_budget)
         correlation = torch.where(kept, with_pick, correlation)
         picked.append(kept)
-        values.append(bald_scores.index_select(0, pick) - total_mi.index_select(0, pick))
+        values.append(bald_scores.index_select(0, pick) - mi_at_pick)
         excluded.index_fill_(0, pick, True)
         mi_with_pick = state.update(pick)
         total_mi += mi_with_pick
