@@ -4,7 +4,9 @@ Predictions are log-probabilities ``[N, K, C]`` (pool points, posterior samples,
 classes); embeddings are dense ``[N, D]`` or BADGE factors ``(features, residuals)``.
 Every op takes ``backend="auto" | "triton" | "cuda" | "torch"`` (default from the
 ``KBALD_BACKEND`` environment variable, else "auto"); every acquisition returns
-``Selection(indices, scores)`` on the input's device (numpy in, numpy out).
+``Selection(indices, scores)`` on the input's device (numpy in, numpy out) and takes
+``candidates=`` (pool indices or a mask; :func:`candidate_subset` builds them) to
+choose among some pool points only.
 """
 
 from .acquisition.bald import (
@@ -18,7 +20,7 @@ from .acquisition.bald import (
 from .acquisition.batchbald import select_batchbald
 from .acquisition.epig import select_epig
 from .acquisition.kmeanspp import KMeansPPOrdering, badge_factors, kmeanspp, select_badge, select_coreset
-from .acquisition.uncertainty import select_uncertainty
+from .acquisition.uncertainty import candidate_subset, select_uncertainty
 from .backends import BACKEND_ENV, BackendStatus, BackendUnavailableError, available_backends
 from .conversion import as_log_probs
 from .information import (
@@ -47,6 +49,7 @@ __all__ = [
     "available_backends",
     "badge_factors",
     "bald",
+    "candidate_subset",
     "conditional_entropy",
     "entropy",
     "epig",

@@ -12,22 +12,24 @@ from .validation import (as_tensor, check_indices, check_log_probs, check_log_pr
                          confirm_log_probs, to_output, torch_generator)
 
 
-def validated_entropies(t, backend, strict=True, name="log_probs"):
+def validated_entropies(t, backend, strict=True, name="log_probs", rows=None):
     """(entropy, conditional_entropy) of log-probabilities ``t`` [N, K, C] whose form
     is checked (:func:`~kbald_kernels.validation.check_log_probs_form`): one pass that
-    computes both and validates the values, whose flag is read once here."""
-    return _validated("entropies", t, backend, strict, name)
+    computes both and validates the values, whose flag is read once here. ``rows``:
+    when ``t`` holds candidate rows of the caller's pool, their pool indices, which
+    an error names."""
+    return _validated("entropies", t, backend, strict, name, rows)
 
 
-def validated_uncertainties(t, backend, strict=True, name="log_probs"):
+def validated_uncertainties(t, backend, strict=True, name="log_probs", rows=None):
     """(entropy, conditional_entropy, least_confidence, margin) in the one validating
     pass of :func:`validated_entropies`."""
-    return _validated("uncertainties", t, backend, strict, name)
+    return _validated("uncertainties", t, backend, strict, name, rows)
 
 
-def _validated(op, t, backend, strict, name):
+def _validated(op, t, backend, strict, name, rows):
     *terms, invalid = implementation(op, backend, t.device, strict)(t)
-    confirm_log_probs(t, invalid, name)
+    confirm_log_probs(t, invalid, name, rows)
     return tuple(terms)
 
 
@@ -107,11 +109,17 @@ def epig(log_probs, target_log_probs, *, target_weights=None, backend=None):
     entropies' pass.
     """
     t, np_in = check_log_probs_form(log_probs)
+    return to_output(validated_epig(t, target_log_probs, target_weights, backend), np_in)
+
+
+def validated_epig(t, target_log_probs, target_weights, backend, strict=True, rows=None):
+    """:func:`epig` of log-probabilities ``t`` whose form is checked; ``rows`` as in
+    :func:`validated_entropies`."""
     targets, weights = _epig_targets(t, target_log_probs, target_weights)
-    entropy_pool = validated_entropies(t, backend, strict=False)[0]
+    entropy_pool = validated_entropies(t, backend, strict=False, rows=rows)[0]
     entropy_targets = validated_entropies(targets, backend, strict=False, name="target_log_probs")[0]
-    fn = implementation("epig", backend, t.device)
-    return to_output(fn(t, targets, (entropy_pool, entropy_targets), weights), np_in)
+    fn = implementation("epig", backend, t.device, strict)
+    return fn(t, targets, (entropy_pool, entropy_targets), weights)
 
 
 def _epig_targets(t, target_log_probs, target_weights):

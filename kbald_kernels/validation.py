@@ -46,8 +46,9 @@ def _scan(t, check):
         check(t[start : start + step], start)
 
 
-def _check_finite(t, name, allow_neg_inf=False, offset=0):
-    """One read of ``t``: NaN, +inf (and -inf unless allowed) raise ValueError with the first index."""
+def _check_finite(t, name, allow_neg_inf=False, offset=0, rows=None):
+    """One read of ``t``: NaN, +inf (and -inf unless allowed) raise ValueError with the first index
+    (row ``n`` named ``rows[n]`` when ``t`` holds those rows of the caller's input)."""
     def check(chunk, start):
         bad = ~(chunk < float("inf")) if allow_neg_inf else ~torch.isfinite(chunk)
         if not bool(bad.any()):
@@ -55,9 +56,14 @@ def _check_finite(t, name, allow_neg_inf=False, offset=0):
         index = _first(bad)
         value = float(chunk[index])
         what = "NaN" if value != value else ("+inf" if value > 0 else "-inf")
-        raise ValueError(f"{name} contains {what} at index {(index[0] + start + offset,) + index[1:]}")
+        row = _row_name(index[0] + start + offset, rows)
+        raise ValueError(f"{name} contains {what} at index {(row,) + index[1:]}")
 
     _scan(t, check)
+
+
+def _row_name(n, rows):
+    return n if rows is None else int(rows[n])
 
 
 def _probability_sums(chunk):
@@ -99,10 +105,11 @@ def check_log_probs_form(log_probs, name="log_probs", like=None):
     return t, from_numpy
 
 
-def scan_log_probs(t, name="log_probs"):
+def scan_log_probs(t, name="log_probs", rows=None):
     """Read every value once: NaN, +inf and rows whose probabilities do not sum to 1
     within the dtype's tolerance raise ValueError naming the first offending index.
-    -inf (probability 0) is allowed."""
+    -inf (probability 0) is allowed. ``rows``: when ``t`` holds rows of the caller's
+    input (a candidate subset), their indices there, which the message names."""
     def check(chunk, offset):
         # One pass of row sums of exp catches NaN and +inf (the sum is NaN or +inf)
         # and unnormalised rows; only a failing chunk is searched for the exact
@@ -112,22 +119,23 @@ def scan_log_probs(t, name="log_probs"):
         bad = rows_outside(total, t.dtype)
         if not bool(bad.any()):
             return
-        _check_finite(chunk, name, allow_neg_inf=True, offset=offset)
+        _check_finite(chunk, name, allow_neg_inf=True, offset=offset, rows=rows)
         n, k = _first(bad)
         raise ValueError(
-            f"{name}[{n + offset}, {k}] is not normalised: its probabilities sum to {float(total[n, k]):.6g}, not 1 "
+            f"{name}[{_row_name(n + offset, rows)}, {k}] is not normalised: its probabilities sum to {float(total[n, k]):.6g}, not 1 "
             f"(tolerance {NORMALISATION_TOLERANCE[t.dtype]:g} in log space for {t.dtype}); pass log-probabilities, "
             "or convert with kbald_kernels.as_log_probs")
 
     _scan(t, check)
 
 
-def confirm_log_probs(t, invalid, name="log_probs"):
+def confirm_log_probs(t, invalid, name="log_probs", rows=None):
     """Finish the validation an op's first pass carried: ``invalid`` is that pass's
     flag (a 0-dim tensor, or a count), read here once. Only when it is raised is the
-    input scanned again, to name the first offending element."""
+    input scanned again, to name the first offending element (``rows``: as in
+    :func:`scan_log_probs`)."""
     if bool(invalid):
-        scan_log_probs(t, name)
+        scan_log_probs(t, name, rows)
 
 
 def check_log_probs(log_probs, name="log_probs", like=None):

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import torch
 
 from ..backends import implementation
+from ..candidates import CandidatePool
 from ..information import validated_entropies
 from ..reference import argmax_unselected, gumbel_noise
 from ..selection import Selection
@@ -15,21 +16,29 @@ from ..validation import check_batch_size, check_log_probs_form, seed_from, to_o
 STOCHASTIC_METHODS = ("power", "softmax", "softrank")
 
 
-def select_bald(log_probs, batch_size, *, backend=None):
+def select_bald(log_probs, batch_size, *, candidates=None, backend=None):
     """The ``batch_size`` points with the highest BALD score, best first (ties: smaller index).
 
+    ``candidates`` (every acquisition takes it): pool indices or a boolean mask over
+    the pool to choose among (default: all); indices returned are pool indices.
     Returns ``Selection(indices, scores)``; scores are the cumulative BALD sum, the
     batch's value when points are treated as independent.
     """
+    pool, np_in = _candidate_pool(log_probs, candidates)
+    size = check_batch_size(batch_size, pool.size)
+    entropy, conditional = validated_entropies(pool.t, backend, strict=False, rows=pool.t_rows)
+    values, order = torch.sort(pool.per_candidate(entropy - conditional), descending=True, stable=True)
+    return Selection(to_output(pool.from_candidates(order[:size]), np_in),
+                     to_output(values[:size].cumsum(0), np_in))
+
+
+def _candidate_pool(log_probs, candidates):
     t, np_in = check_log_probs_form(log_probs)
-    size = check_batch_size(batch_size, t.shape[0])
-    entropy, conditional = validated_entropies(t, backend, strict=False)
-    values, indices = torch.sort(entropy - conditional, descending=True, stable=True)
-    return Selection(to_output(indices[:size], np_in), to_output(values[:size].cumsum(0), np_in))
+    return CandidatePool(t, candidates), np_in
 
 
 def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature=1.0, generator=None,
-                           backend=None):
+                           candidates=None, backend=None):
     """Stochastic BALD (Kirsch et al. 2023): sample a batch without replacement with
     probability ∝ ``bald^(1/T)`` ("power"), ``exp(bald/T)`` ("softmax") or
     ``rank^(-1/T)`` ("softrank", rank 1 = highest BALD).
@@ -39,13 +48,13 @@ def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature
     left below 0 count as 0. Scores are the cumulative BALD sum in pick order.
     """
     check_stochastic(method, temperature)
-    t, np_in = check_log_probs_form(log_probs)
-    size = check_batch_size(batch_size, t.shape[0])
+    pool, np_in = _candidate_pool(log_probs, candidates)
+    size = check_batch_size(batch_size, pool.size)
     seed = seed_from(generator)
-    entropy, conditional = validated_entropies(t, backend, strict=False)
-    scores = entropy - conditional
-    order = stochastic_order(scores, size, method, temperature, seed)
-    return Selection(to_output(order, np_in), to_output(scores[order].cumsum(0), np_in))
+    entropy, conditional = validated_entropies(pool.t, backend, strict=False, rows=pool.t_rows)
+    scores = pool.per_candidate(entropy - conditional)
+    order = stochastic_order(scores, size, method, temperature, seed, pool.rows)
+    return Selection(to_output(pool.from_candidates(order), np_in), to_output(scores[order].cumsum(0), np_in))
 
 
 def check_stochastic(method, temperature):
@@ -55,10 +64,11 @@ def check_stochastic(method, temperature):
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
 
 
-def stochastic_order(scores, size, method, temperature, seed):
-    """``size`` points drawn without replacement with probability ∝ score^(1/T)
-    ("power"; scores below 0 count as 0), exp(score/T) ("softmax") or rank^(-1/T)
-    ("softrank"): Gumbel-top-k keyed by (seed, step 0, pool index)."""
+def stochastic_order(scores, size, method, temperature, seed, pool_indices=None):
+    """``size`` positions of ``scores`` drawn without replacement with probability ∝
+    score^(1/T) ("power"; scores below 0 count as 0), exp(score/T) ("softmax") or
+    rank^(-1/T) ("softrank"): Gumbel-top-k keyed by (seed, step 0, pool index), the
+    pool index of each score being ``pool_indices`` (default: its position)."""
     s = scores.to(torch.float64)
     if method == "power":
         log_weight = torch.log(s.clamp_min(0)) / temperature
@@ -69,7 +79,9 @@ def stochastic_order(scores, size, method, temperature, seed):
         ranks[torch.sort(s, descending=True, stable=True).indices] = torch.arange(
             1, s.shape[0] + 1, dtype=s.dtype, device=s.device)
         log_weight = -torch.log(ranks) / temperature
-    keys = log_weight + gumbel_noise(seed, 0, torch.arange(s.shape[0], device=s.device))
+    if pool_indices is None:
+        pool_indices = torch.arange(s.shape[0], device=s.device)
+    keys = log_weight + gumbel_noise(seed, 0, pool_indices)
     # Zero-weight points (score 0 under "power") come last, in index order.
     keys = torch.where(torch.isneginf(log_weight), -math.inf, keys)
     return torch.sort(keys, descending=True, stable=True).indices[:size]
@@ -83,16 +95,16 @@ class _KBALDIncrements:
     ``triple[i] = Σ_{s<t∈S} I[Y_i; Y_s; Y_t]``, so the 3-BALD increment is their sum.
     """
 
-    def __init__(self, t, backend, track_triples, capacity):
+    def __init__(self, pool, backend, track_triples, capacity):
+        t = self.t = pool.t
         device = t.device
-        self.t = t
-        self.entropy, conditional = validated_entropies(t, backend, strict=False)
+        self.entropy, conditional = validated_entropies(t, backend, strict=False, rows=pool.t_rows)
         self.pairwise = self.entropy - conditional
         self.triple = torch.zeros_like(self.pairwise) if track_triples else None
         self.mutual_information_with = implementation("mutual_information_with_pick", backend, device,
                                                       strict=False)
         self.add_triples = implementation("add_triple_interactions", backend, device, strict=False)
-        self.selected = torch.zeros(t.shape[0], dtype=torch.bool, device=device)
+        self.selected = pool.unpicked()
         # The picks in order, on the device; the first ``count`` are made.
         self.picks = torch.full((capacity,), -1, dtype=torch.int64, device=device)
         self.count = 0
@@ -121,13 +133,14 @@ class _KBALDIncrements:
         return mi_with_pick
 
 
-def select_kbald(log_probs, batch_size, *, order=2, backend=None):
+def select_kbald(log_probs, batch_size, *, order=2, candidates=None, backend=None):
     """Greedy k-BALD: BatchBALD's joint mutual information by inclusion–exclusion.
 
     The increment of candidate i given the selected set S is
     ``bald[i] - Σ_{s∈S} I[Y_i; Y_s]`` (``order=2``) ``+ Σ_{s<t∈S} I[Y_i; Y_s; Y_t]``
     (``order=3``); ``order=1`` is top-k BALD. Each step takes the largest increment
     (ties: smaller index). Scores are the cumulative k-BALD value of the batch.
+    ``candidates``: as in :func:`select_bald`.
 
     The entropies' pass validates the input; the pool is never copied. Memory beyond
     O(N): ``order=3`` keeps H[Y_n, Y_s] for every pick s, batch_size × N.
@@ -135,18 +148,17 @@ def select_kbald(log_probs, batch_size, *, order=2, backend=None):
     if order not in (1, 2, 3):
         raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
     if order == 1:
-        return select_bald(log_probs, batch_size, backend=backend)
-    t, np_in = check_log_probs_form(log_probs)
-    size = check_batch_size(batch_size, t.shape[0])
+        return select_bald(log_probs, batch_size, candidates=candidates, backend=backend)
+    pool, np_in = _candidate_pool(log_probs, candidates)
+    size = check_batch_size(batch_size, pool.size)
     if order == 2:
-        device = t.device
-        entropy, conditional = validated_entropies(t, backend, strict=False)
+        t = pool.t
+        entropy, conditional = validated_entropies(t, backend, strict=False, rows=pool.t_rows)
         increment = entropy - conditional
-        selected = torch.zeros(t.shape[0], dtype=torch.bool, device=device)
-        steps = implementation("kbald_pairwise_steps", backend, device, strict=False)
-        indices, increments = steps(t, entropy, increment, selected, None, size)
-        return Selection(to_output(indices, np_in), to_output(increments.cumsum(0), np_in))
-    state = _KBALDIncrements(t, backend, track_triples=True, capacity=size)
+        steps = implementation("kbald_pairwise_steps", backend, t.device, strict=False)
+        indices, increments = steps(t, entropy, increment, pool.unpicked(), None, size)
+        return Selection(to_output(pool.from_rows(indices), np_in), to_output(increments.cumsum(0), np_in))
+    state = _KBALDIncrements(pool, backend, track_triples=True, capacity=size)
     increments = []
     for step in range(size):
         increment = state.pairwise + state.triple
@@ -154,7 +166,8 @@ def select_kbald(log_probs, batch_size, *, order=2, backend=None):
         increments.append(increment.index_select(0, pick))
         if step < size - 1:
             state.update(pick)
-    return Selection(to_output(state.picks, np_in), to_output(torch.cat(increments).cumsum(0), np_in))
+    return Selection(to_output(pool.from_rows(state.picks), np_in),
+                     to_output(torch.cat(increments).cumsum(0), np_in))
 
 
 def _check_points(size):
@@ -180,21 +193,22 @@ class DynamicSelection(NamedTuple):
     triple_scores: Any
 
 
-def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, backend=None):
+def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, candidates=None, backend=None):
     """k-BALD with a dynamic batch size: greedy picks (by 2-BALD, or 3-BALD with
     ``order=3``) until the 2-BALD and 3-BALD estimates of the batch differ by more
     than ``tolerance`` relative to the 3-BALD value, or ``max_batch_size`` is reached.
 
     The batch returned stops before the pick that broke the tolerance (it always
-    holds at least the first pick, where both estimates equal BALD).
+    holds at least the first pick, where both estimates equal BALD). ``candidates``:
+    as in :func:`select_bald`.
     """
     if order not in (2, 3):
         raise ValueError(f"order must be 2 or 3, got {order!r}")
     if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
-    t, np_in = check_log_probs_form(log_probs)
-    size = check_batch_size(max_batch_size, t.shape[0], "max_batch_size")
-    state = _KBALDIncrements(t, backend, track_triples=True, capacity=size)
+    pool, np_in = _candidate_pool(log_probs, candidates)
+    size = check_batch_size(max_batch_size, pool.size, "max_batch_size")
+    state = _KBALDIncrements(pool, backend, track_triples=True, capacity=size)
     pairwise_at, triple_at = [], []  # each pick's increments when picked
     checks = _check_points(size)
     kept = size
@@ -216,11 +230,12 @@ def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, b
                 break
     traces = pairwise_trace[: kept + 1], triple_trace[: kept + 1]
     scores = (traces[0] if order == 2 else traces[1])[:kept]
-    return DynamicSelection(*(to_output(x, np_in) for x in (state.picks[:kept], scores, *traces)))
+    picks = pool.from_rows(state.picks[:kept])
+    return DynamicSelection(*(to_output(x, np_in) for x in (picks, scores, *traces)))
 
 
 def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_correlation_budget=None,
-                             backend=None):
+                             candidates=None, backend=None):
     """Conservative batch: take the highest-BALD point, drop every pool point whose
     pairwise mutual information with it exceeds ``threshold``, repeat.
 
@@ -228,17 +243,19 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
     no limit), or adding the next point would take the batch's total correlation,
     approximated to second order as Σ_{pairs} I[Y_s; Y_t], past
     ``total_correlation_budget``. Scores are the cumulative 2-BALD value.
+    ``candidates``: as in :func:`select_bald`; only candidates are taken or dropped.
     """
     if not (isinstance(threshold, (int, float)) and threshold >= 0):
         raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
     if total_correlation_budget is not None and not (
             isinstance(total_correlation_budget, (int, float)) and total_correlation_budget >= 0):
         raise ValueError(f"total_correlation_budget must be a number >= 0, got {total_correlation_budget!r}")
-    t, np_in = check_log_probs_form(log_probs)
-    size = t.shape[0] if batch_size is None else check_batch_size(batch_size, t.shape[0])
-    state = _KBALDIncrements(t, backend, track_triples=False, capacity=size)
+    pool, np_in = _candidate_pool(log_probs, candidates)
+    size = pool.size if batch_size is None else check_batch_size(batch_size, pool.size)
+    state = _KBALDIncrements(pool, backend, track_triples=False, capacity=size)
     bald_scores = state.pairwise.clone()
-    excluded = torch.zeros(t.shape[0], dtype=torch.bool, device=t.device)
+    t = pool.t
+    excluded = pool.unpicked()
     total_mi = torch.zeros_like(bald_scores)  # Σ_{s∈S} I[Y_n; Y_s]
     correlation = torch.zeros(1, dtype=torch.float64, device=t.device)
     kept = torch.ones(1, dtype=torch.bool, device=t.device)
@@ -262,4 +279,4 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
             break
     count = int(torch.cat(picked).sum())
     scores = torch.cat(values)[:count].cumsum(0)
-    return Selection(to_output(state.picks[:count], np_in), to_output(scores, np_in))
+    return Selection(to_output(pool.from_rows(state.picks[:count]), np_in), to_output(scores, np_in))

@@ -3,6 +3,7 @@
 import torch
 
 from ..backends import implementation
+from ..candidates import CandidatePool
 from ..information import validated_entropies
 from ..reference import argmax_unselected, configurations_entropy, empty_configurations, extend_configurations
 from ..reference.workspace import compute_dtype
@@ -10,7 +11,7 @@ from ..selection import Selection
 from ..validation import check_batch_size, check_log_probs_form, check_positive_int, to_output, torch_generator
 
 
-def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=None, backend=None):
+def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=None, candidates=None, backend=None):
     """Greedy BatchBALD: each step adds the point maximising I[Y_S, Y_i; W].
 
     ``score(i|S) = H[Y_S, Y_i] - Σ_{s∈S∪{i}} conditional_entropy[s]``, with label
@@ -18,20 +19,23 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
     of them and sampled ancestrally (``num_samples`` of them) after that.
     ``generator`` (int seed or torch.Generator) makes the sampling reproducible.
     Scores are the cumulative joint mutual information, as batchbald_redux reports.
+    ``candidates``: pool indices or a boolean mask to choose among (default: all).
 
     Memory beyond O(N): the configurations' weights, at most ``num_samples`` × K.
     The conditional entropies' pass validates the input; the pool is never copied.
     """
     t, np_in = check_log_probs_form(log_probs)
-    size = check_batch_size(batch_size, t.shape[0])
+    pool = CandidatePool(t, candidates)
+    t = pool.t
+    size = check_batch_size(batch_size, pool.size)
     num_samples = check_positive_int(num_samples, "num_samples")
     device = t.device
     gen = torch_generator(generator, device)
-    conditional = validated_entropies(t, backend, strict=False)[1]
+    conditional = validated_entropies(t, backend, strict=False, rows=pool.t_rows)[1]
     accumulate = implementation("accumulate_joint_entropy", backend, device, strict=False)
 
     configs = empty_configurations(t.shape[1], compute_dtype(t.dtype), device)
-    selected = torch.zeros(t.shape[0], dtype=torch.bool, device=device)
+    selected = pool.unpicked()
     conditional_sum = torch.zeros(1, dtype=conditional.dtype, device=device)
     picks, totals = [], []
     # The loop stays on the device: the pick is an index tensor, never read back.
@@ -45,4 +49,4 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
         conditional_sum = conditional_sum + conditional.index_select(0, pick)
         if step < size - 1:
             configs = extend_configurations(configs, t.index_select(0, pick)[0], num_samples, gen)
-    return Selection(to_output(torch.cat(picks), np_in), to_output(torch.cat(totals), np_in))
+    return Selection(to_output(pool.from_rows(torch.cat(picks)), np_in), to_output(torch.cat(totals), np_in))

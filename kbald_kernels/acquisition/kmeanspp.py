@@ -11,6 +11,7 @@ import sys
 import torch
 
 from ..backends import implementation
+from ..candidates import check_candidates
 from ..reference import DenseEmbeddings, FactoredEmbeddings
 from ..selection import Selection
 from ..validation import (
@@ -66,6 +67,9 @@ class KMeansPPOrdering:
     same kind for points outside the pool. ``first``: without centers, the first
     pick is uniform ("random") or the largest-norm point ("max_norm", as BADGE).
     ``generator``: int seed or torch.Generator; picks depend only on (seed, step, index).
+    ``candidates``: pool indices or a boolean mask of the points that may be picked
+    (default: all; points added by ``extend`` may be picked too). Only the candidates'
+    embeddings are read after the first pick: the others are never copied.
 
     ``next(ordering)`` gives ``(index, score)`` with score the pick's squared distance
     to its nearest center at that time (+inf before any center); ``take(n)`` gives
@@ -74,7 +78,7 @@ class KMeansPPOrdering:
     """
 
     def __init__(self, embeddings, *, generator=None, first="random", labeled=None, mode="sample",
-                 backend=None):
+                 candidates=None, backend=None):
         if first not in FIRST_CHOICES:
             raise ValueError(f"first must be one of {FIRST_CHOICES}, got {first!r}")
         if mode not in MODES:
@@ -99,6 +103,12 @@ class KMeansPPOrdering:
         self._step = 0
         if labeled is not None:
             self._add_labeled(labeled)
+        self._remaining = n - len(self._labeled_indices)
+        if candidates is not None:
+            excluded = torch.ones(n, dtype=torch.bool, device=device)
+            excluded[check_candidates(candidates, n, device)] = False
+            self._selected |= excluded
+            self._remaining = int((~self._selected).sum())
 
     def _add_labeled(self, labeled):
         is_index = isinstance(labeled, (list, tuple, range)) and all(isinstance(v, int) for v in labeled)
@@ -127,8 +137,8 @@ class KMeansPPOrdering:
 
     @property
     def remaining(self):
-        """Pool points not yet picked (nor labeled)."""
-        return len(self._embeddings) - len(self._picked) - len(self._labeled_indices)
+        """Pool points that may still be picked: not picked, labeled, or outside the candidates."""
+        return self._remaining
 
     def __len__(self):
         return len(self._embeddings)
@@ -163,6 +173,7 @@ class KMeansPPOrdering:
 
     def _record(self, indices):
         self._picked.extend(indices)
+        self._remaining -= len(indices)
         self._newest = indices[-1]
         self._step += len(indices)
 
@@ -207,6 +218,7 @@ class KMeansPPOrdering:
         self._embeddings = self._embeddings.cat(new)
         self._min_distances = torch.cat([self._min_distances, distances])
         self._selected = torch.cat([self._selected, torch.zeros(len(new), dtype=torch.bool, device=distances.device)])
+        self._remaining += len(new)
 
     def state_dict(self):
         """Everything needed to resume, on the CPU; the pool itself is not included."""
@@ -220,6 +232,7 @@ class KMeansPPOrdering:
             "labeled_indices": list(self._labeled_indices),
             "newest": self._newest,
             "min_distances": self._min_distances.cpu().clone(),
+            "selected": self._selected.cpu().clone(),
         }
         if self._external is not None:
             e = self._external
@@ -238,22 +251,21 @@ class KMeansPPOrdering:
         self._labeled_indices = list(state["labeled_indices"])
         self._newest = state["newest"]
         self._min_distances = state["min_distances"].to(device=device, dtype=self._embeddings.dtype).clone()
-        self._selected = torch.zeros(len(self._embeddings), dtype=torch.bool, device=device)
-        taken = self._picked + self._labeled_indices
-        if taken:
-            self._selected[torch.tensor(taken, device=device)] = True
+        self._selected = state["selected"].to(device).clone()
+        self._remaining = int((~self._selected).sum())
         self._external = _wrap([t.to(device) for t in state["external"]]) if "external" in state else None
 
 
-def _ordered(embeddings, k, mode, *, generator, first, labeled, progress, backend, name):
+def _ordered(embeddings, k, mode, *, generator, first, labeled, candidates, progress, backend, name):
     ordering = KMeansPPOrdering(embeddings, generator=generator, first=first, labeled=labeled, mode=mode,
-                                backend=backend)
+                                candidates=candidates, backend=backend)
     if k is None or (isinstance(k, int) and not isinstance(k, bool) and k == -1):
         k = ordering.remaining
     return ordering.take(check_batch_size(k, ordering.remaining, name), progress=progress)
 
 
-def kmeanspp(embeddings, k, *, generator=None, first="random", labeled=None, progress=None, backend=None):
+def kmeanspp(embeddings, k, *, generator=None, first="random", labeled=None, candidates=None, progress=None,
+             backend=None):
     """k-means++ (D²) seeding: ``k`` centers (``None`` or -1: order the whole pool).
 
     Each pick is drawn with probability d/Σd (d: squared distance to the nearest
@@ -261,20 +273,27 @@ def kmeanspp(embeddings, k, *, generator=None, first="random", labeled=None, pro
     distance 0 (chosen ones, exact duplicates) are never drawn while any d > 0;
     after that the draw is uniform among the unselected. Returns ``Selection`` with
     the pick's d at the time of the pick as score (+inf for a first pick with no centers).
+    ``candidates``: pool indices or a boolean mask of the points that may be picked
+    (``k=None`` then orders the candidates); their embeddings alone are read.
     """
     return _ordered(embeddings, k, "sample", generator=generator, first=first, labeled=labeled,
-                    progress=progress, backend=backend, name="k")
+                    candidates=candidates, progress=progress, backend=backend, name="k")
 
 
-def select_badge(embeddings, batch_size, *, generator=None, first="max_norm", labeled=None, backend=None):
+def select_badge(embeddings, batch_size, *, generator=None, first="max_norm", labeled=None, candidates=None,
+                 backend=None):
     """BADGE (Ash et al. 2020): k-means++ over gradient embeddings, dense or as
-    :func:`badge_factors`. Starts from the largest-norm point as BADGE does."""
+    :func:`badge_factors`. Starts from the largest-norm point as BADGE does.
+    ``candidates`` (a random subset or a proxy's prefilter, :func:`candidate_subset`):
+    as in :func:`kmeanspp`."""
     return _ordered(embeddings, batch_size, "sample", generator=generator, first=first, labeled=labeled,
-                    progress=None, backend=backend, name="batch_size")
+                    candidates=candidates, progress=None, backend=backend, name="batch_size")
 
 
-def select_coreset(embeddings, batch_size, *, labeled=None, generator=None, first="random", backend=None):
+def select_coreset(embeddings, batch_size, *, labeled=None, generator=None, first="random", candidates=None,
+                   backend=None):
     """CORESET k-center greedy: repeatedly take the point farthest from every center
-    (``labeled`` points and earlier picks; ties to the smaller index)."""
+    (``labeled`` points and earlier picks; ties to the smaller index). ``candidates``:
+    as in :func:`kmeanspp`."""
     return _ordered(embeddings, batch_size, "argmax", generator=generator, first=first, labeled=labeled,
-                    progress=None, backend=backend, name="batch_size")
+                    candidates=candidates, progress=None, backend=backend, name="batch_size")

@@ -60,6 +60,25 @@ def gumbel_noise(seed, step, index):
     return out.view(index.shape)
 
 
+def _row_chunks(n, step, active):
+    """(rows, gathered) over chunks of ``step`` rows: ``rows`` a slice, and ``gathered``
+    None to compute the whole chunk or the chunk's ``active`` row offsets to gather
+    (when they are under half of it). Chunks without an active row are skipped."""
+    for start in range(0, n, step):
+        rows = slice(start, min(start + step, n))
+        if active is None:
+            yield rows, None
+            continue
+        flags = active[rows]
+        count = int(flags.sum())
+        if count:
+            yield rows, None if 2 * count >= rows.stop - start else flags.nonzero().view(-1)
+
+
+def _pool_rows(rows, gathered):
+    return rows if gathered is None else gathered + rows.start
+
+
 class DenseEmbeddings:
     """Embeddings as rows of ``x`` [N, D]. Distances are direct sums of squared
     differences, so near-duplicates do not cancel catastrophically."""
@@ -78,12 +97,22 @@ class DenseEmbeddings:
     def squared_norms(self):
         return self._chunked(lambda rows: rows.square().sum(-1))
 
-    def squared_distances(self, centers):
-        """min over ``centers`` (another DenseEmbeddings) of ||x_i - x_c||²; [N]."""
+    def squared_distances(self, centers, active=None):
+        """min over ``centers`` (another DenseEmbeddings) of ||x_i - x_c||²; [N]. With
+        an ``active`` mask [N], rows outside it are +inf, and mostly not read."""
         c = centers.x.to(self.dtype)
         out = torch.full((len(self),), math.inf, dtype=self.dtype, device=self.device)
-        for j in range(c.shape[0]):
-            torch.minimum(out, self._chunked(lambda rows: (rows - c[j]).square_().sum(-1)), out=out)
+        itemsize = torch.finfo(self.dtype).bits // 8
+        step = cache_chunk_size(2 * itemsize * self.x.shape[1], len(self))
+        for rows, gathered in _row_chunks(len(self), step, active):
+            x = self.x[rows] if gathered is None else self.x[rows].index_select(0, gathered)
+            x = x.to(self.dtype)
+            d = out[_pool_rows(rows, gathered)]
+            for j in range(c.shape[0]):
+                torch.minimum(d, (x - c[j]).square_().sum(-1), out=d)
+            out[_pool_rows(rows, gathered)] = d
+        if active is not None:
+            out.masked_fill_(~active, math.inf)
         return out
 
     def take(self, index):
@@ -96,8 +125,8 @@ class DenseEmbeddings:
         itemsize = torch.finfo(self.dtype).bits // 8
         step = cache_chunk_size(2 * itemsize * self.x.shape[1], len(self))
         out = torch.empty(len(self), dtype=self.dtype, device=self.device)
-        for i in range(0, len(self), step):
-            out[i : i + step] = fn(self.x[i : i + step].to(self.dtype))
+        for rows, _ in _row_chunks(len(self), step, None):
+            out[rows] = fn(self.x[rows].to(self.dtype))
         return out
 
 
@@ -114,8 +143,8 @@ class FactoredEmbeddings:
         # Norms use the same row-wise reduction as the cross terms, so an exact
         # duplicate of a center gets distance exactly 0. In chunks: no pool-sized copy.
         self.norm_products = torch.empty(len(self), dtype=self.dtype, device=self.device)
-        for i, h, r in self._chunks():
-            self.norm_products[i : i + h.shape[0]] = (h * h).sum(-1) * (r * r).sum(-1)
+        for rows, h, r in self._chunks():
+            self.norm_products[rows] = (h * h).sum(-1) * (r * r).sum(-1)
 
     def __len__(self):
         return self.features.shape[0]
@@ -127,23 +156,31 @@ class FactoredEmbeddings:
     def squared_norms(self):
         return self.norm_products
 
-    def _chunks(self):
-        """(start, features, residuals) of cache-sized row chunks, in the compute dtype."""
+    def _chunks(self, active=None):
+        """(pool rows: a slice or indices, features, residuals) of cache-sized row
+        chunks in the compute dtype; with ``active``, mostly its rows alone."""
         itemsize = torch.finfo(self.dtype).bits // 8
         step = cache_chunk_size(2 * itemsize * (self.features.shape[1] + self.residuals.shape[1]), len(self))
-        for i in range(0, len(self), step):
-            yield i, self.features[i : i + step].to(self.dtype), self.residuals[i : i + step].to(self.dtype)
+        for rows, gathered in _row_chunks(len(self), step, active):
+            h, r = self.features[rows], self.residuals[rows]
+            if gathered is not None:
+                h, r = h.index_select(0, gathered), r.index_select(0, gathered)
+            yield _pool_rows(rows, gathered), h.to(self.dtype), r.to(self.dtype)
 
-    def squared_distances(self, centers):
+    def squared_distances(self, centers, active=None):
+        """As :meth:`DenseEmbeddings.squared_distances`, by the factored identity."""
         out = torch.full((len(self),), math.inf, dtype=self.dtype, device=self.device)
-        for j in range(len(centers)):
-            hc = centers.features[j].to(self.dtype)
-            rc = centers.residuals[j].to(self.dtype)
-            for i, h, r in self._chunks():
-                rows = slice(i, i + h.shape[0])
+        for rows, h, r in self._chunks(active):
+            d = out[rows]
+            for j in range(len(centers)):
+                hc = centers.features[j].to(self.dtype)
+                rc = centers.residuals[j].to(self.dtype)
                 cross = (h * hc).sum(-1) * (r * rc).sum(-1)
-                d = (self.norm_products[rows] + centers.norm_products[j] - 2 * cross).clamp_min(0)
-                out[rows] = torch.minimum(out[rows], d)
+                torch.minimum(d, (self.norm_products[rows] + centers.norm_products[j] - 2 * cross).clamp_min(0),
+                              out=d)
+            out[rows] = d
+        if active is not None:
+            out.masked_fill_(~active, math.inf)
         return out
 
     def take(self, index):
@@ -158,15 +195,16 @@ def kmeanspp_step(embeddings, min_distances, selected, newest, seed, step, mode=
     """One fused step: distance to the newest center, running-min update, next pick.
 
     ``min_distances`` [N] (+inf before any center) is updated in place with the
-    distances to pool point ``newest`` (skipped when None); ``selected`` [N] bool
-    marks chosen and excluded points. ``mode="sample"`` draws with probability
+    distances to pool point ``newest`` (skipped when None) of the points not
+    ``selected`` [N] (chosen and excluded points, whose rows are not read and whose
+    distances are left as they were). ``mode="sample"`` draws with probability
     d/Σd by Gumbel-max over log d, uniformly among the unselected when every
     unselected d is 0. ``mode="argmax"`` takes the largest d, ties to the smallest
     index. In both modes, points still at +inf (no center yet) are drawn uniformly.
     Returns the picked index (a Python int).
     """
     if newest is not None:
-        newest_distances = embeddings.squared_distances(embeddings.take(slice(newest, newest + 1)))
+        newest_distances = embeddings.squared_distances(embeddings.take(slice(newest, newest + 1)), ~selected)
         torch.minimum(min_distances, newest_distances, out=min_distances)
     n = min_distances.shape[0]
     d = torch.where(selected, torch.zeros_like(min_distances), min_distances).to(torch.float64)
