@@ -26,7 +26,7 @@ from . import (
     select_stochastic_bald,
 )
 from .acquisition.epig import select_epig
-from .acquisition.uncertainty import UNCERTAINTY_SCORES, select_uncertainty
+from .acquisition.uncertainty import PROXY_SCORES, UNCERTAINTY_SCORES, candidate_subset, select_uncertainty
 from .backends import choose_backend
 from .conversion import as_log_probs
 from .example import example_pool
@@ -78,28 +78,54 @@ def run_example(args):
     return 0
 
 
-def _select(method, data, args):
-    seed = args.seed
+def _select(method, data, candidates, args):
+    seed, size = args.seed, args.batch_size
     if method in ("badge", "coreset"):
         select = select_badge if method == "badge" else select_coreset
-        return select(data, args.batch_size, generator=seed)
+        return select(data, size, generator=seed, candidates=candidates)
     lp = data
     if method == "bald":
-        return select_bald(lp, args.batch_size)
+        return select_bald(lp, size, candidates=candidates)
     if method in ("kbald2", "kbald3"):
-        return select_kbald(lp, args.batch_size, order=int(method[-1]))
+        return select_kbald(lp, size, order=int(method[-1]), candidates=candidates)
     if method == "batchbald":
-        return select_batchbald(lp, args.batch_size, num_samples=args.num_samples, generator=seed)
+        return select_batchbald(lp, size, num_samples=args.num_samples, generator=seed, candidates=candidates)
     if method == "uncertainty":
-        return select_uncertainty(lp, args.batch_size, score=args.score)
+        return select_uncertainty(lp, size, score=args.score, candidates=candidates)
     if method == "epig":
-        return select_epig(lp, args.target_log_probs, args.batch_size)
-    return select_stochastic_bald(lp, args.batch_size, method="power", temperature=args.temperature,
-                                  generator=seed)
+        return select_epig(lp, args.target_log_probs, size, candidates=candidates)
+    return select_stochastic_bald(lp, size, method="power", temperature=args.temperature, generator=seed,
+                                  candidates=candidates)
 
 
-def _log_probs_from(file, args):
-    data = pick(load_arrays(file), file, args.key)
+def _prefilter(text):
+    score, _, size = text.partition(":")
+    if score not in PROXY_SCORES or not size.isdigit() or int(size) < 1:
+        raise argparse.ArgumentTypeError(f"takes SCORE:SIZE with SCORE one of {', '.join(PROXY_SCORES)} and a "
+                                         f"positive SIZE, e.g. least_confidence:5000; got {text!r}")
+    return score, int(size)
+
+
+def _candidates(args, data, arrays):
+    """The candidate pool indices of --candidates or --prefilter (None: the whole pool)."""
+    if args.candidates:
+        return pick(load_arrays(args.candidates), args.candidates).to(args.device)
+    if not args.prefilter:
+        return None
+    score, size = args.prefilter
+    if score == "random":
+        return candidate_subset(len(data[0] if isinstance(data, tuple) else data), size, generator=args.seed)
+    if args.method not in ("badge", "coreset"):
+        return candidate_subset(data, size, score=score)
+    if "logits" not in arrays:
+        raise ValueError(f"--prefilter {score} for {args.method} needs an array named 'logits' [N, C] in "
+                         f"{args.file} (or --prefilter random:{size})")
+    logits = arrays["logits"].to(args.device, torch.promote_types(arrays["logits"].dtype, torch.float32))
+    return candidate_subset(torch.log_softmax(logits, -1).unsqueeze(1), size, score=score)
+
+
+def _log_probs_from(arrays, file, args):
+    data = pick(arrays, file, args.key)
     if data.dim() != 3:
         raise ValueError(f"{file}: predictions must have shape [N, K, C], got {tuple(data.shape)}")
     if not data.dtype.is_floating_point:
@@ -111,14 +137,16 @@ def run_select(args):
     if args.method == "epig":
         if not args.targets:
             raise ValueError("--method epig needs --targets FILE: predictions [T, K, C] for the target inputs")
-        args.target_log_probs = _log_probs_from(args.targets, args)
+        args.target_log_probs = _log_probs_from(load_arrays(args.targets), args.targets, args)
+    arrays = load_arrays(args.file)
     if args.method in ("badge", "coreset"):
-        data = embeddings_from(load_arrays(args.file), args.file, args.key)
+        data = embeddings_from(arrays, args.file, args.key)
         data = tuple(d.to(args.device) for d in data) if isinstance(data, tuple) else data.to(args.device)
     else:
-        data = _log_probs_from(args.file, args)
+        data = _log_probs_from(arrays, args.file, args)
     start = time.perf_counter()
-    selection = _select(args.method, data, args)
+    candidates = _candidates(args, data, arrays)
+    selection = _select(args.method, data, candidates, args)
     elapsed = time.perf_counter() - start
     indices = selection.indices.tolist()
     scores = [float(s) for s in selection.scores]
@@ -131,7 +159,8 @@ def run_select(args):
         else:
             out.write_text("rank,index,score\n" + "".join(f"{r},{i},{s!r}\n"
                                                            for r, (i, s) in enumerate(zip(indices, scores))))
-    print(f"{args.method}: {len(indices)} of {args.file} in {elapsed * 1e3:.1f} ms"
+    among = "" if candidates is None else f" (among {len(candidates)} candidates)"
+    print(f"{args.method}: {len(indices)} of {args.file}{among} in {elapsed * 1e3:.1f} ms"
           + (f", written to {args.output}" if args.output else ""))
     print(f"{'rank':>4}  {'index':>8}  score")
     for r, (i, s) in enumerate(zip(indices, scores)):
@@ -212,6 +241,13 @@ def build_parser():
                                           "posterior samples, in the format of FILE")
     select.add_argument("--score", choices=UNCERTAINTY_SCORES, default="entropy",
                         help="for uncertainty: what ranks the points (margin: smallest first)")
+    restrict = select.add_mutually_exclusive_group()
+    restrict.add_argument("--candidates", help="pick only among these pool points: a file of pool indices or a "
+                                               "boolean mask [N], in the formats of FILE")
+    restrict.add_argument("--prefilter", type=_prefilter, metavar="SCORE:SIZE",
+                          help="pick only among SIZE candidates: a seeded random subset (random:SIZE) or the "
+                               f"most uncertain by a proxy ({', '.join(PROXY_SCORES[1:])}; for badge and "
+                               "coreset from the file's logits)")
     select.add_argument("--seed", type=int, default=0)
     select.add_argument("--device", default="cpu")
     select.add_argument("--output", "-o", help="write indices and scores to a .csv or .json file")

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,8 @@ def test_backends_lists_all_three():
     (["example", "--batch-size", "500", "--pool-size", "100"], "batch_size must be between 1 and"),
     (["example", "--pool-size", "0"], "must be a positive integer"),
     (["--methods", "bald,magic"], "--methods takes a comma-separated subset of"),
+    (["select", "--method", "bald", "--batch-size", "2", "x.npy", "--prefilter", "margin:0"],
+     "takes SCORE:SIZE with SCORE one of"),
 ])
 def test_bad_arguments_exit_2_with_one_line(args, message):
     result = run(*args)
@@ -100,6 +103,49 @@ def test_select_writes_what_the_library_selects(files, tmp_path, method, name, e
     assert "rank" in result.stdout
 
 
+@pytest.mark.parametrize("method,name,extra", [
+    ("kbald2", "log_probs.npy", ["--candidates", "candidates.npy"]),
+    ("bald", "log_probs.npy", ["--candidates", "mask.npy"]),
+    ("batchbald", "log_probs.npy", ["--prefilter", "least_confidence:20"]),
+    ("badge", "factors.npz", ["--prefilter", "margin:20"]),
+    ("badge", "factors.npz", ["--prefilter", "random:20"]),
+    ("coreset", "embeddings.npy", ["--prefilter", "random:15"]),
+])
+def test_select_on_candidates_picks_what_the_library_picks(files, tmp_path, method, name, extra):
+    import json
+
+    import numpy as np
+    import torch
+
+    import kbald_kernels as kb
+
+    np.save(tmp_path / "candidates.npy", np.array([30, 2, 5, 17, 11, 39, 8]))
+    np.save(tmp_path / "mask.npy", np.arange(40) % 3 == 0)
+    out = tmp_path / "picked.json"
+    extra = [str(tmp_path / e) if e.endswith(".npy") else e for e in extra]
+    result = run("select", "--method", method, "--batch-size", "4", str(files / name), "-o", str(out),
+                 "--seed", "3", *extra)
+    assert result.returncode == 0, result.stderr
+    assert "candidates)" in result.stdout
+    lp = torch.from_numpy(np.load(files / "log_probs.npy"))
+    factors = np.load(files / "factors.npz")
+    logits, features = (torch.from_numpy(factors[k]) for k in ("logits", "features"))
+    expected = {
+        "candidates.npy": lambda: kb.select_kbald(lp, 4, candidates=[30, 2, 5, 17, 11, 39, 8]),
+        "mask.npy": lambda: kb.select_bald(lp, 4, candidates=np.arange(40) % 3 == 0),
+        "least_confidence:20": lambda: kb.select_batchbald(
+            lp, 4, generator=3, candidates=kb.candidate_subset(lp, 20, score="least_confidence")),
+        "margin:20": lambda: kb.select_badge(
+            kb.badge_factors(logits, features), 4, generator=3,
+            candidates=kb.candidate_subset(torch.log_softmax(logits, -1)[:, None], 20, score="margin")),
+        "random:20": lambda: kb.select_badge(kb.badge_factors(logits, features), 4, generator=3,
+                                             candidates=kb.candidate_subset(40, 20, generator=3)),
+        "random:15": lambda: kb.select_coreset(torch.from_numpy(np.load(files / "embeddings.npy")), 4,
+                                               generator=3, candidates=kb.candidate_subset(40, 15, generator=3)),
+    }[Path(extra[-1]).name]()
+    assert json.loads(out.read_text())["indices"] == expected.indices.tolist()
+
+
 @pytest.mark.parametrize("name,args,message", [
     ("missing.npy", [], "missing.npy: no such file"),
     ("rank2.npy", [], "predictions must have shape [N, K, C], got (4, 3)"),
@@ -109,6 +155,8 @@ def test_select_writes_what_the_library_selects(files, tmp_path, method, name, e
     ("garbage.npy", [], "garbage.npy: cannot read it as .npy"),
     ("factors.npz", ["--key", "weights"], "no array named 'weights'"),
     ("log_probs.npy", ["--method", "epig"], "--method epig needs --targets FILE"),
+    ("log_probs.npy", ["--prefilter", "margin:41"], "size must be between 1 and"),
+    ("embeddings.npy", ["--method", "badge", "--prefilter", "margin:9"], "needs an array named 'logits'"),
 ])
 def test_select_reports_bad_input_in_one_line(files, name, args, message):
     argv = ["select", "--method", "bald", str(files / name)]
