@@ -183,7 +183,8 @@ def run_demo_command(args):
     print(f"Active learning on scikit-learn digits: {args.rounds} rounds of {args.acquire} labels, "
           f"MC dropout with {args.samples} samples, on {args.device}")
     results = run_demo(rounds=args.rounds, acquire=args.acquire, samples=args.samples, epochs=args.epochs,
-                       methods=methods, seed=args.seed, device=args.device, plot=args.plot,
+                       methods=methods, candidates=args.candidates, seed=args.seed, device=args.device,
+                       plot=args.plot,
                        progress=sys.stderr.isatty())
     print(format_results(results))
     if args.plot:
@@ -221,7 +222,9 @@ def build_parser():
     demo.add_argument("--acquire", type=_positive, default=10, help="labels acquired per round")
     demo.add_argument("--samples", type=_positive, default=20, help="MC-dropout samples K")
     demo.add_argument("--epochs", type=_positive, default=300)
-    demo.add_argument("--methods", default="random,bald,kbald2,batchbald,badge")
+    demo.add_argument("--methods", default="random,bald,kbald2,batchbald,epig,badge,badge_random,badge_lc")
+    demo.add_argument("--candidates", type=_positive, default=250,
+                      help="candidate-subset size of badge_random and badge_lc")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     demo.add_argument("--plot", default="kbald_demo.png", help="where to save the accuracy plot ('' for none)")

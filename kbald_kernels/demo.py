@@ -2,8 +2,11 @@
 
 A small MC-dropout network starts from two labels per class; each round every
 method acquires a batch from the pool, the network is retrained from scratch on the
-grown labelled set, and its test accuracy is recorded. Needs scikit-learn and
-matplotlib (``pip install kbald_kernels[demo]``).
+grown labelled set, and its test accuracy is recorded. EPIG's targets are
+unlabelled inputs held out of the pool (for every method alike). ``badge_random``
+and ``badge_lc`` are the BADGE acceleration report's two speed-ups: BADGE on a
+random candidate subset, and on the candidates least confidence ranks most
+uncertain. Needs scikit-learn and matplotlib (``pip install kbald_kernels[demo]``).
 """
 
 import time
@@ -11,9 +14,10 @@ import time
 import torch
 from torch import nn
 
-from . import badge_factors, select_badge, select_batchbald, select_bald, select_kbald
+from . import (badge_factors, candidate_subset, select_badge, select_batchbald, select_bald, select_epig,
+               select_kbald)
 
-METHODS = ("random", "bald", "kbald2", "batchbald", "badge")
+METHODS = ("random", "bald", "kbald2", "batchbald", "epig", "badge", "badge_random", "badge_lc")
 
 
 def _digits(seed):
@@ -63,16 +67,26 @@ def _accuracy(model, x, y):
     return float((model(x).argmax(-1) == y).float().mean())
 
 
-def _acquire(method, model, x_pool, batch, samples, seed, round_index):
+def _acquire(method, model, x_pool, x_targets, batch, samples, candidates, seed, round_index):
     if method == "random":
         gen = torch.Generator().manual_seed(seed * 1000 + round_index)
         return torch.randperm(len(x_pool), generator=gen)[:batch].to(x_pool.device)
-    if method == "badge":
+    if method.startswith("badge"):
         model.eval()
         with torch.no_grad():
             features = model.body(x_pool)
             logits = model.head(features)
-        return select_badge(badge_factors(logits, features), batch, generator=seed + round_index).indices
+        size = min(candidates, len(x_pool))
+        subset = {"badge": lambda: None,
+                  "badge_random": lambda: candidate_subset(len(x_pool), size, generator=seed + round_index),
+                  "badge_lc": lambda: candidate_subset(torch.log_softmax(logits, -1).unsqueeze(1), size,
+                                                       score="least_confidence")}[method]()
+        return select_badge(badge_factors(logits, features), batch, generator=seed + round_index,
+                            candidates=subset).indices
+    if method == "epig":
+        # One set of dropout masks for pool and targets: the same posterior samples.
+        lp = _mc_log_probs(model, torch.cat([x_pool, x_targets]), samples)
+        return select_epig(lp[: len(x_pool)], lp[len(x_pool) :], batch).indices
     lp = _mc_log_probs(model, x_pool, samples)
     if method == "bald":
         return select_bald(lp, batch).indices
@@ -82,8 +96,11 @@ def _acquire(method, model, x_pool, batch, samples, seed, round_index):
 
 
 def run_demo(rounds=6, acquire=10, initial_per_class=2, samples=20, epochs=300, methods=METHODS, test_size=400,
-             seed=0, device="cpu", plot=None, progress=True):
-    """Run the loop; returns {method: [(labels, accuracy, acquisition seconds), ...]}."""
+             target_size=200, candidates=250, seed=0, device="cpu", plot=None, progress=True):
+    """Run the loop; returns {method: [(labels, accuracy, acquisition seconds), ...]}.
+
+    ``target_size`` unlabelled inputs are held out of the pool as EPIG's targets;
+    ``candidates`` is the candidate-subset size of ``badge_random`` and ``badge_lc``."""
     if plot:
         try:
             import matplotlib  # noqa: F401  (fail before the run, not after it)
@@ -93,7 +110,8 @@ def run_demo(rounds=6, acquire=10, initial_per_class=2, samples=20, epochs=300, 
     x, y = _digits(seed)
     x, y = x.to(device), y.to(device)
     x_test, y_test = x[:test_size], y[:test_size]
-    x_all, y_all = x[test_size:], y[test_size:]
+    x_targets = x[test_size : test_size + target_size]
+    x_all, y_all = x[test_size + target_size :], y[test_size + target_size :]
     start = torch.cat([torch.nonzero(y_all == c)[:initial_per_class, 0] for c in range(10)])
     results = {}
     bar = None
@@ -116,7 +134,8 @@ def run_demo(rounds=6, acquire=10, initial_per_class=2, samples=20, epochs=300, 
                 if bar is not None:
                     bar.set_postfix_str(f"{method}: acquiring {acquire} of {len(pool)}")
                 begin = time.perf_counter()
-                picked = _acquire(method, model, x_all[pool], acquire, samples, seed, round_index)
+                picked = _acquire(method, model, x_all[pool], x_targets, acquire, samples, candidates, seed,
+                                  round_index)
                 if device != "cpu":
                     torch.cuda.synchronize()
                 seconds = time.perf_counter() - begin
@@ -154,11 +173,14 @@ def _plot(results, path):
 def format_results(results):
     methods = list(results)
     labels = [c[0] for c in results[methods[0]]]
-    header = "labels  " + "  ".join(f"{m:>9}" for m in methods)
+    widths = [max(9, len(m)) for m in methods]
+    header = "labels  " + "  ".join(f"{m:>{w}}" for m, w in zip(methods, widths))
     lines = [header, "-" * len(header)]
     for r, n in enumerate(labels):
-        lines.append(f"{n:>6}  " + "  ".join(f"{100 * results[m][r][1]:>8.1f}%" for m in methods))
-    times = "  ".join(f"{1e3 * _mean([c[2] for c in results[m][:-1]]):>7.1f}ms" for m in methods)
+        lines.append(f"{n:>6}  " + "  ".join(f"{100 * results[m][r][1]:>{w - 1}.1f}%"
+                                               for m, w in zip(methods, widths)))
+    times = "  ".join(f"{1e3 * _mean([c[2] for c in results[m][:-1]]):>{w - 2}.1f}ms"
+                      for m, w in zip(methods, widths))
     lines.append(f"{'acq.':>6}  {times}   (mean acquisition time per round)")
     return "\n".join(lines)
 

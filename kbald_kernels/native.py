@@ -210,7 +210,7 @@ def _information_terms(log_probs, confidence):
     return out[0], out[1], None, None, invalid
 
 
-MAX_PAIR_CLASSES = 128  # the widest register row of the host pair passes (MI with a pick, EPIG)
+MAX_PAIR_CLASSES = 128  # the widest register row of the host pair passes (MI with a pick, 2-BALD step)
 
 
 def _takes_pair_pass(log_probs, op):
@@ -245,12 +245,14 @@ def mutual_information_with_pick(log_probs, entropy, pick):
 def epig(log_probs, target_log_probs, entropies_pt, target_weights):
     """:func:`kbald_kernels.reference.epig` on the host C++ module for CPU tensors:
     float32 [N], each pool point read once (as stored) against every target, in a
-    fixed order. float64 and C above 128 go to the reference."""
+    fixed order; any C. float64 goes to the reference."""
     import torch
 
     from . import reference
 
-    if not _takes_pair_pass(log_probs, "epig"):
+    if log_probs.device.type != "cpu":
+        raise ValueError(f"the host twin of epig takes CPU tensors, got {log_probs.device}")
+    if log_probs.dtype == torch.float64:
         return reference.epig(log_probs, target_log_probs, entropies_pt, target_weights)
     entropy, target_entropy, weights, targets = (
         t.to(torch.float32).contiguous() for t in (*entropies_pt, target_weights, target_log_probs))

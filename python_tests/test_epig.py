@@ -39,8 +39,9 @@ def test_a_target_independent_of_the_pool_carries_nothing():
     torch.testing.assert_close(kb.epig(pool, target).cpu(), torch.zeros(5, dtype=torch.float64), rtol=0, atol=1e-12)
 
 
+# T·C crosses the host twin's 32-column blocks at 33 (3 × 11); C = 200 is past every register row.
 @pytest.mark.parametrize("n,t,k,c", [(1, 1, 1, 1), (7, 3, 20, 10), (19, 17, 3, 2), (33, 9, 17, 17), (6, 5, 3, 64),
-                                     (5, 4, 2, 65)])
+                                     (5, 4, 2, 65), (4, 3, 5, 11), (3, 2, 4, 200)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("kernel", ["triton", "host"])
 def test_kernel_matches_the_reference(n, t, k, c, dtype, kernel):

@@ -137,35 +137,72 @@ int64_t class_sums_any(const float* probs, const Lanes*, float* column, int64_t 
 
 using ClassSums = int64_t (*)(const float*, const Lanes*, float*, int64_t, int64_t, float, float);
 
-// H of the joint J[c, d] = mean_k p[k, c]·s[k, d] of one pool point p [K, C] and the
-// pick s, given padded to [K, 16·kVectors] with zero columns (which add -0·log 0 = 0).
-// A tile of kRows rows of J lives in registers over all of K: per k, kVectors loads
-// of s and kRows·kVectors independent vector FMAs (rows past C multiply by 0).
+// terms += -q·log q lane by lane: neg_xlogx's arithmetic (log_unit_interval of
+// max(q, smallest normal)) on a whole vector, so the epilogue runs in vector lanes.
+// (Vector casts of equal size reinterpret the bits.)
+typedef int32_t IntLanes __attribute__((vector_size(64), aligned(4)));
+
+[[gnu::always_inline]] inline void add_neg_xlogx(Lanes q, Lanes& terms) {
+  const Lanes smallest_normal = Lanes{} + 1.17549435e-38f;
+  const Lanes clamped = q > smallest_normal ? q : smallest_normal;
+  const IntLanes offset = (IntLanes)clamped - 0x3f3504f3;  // bits of √½
+  const Lanes m = (Lanes)((offset & 0x007fffff) + 0x3f3504f3);
+  const Lanes s = (m - 1.0f) / (m + 1.0f);
+  const Lanes z = s * s;
+  const Lanes series = 1.0f + z * (1.0f / 3 + z * (1.0f / 5 + z * (1.0f / 7 + z * (1.0f / 9))));
+  terms -= q * (__builtin_convertvector(offset >> 23, Lanes) * 0.693147180559945309f + 2.0f * s * series);
+}
+
+// Σ over rows c0 .. c0+kRows-1 (all < C) of the joint J[c, d] = mean_k p[k, c]·s[k, d]
+// of one pool point p [K, C] and the pick s, given padded to [K, 16·kVectors] with
+// zero columns (which add -0·log 0 = 0), of -J log J. The kRows × kVectors tile lives
+// in registers over all of K: per k, kVectors loads of s and kRows·kVectors
+// independent vector FMAs. The terms add up lane-wise (at most 8 to a lane), then
+// across the lanes, in float; the caller adds tiles in double.
+template <int64_t kVectors, int64_t kRows>
+[[gnu::always_inline]] inline float joint_rows_entropy(const float* p, const float* pick, int64_t samples,
+                                                       int64_t classes, int64_t c0, float inverse) {
+  constexpr int64_t kPadded = kVectors * kLanesPerVector;
+  Lanes tile[kRows][kVectors] = {};
+  for (int64_t k = 0; k < samples; ++k) {
+    const Lanes* s = reinterpret_cast<const Lanes*>(pick + k * kPadded);
+    for (int64_t r = 0; r < kRows; ++r) {
+      const float a = p[k * classes + c0 + r];
+      for (int64_t v = 0; v < kVectors; ++v) tile[r][v] += a * s[v];
+    }
+  }
+  Lanes terms = {};
+  for (int64_t r = 0; r < kRows; ++r)
+    for (int64_t v = 0; v < kVectors; ++v) add_neg_xlogx(tile[r][v] * inverse, terms);
+  return horizontal_sum(terms);
+}
+
+// H of that joint over all C rows: tiles of kRows rows (8 lanes-vectors of
+// accumulators), then the rest in tiles of 4, 2 and 1, so no row past C is computed.
 // always_inline: GCC does not otherwise inline it into the per-instruction-set clones.
 template <int64_t kVectors>
 [[gnu::always_inline]] inline float pair_joint_entropy(const float* p, const float* pick, int64_t samples,
                                                        int64_t classes) {
   constexpr int64_t kRows = kVectors >= 8 ? 1 : 8 / kVectors;
-  constexpr int64_t kPadded = kVectors * kLanesPerVector;
   const float inverse = 1.0f / static_cast<float>(samples);
-  // Each row's terms sum in float, the rows in double: up to 128² terms would
-  // otherwise lose digits that the MI, a small difference of entropies, needs.
   double h = 0.0;
-  for (int64_t c0 = 0; c0 < classes; c0 += kRows) {
-    Lanes tile[kRows][kVectors] = {};
-    for (int64_t k = 0; k < samples; ++k) {
-      const Lanes* s = reinterpret_cast<const Lanes*>(pick + k * kPadded);
-      for (int64_t r = 0; r < kRows; ++r) {
-        const float a = c0 + r < classes ? p[k * classes + c0 + r] : 0.0f;
-        for (int64_t v = 0; v < kVectors; ++v) tile[r][v] += a * s[v];
-      }
+  int64_t c0 = 0;
+  for (; c0 + kRows <= classes; c0 += kRows)
+    h += joint_rows_entropy<kVectors, kRows>(p, pick, samples, classes, c0, inverse);
+  if constexpr (kRows > 4) {
+    if (c0 + 4 <= classes) {
+      h += joint_rows_entropy<kVectors, 4>(p, pick, samples, classes, c0, inverse);
+      c0 += 4;
     }
-    for (int64_t r = 0; r < kRows; ++r) {
-      float row = 0.0f;
-      for (int64_t v = 0; v < kVectors; ++v)
-        for (int64_t l = 0; l < kLanesPerVector; ++l) row += neg_xlogx(tile[r][v][l] * inverse);
-      h += row;
+  }
+  if constexpr (kRows > 2) {
+    if (c0 + 2 <= classes) {
+      h += joint_rows_entropy<kVectors, 2>(p, pick, samples, classes, c0, inverse);
+      c0 += 2;
     }
+  }
+  if constexpr (kRows > 1) {
+    if (c0 < classes) h += joint_rows_entropy<kVectors, 1>(p, pick, samples, classes, c0, inverse);
   }
   return static_cast<float>(h);
 }
@@ -204,6 +241,9 @@ void for_each_point_probs(const LogProbs<T>& log_probs, int64_t points, int64_t 
   }
 }
 
+constexpr int64_t kEpigBlockColumns = 2 * kLanesPerVector;
+constexpr int64_t kEpigPoints = 4;
+
 // Class paddings of 16, 32, 64 and 128 lanes cover C <= 128 (the bindings refuse more).
 int64_t padded_classes(int64_t classes) { return classes <= 16 ? 16 : classes <= 32 ? 32 : classes <= 64 ? 64 : 128; }
 
@@ -225,6 +265,58 @@ std::vector<float> padded_probs(Read read, int64_t rows, int64_t samples, int64_
   return probs;
 }
 
+// Σ_j w_j Σ_c -J[c, j] log J[c, j] for one pool point p [K, C] against packed target
+// columns s [K, padded] with weights w [padded], J[c, j] = mean_k p[k, c]·s[k, j].
+// Column blocks of kEpigBlockColumns (two vectors) in the outer loop keep a block's
+// K rows in L1 while tiles of 4, 2 and 1 rows of J, held in registers over all of
+// K, take every row once: per k, two vector loads and up to 4 broadcasts feed 8 FMAs.
+template <int64_t kRows>
+[[gnu::always_inline]] inline double weighted_joint_rows(const float* p, const float* block, const Lanes* w,
+                                                         int64_t padded, int64_t samples, int64_t classes,
+                                                         int64_t c0, float inverse) {
+  Lanes tile[kRows][2] = {};
+  for (int64_t k = 0; k < samples; ++k) {
+    const Lanes* s = reinterpret_cast<const Lanes*>(block + k * padded);
+    const Lanes s0 = s[0], s1 = s[1];
+    for (int64_t r = 0; r < kRows; ++r) {
+      const float a = p[k * classes + c0 + r];
+      tile[r][0] += a * s0;
+      tile[r][1] += a * s1;
+    }
+  }
+  Lanes terms0 = {}, terms1 = {};
+  for (int64_t r = 0; r < kRows; ++r) {
+    add_neg_xlogx(tile[r][0] * inverse, terms0);
+    add_neg_xlogx(tile[r][1] * inverse, terms1);
+  }
+  return static_cast<double>(horizontal_sum(terms0 * w[0] + terms1 * w[1]));
+}
+
+// The same sum for `group` <= kEpigPoints pool points, probabilities [group, K, C],
+// into h: a column block, once in L1, serves every point of the group before the
+// next block is read, so a target matrix larger than the caches streams once per
+// group rather than once per point.
+KBALD_CPU_CLONES void weighted_joint_entropies(const float* probs, int64_t group, const float* packed,
+                                               const float* weights, int64_t padded, int64_t samples,
+                                               int64_t classes, double* h) {
+  const float inverse = 1.0f / static_cast<float>(samples);
+  for (int64_t j = 0; j < padded; j += kEpigBlockColumns) {
+    const float* block = packed + j;
+    const Lanes* w = reinterpret_cast<const Lanes*>(weights + j);
+    for (int64_t q = 0; q < group; ++q) {
+      const float* p = probs + q * samples * classes;
+      int64_t c0 = 0;
+      for (; c0 + 4 <= classes; c0 += 4)
+        h[q] += weighted_joint_rows<4>(p, block, w, padded, samples, classes, c0, inverse);
+      if (c0 + 2 <= classes) {
+        h[q] += weighted_joint_rows<2>(p, block, w, padded, samples, classes, c0, inverse);
+        c0 += 2;
+      }
+      if (c0 < classes) h[q] += weighted_joint_rows<1>(p, block, w, padded, samples, classes, c0, inverse);
+    }
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -244,19 +336,38 @@ template <typename T>
 void epig(const LogProbs<T>& log_probs, const float* entropy, const float* target_log_probs,
           const float* target_entropy, const float* weights, int64_t targets, float* out, int64_t points,
           int64_t samples, int64_t classes) {
-  const int64_t padded = padded_classes(classes);
-  const std::vector<float> target_probs = padded_probs(
-      [&](int64_t t, int64_t k, int64_t c) { return target_log_probs[(t * samples + k) * classes + c]; }, targets,
-      samples, classes, padded);
-  const PairJointEntropy joint_entropy = pair_joint_entropy_for(padded);
-  for_each_point_probs(log_probs, points, samples, classes, [&](int64_t n, const float* p) {
-    double total = 0.0;  // a fixed order over targets: the same result on every run
-    for (int64_t t = 0; t < targets; ++t) {
-      const float joint = joint_entropy(p, target_probs.data() + t * samples * padded, samples, classes);
-      total += static_cast<double>(weights[t]) * (entropy[n] + target_entropy[t] - joint);
+  // Every target at once: their probabilities packed as one matrix [K, T·C] (column
+  // t·C + d, zero columns up to whole blocks), so vector lanes hold real columns
+  // whatever C is, and each column carries its target's weight, so
+  // Σ_t v_t·H[Y_n, Y_t] = Σ_j w_j Σ_c -J[c, j] log J[c, j] needs no per-target sums.
+  const int64_t columns = targets * classes;
+  const int64_t padded = (columns + kEpigBlockColumns - 1) / kEpigBlockColumns * kEpigBlockColumns;
+  std::vector<float> packed(samples * padded, 0.0f);
+  std::vector<float> column_weights(padded, 0.0f);
+  double target_term = 0.0;  // Σ_t v_t·H[Y_t]
+  for (int64_t t = 0; t < targets; ++t) {
+    target_term += static_cast<double>(weights[t]) * target_entropy[t];
+    for (int64_t d = 0; d < classes; ++d) column_weights[t * classes + d] = weights[t];
+    for (int64_t k = 0; k < samples; ++k)
+      for (int64_t d = 0; d < classes; ++d)
+        packed[k * padded + t * classes + d] = exp_log_probability(target_log_probs[(t * samples + k) * classes + d]);
+  }
+  const int64_t count = samples * classes;
+#pragma omp parallel
+  {
+    std::vector<float> values(count), probs(kEpigPoints * count);
+#pragma omp for schedule(static)
+    for (int64_t n0 = 0; n0 < points; n0 += kEpigPoints) {
+      const int64_t group = std::min(kEpigPoints, points - n0);
+      for (int64_t q = 0; q < group; ++q)
+        exp_keeping_nan(point_log_probs(log_probs, n0 + q, samples, classes, values.data()), probs.data() + q * count,
+                        count);
+      double joint[kEpigPoints] = {};
+      weighted_joint_entropies(probs.data(), group, packed.data(), column_weights.data(), padded, samples, classes,
+                               joint);
+      for (int64_t q = 0; q < group; ++q) out[n0 + q] = static_cast<float>(entropy[n0 + q] + target_term - joint[q]);
     }
-    out[n] = static_cast<float>(total);
-  });
+  }
 }
 
 template <typename T>

@@ -94,8 +94,8 @@ void epig(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k
           std::uintptr_t entropy, std::uintptr_t target_log_probs, std::uintptr_t target_entropy,
           std::uintptr_t weights, int64_t targets, std::uintptr_t out, int64_t points, int64_t samples,
           int64_t classes) {
-  if (points < 0 || targets < 1 || samples < 1 || classes < 1 || classes > 128)
-    throw std::invalid_argument("epig: need points >= 0, targets, samples >= 1 and 1 <= classes <= 128");
+  if (points < 0 || targets < 1 || samples < 1 || classes < 1)
+    throw std::invalid_argument("epig: need points >= 0 and targets, samples, classes >= 1");
   with_log_probs("epig", log_probs, type, stride_n, stride_k, stride_c, [&](const auto& x) {
     kbald::host::epig(x, reinterpret_cast<const float*>(entropy), reinterpret_cast<const float*>(target_log_probs),
                       reinterpret_cast<const float*>(target_entropy), reinterpret_cast<const float*>(weights),
