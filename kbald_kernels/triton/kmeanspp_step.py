@@ -99,12 +99,14 @@ def _step_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
     rows = pid.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < n_points
     d = tl.load(min_ptr + rows, mask=row_mask, other=0.0).to(ACC)
-    # Chosen and excluded rows are never drawn again: their embeddings are not read
-    # (a candidate subset costs its own rows) and their distances stay as they were.
     unselected = row_mask & (tl.load(selected_ptr + rows, mask=row_mask, other=1) == 0)
     if HAS_NEWEST:
+        # Chosen and excluded rows are never drawn again: they read the newest
+        # center's row instead of their own (a cache hit, not memory traffic), so a
+        # candidate subset costs its own rows, and their distances stay as they were.
         center = tl.load(newest_ptr)
-        dist = _squared_distance(x_ptr, stride_x, r_ptr, stride_r, rows, unselected, x_ptr + center * stride_x,
+        read_rows = tl.where(unselected, rows, center)
+        dist = _squared_distance(x_ptr, stride_x, r_ptr, stride_r, read_rows, row_mask, x_ptr + center * stride_x,
                                  r_ptr + center * stride_r, width, width_r, FACTORED, ACC, BLOCK_N, BLOCK_F)
         d = tl.where(unselected, tl.minimum(d, dist), d)
         tl.store(min_ptr + rows, d, mask=unselected)
