@@ -61,22 +61,17 @@ def gumbel_noise(seed, step, index):
 
 
 def _row_chunks(n, step, active):
-    """(rows, gathered) over chunks of ``step`` rows: ``rows`` a slice, and ``gathered``
-    None to compute the whole chunk or the chunk's ``active`` row offsets to gather
-    (when they are under half of it). Chunks without an active row are skipped."""
+    """Pool rows in chunks of at most ``step``: slices over the whole pool, or, when
+    an ``active`` mask [n] holds under half of it, index tensors over its rows alone
+    (each chunk then gathered: a bounded copy, and no other row is read)."""
+    if active is not None:
+        rows = active.nonzero().view(-1)
+        if 2 * rows.numel() < n:
+            for start in range(0, rows.numel(), step):
+                yield rows[start : start + step]
+            return
     for start in range(0, n, step):
-        rows = slice(start, min(start + step, n))
-        if active is None:
-            yield rows, None
-            continue
-        flags = active[rows]
-        count = int(flags.sum())
-        if count:
-            yield rows, None if 2 * count >= rows.stop - start else flags.nonzero().view(-1)
-
-
-def _pool_rows(rows, gathered):
-    return rows if gathered is None else gathered + rows.start
+        yield slice(start, min(start + step, n))
 
 
 class DenseEmbeddings:
@@ -104,13 +99,12 @@ class DenseEmbeddings:
         out = torch.full((len(self),), math.inf, dtype=self.dtype, device=self.device)
         itemsize = torch.finfo(self.dtype).bits // 8
         step = cache_chunk_size(2 * itemsize * self.x.shape[1], len(self))
-        for rows, gathered in _row_chunks(len(self), step, active):
-            x = self.x[rows] if gathered is None else self.x[rows].index_select(0, gathered)
-            x = x.to(self.dtype)
-            d = out[_pool_rows(rows, gathered)]
+        for rows in _row_chunks(len(self), step, active):
+            x = self.x[rows].to(self.dtype)
+            d = out[rows]
             for j in range(c.shape[0]):
                 torch.minimum(d, (x - c[j]).square_().sum(-1), out=d)
-            out[_pool_rows(rows, gathered)] = d
+            out[rows] = d
         if active is not None:
             out.masked_fill_(~active, math.inf)
         return out
@@ -125,7 +119,7 @@ class DenseEmbeddings:
         itemsize = torch.finfo(self.dtype).bits // 8
         step = cache_chunk_size(2 * itemsize * self.x.shape[1], len(self))
         out = torch.empty(len(self), dtype=self.dtype, device=self.device)
-        for rows, _ in _row_chunks(len(self), step, None):
+        for rows in _row_chunks(len(self), step, None):
             out[rows] = fn(self.x[rows].to(self.dtype))
         return out
 
@@ -161,11 +155,8 @@ class FactoredEmbeddings:
         chunks in the compute dtype; with ``active``, mostly its rows alone."""
         itemsize = torch.finfo(self.dtype).bits // 8
         step = cache_chunk_size(2 * itemsize * (self.features.shape[1] + self.residuals.shape[1]), len(self))
-        for rows, gathered in _row_chunks(len(self), step, active):
-            h, r = self.features[rows], self.residuals[rows]
-            if gathered is not None:
-                h, r = h.index_select(0, gathered), r.index_select(0, gathered)
-            yield _pool_rows(rows, gathered), h.to(self.dtype), r.to(self.dtype)
+        for rows in _row_chunks(len(self), step, active):
+            yield rows, self.features[rows].to(self.dtype), self.residuals[rows].to(self.dtype)
 
     def squared_distances(self, centers, active=None):
         """As :meth:`DenseEmbeddings.squared_distances`, by the factored identity."""
