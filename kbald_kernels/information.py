@@ -115,15 +115,15 @@ def epig(log_probs, target_log_probs, *, target_weights=None, backend=None):
 def validated_epig(t, target_log_probs, target_weights, backend, strict=True, rows=None):
     """:func:`epig` of log-probabilities ``t`` whose form is checked; ``rows`` as in
     :func:`validated_entropies`."""
-    targets, weights = _epig_targets(t, target_log_probs, target_weights)
+    targets, weights = epig_targets(t, target_log_probs, target_weights)
     entropy_pool = validated_entropies(t, backend, strict=False, rows=rows)[0]
     entropy_targets = validated_entropies(targets, backend, strict=False, name="target_log_probs")[0]
     fn = implementation("epig", backend, t.device, strict)
     return fn(t, targets, (entropy_pool, entropy_targets), weights)
 
 
-def _epig_targets(t, target_log_probs, target_weights):
-    """The targets as a tensor like the pool's, and their weights normalised to sum 1."""
+def epig_targets(t, target_log_probs, target_weights):
+    """The targets checked against the pool ``t`` and their weights (float64) normalised to sum 1."""
     targets, _ = check_log_probs_form(target_log_probs, "target_log_probs", like=("log_probs", t))
     if targets.shape[1:] != t.shape[1:]:
         raise ValueError(f"target_log_probs must share K and C with log_probs (the same posterior samples and "

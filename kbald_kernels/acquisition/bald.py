@@ -69,22 +69,30 @@ def stochastic_order(scores, size, method, temperature, seed, pool_indices=None)
     score^(1/T) ("power"; scores below 0 count as 0), exp(score/T) ("softmax") or
     rank^(-1/T) ("softrank"): Gumbel-top-k keyed by (seed, step 0, pool index), the
     pool index of each score being ``pool_indices`` (default: its position)."""
+    keys = stochastic_keys(scores, method, temperature, seed, pool_indices)
+    return torch.sort(keys, descending=True, stable=True).indices[:size]
+
+
+def stochastic_keys(scores, method, temperature, seed, pool_indices=None, ranks=None):
+    """The Gumbel-top-k keys of :func:`stochastic_order`, float64; zero-weight points
+    (score <= 0 under "power") get -inf, so they come last, in index order.
+    ``ranks``: for "softrank", each score's rank in the whole pool when ``scores``
+    is part of it (default: ranks among ``scores``)."""
     s = scores.to(torch.float64)
     if method == "power":
         log_weight = torch.log(s.clamp_min(0)) / temperature
     elif method == "softmax":
         log_weight = s / temperature
     else:
-        ranks = torch.empty_like(s)
-        ranks[torch.sort(s, descending=True, stable=True).indices] = torch.arange(
-            1, s.shape[0] + 1, dtype=s.dtype, device=s.device)
-        log_weight = -torch.log(ranks) / temperature
+        if ranks is None:
+            ranks = torch.empty_like(s)
+            ranks[torch.sort(s, descending=True, stable=True).indices] = torch.arange(
+                1, s.shape[0] + 1, dtype=s.dtype, device=s.device)
+        log_weight = -torch.log(ranks.to(s.dtype)) / temperature
     if pool_indices is None:
         pool_indices = torch.arange(s.shape[0], device=s.device)
     keys = log_weight + gumbel_noise(seed, 0, pool_indices)
-    # Zero-weight points (score 0 under "power") come last, in index order.
-    keys = torch.where(torch.isneginf(log_weight), -math.inf, keys)
-    return torch.sort(keys, descending=True, stable=True).indices[:size]
+    return torch.where(torch.isneginf(log_weight), -math.inf, keys)
 
 
 class _KBALDIncrements:
