@@ -48,6 +48,12 @@ def _cases(dtype, backend):
          lambda lp: kbd.select_epig(lp, targets, 5, method="softmax", generator=2, backend=backend)),
         ("2-bald", lambda lp: kb.select_kbald(lp, 7, backend=backend),
          lambda lp: kbd.select_kbald(lp, 7, backend=backend)),
+        ("conservative", lambda lp: kb.select_conservative_bald(lp, threshold=0.05, backend=backend),
+         lambda lp: kbd.select_conservative_bald(lp, threshold=0.05, backend=backend)),
+        ("conservative budget", lambda lp: kb.select_conservative_bald(
+            lp, 8, threshold=0.3, total_correlation_budget=1.2, backend=backend),
+         lambda lp: kbd.select_conservative_bald(lp, 8, threshold=0.3, total_correlation_budget=1.2,
+                                                 backend=backend)),
         ("batchbald exact", lambda lp: kb.select_batchbald(lp, 4, backend=backend),
          lambda lp: kbd.select_batchbald(lp, 4, generator=1, backend=backend)),
         ("batchbald sampled", lambda lp: kb.select_batchbald(lp, 6, num_samples=30, generator=8, backend=backend),

@@ -28,8 +28,8 @@ from ..validation import (check_batch_size, check_embeddings, check_log_probs_fo
                           seed_from, to_output, torch_generator)
 from .shards import Shard, ShardError
 
-__all__ = ["ShardError", "epig", "kmeanspp", "select_badge", "select_bald", "select_batchbald", "select_coreset",
-           "select_epig", "select_kbald", "select_stochastic_bald"]
+__all__ = ["ShardError", "epig", "kmeanspp", "select_badge", "select_bald", "select_batchbald",
+           "select_conservative_bald", "select_coreset", "select_epig", "select_kbald", "select_stochastic_bald"]
 
 
 def _log_probs_shard(log_probs, group):
@@ -178,6 +178,45 @@ def select_kbald(log_probs, batch_size, *, order=2, group=None, backend=None):
             pick = row[:-1].view(t.shape[1:]).to(t.dtype)
             increment -= _mutual_information_with_row(t, entropy, pick, row[-1:].to(entropy.dtype), backend)
     scores = torch.tensor(values, dtype=torch.float64, device=t.device).to(increment.dtype).cumsum(0)
+    return Selection(to_output(_global(picks, t.device), np_in), to_output(scores, np_in))
+
+
+def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_correlation_budget=None, group=None,
+                             backend=None):
+    """The conservative batch over the sharded pool, as
+    :func:`kbald_kernels.select_conservative_bald`. Communication per pick: one
+    all-gather of 32 bytes a rank and one broadcast of 8·(K·C + 3) bytes."""
+    if not (isinstance(threshold, (int, float)) and threshold >= 0):
+        raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
+    if total_correlation_budget is not None and not (
+            isinstance(total_correlation_budget, (int, float)) and total_correlation_budget >= 0):
+        raise ValueError(f"total_correlation_budget must be a number >= 0, got {total_correlation_budget!r}")
+    shard, t, np_in = _log_probs_shard(log_probs, group)
+    size = shard.total if batch_size is None else check_batch_size(batch_size, shard.total)
+    entropy, conditional = _entropies(shard, t, backend)
+    bald = entropy - conditional
+    excluded = torch.zeros(shard.size, dtype=torch.bool, device=t.device)
+    total_mi = torch.zeros_like(bald)  # Σ_{s∈S} I[Y_n; Y_s]
+    message = _row_message(t, [entropy, bald, total_mi, excluded])
+    correlation = torch.zeros(1, dtype=torch.float64, device=t.device)
+    picks, values = [], []
+    for _ in range(size):
+        index, _ = shard.best([torch.where(excluded, -math.inf, bald)])
+        row = shard.broadcast_row(index, message, t[0].numel() + 4)
+        pick_bald, mi_at_pick = row[-3:-2].to(bald.dtype), row[-2:-1].to(bald.dtype)
+        with_pick = correlation + mi_at_pick.to(torch.float64)
+        if float(row[-1]) > 0 or total_correlation_budget is not None and float(with_pick) > total_correlation_budget:
+            break  # every point is excluded, or the budget is spent: the batch is complete
+        correlation = with_pick
+        picks.append(index)
+        values.append(pick_bald - mi_at_pick)
+        if shard.owner(index) == shard.rank:
+            excluded[index - shard.offset] = True
+        mi = _mutual_information_with_row(t, entropy, row[:-4].view(t.shape[1:]).to(t.dtype),
+                                          row[-4:-3].to(entropy.dtype), backend)
+        total_mi += mi
+        excluded |= mi > threshold
+    scores = torch.cat(values).cumsum(0) if values else bald.new_zeros(0)
     return Selection(to_output(_global(picks, t.device), np_in), to_output(scores, np_in))
 
 
