@@ -30,7 +30,7 @@ from .acquisition.uncertainty import PROXY_SCORES, UNCERTAINTY_SCORES, candidate
 from .backends import choose_backend
 from .conversion import as_log_probs
 from .example import example_pool
-from .prediction_files import embeddings_from, load_arrays, pick
+from .prediction_files import embeddings_from, load_arrays, load_shard, pick
 
 METHODS = ("bald", "kbald2", "kbald3", "batchbald", "badge", "coreset", "power", "uncertainty", "epig")
 
@@ -133,7 +133,63 @@ def _log_probs_from(arrays, file, args):
     return as_log_probs(data.to(args.device), layout=args.layout, kind="probs" if args.probs else "log_probs")
 
 
+def run_select_distributed(args):
+    """``kbald select --distributed`` under torchrun: each rank reads its slice of
+    FILE, the ranks select together (kbald_kernels.distributed), rank 0 reports."""
+    import os
+
+    import torch.distributed as dist
+
+    from . import distributed as kbd
+
+    methods = {
+        "bald": lambda d, a: kbd.select_bald(d, a.batch_size),
+        "kbald2": lambda d, a: kbd.select_kbald(d, a.batch_size, order=2),
+        "batchbald": lambda d, a: kbd.select_batchbald(d, a.batch_size, num_samples=a.num_samples,
+                                                       generator=a.seed),
+        "power": lambda d, a: kbd.select_stochastic_bald(d, a.batch_size, temperature=a.temperature,
+                                                         generator=a.seed),
+        "epig": lambda d, a: kbd.select_epig(d, a.target_log_probs, a.batch_size),
+        "badge": lambda d, a: kbd.select_badge(d, a.batch_size, generator=a.seed),
+        "coreset": lambda d, a: kbd.select_coreset(d, a.batch_size, generator=a.seed),
+    }
+    if args.method not in methods:
+        raise ValueError(f"--distributed takes --method {', '.join(methods)}, got {args.method}")
+    if args.candidates or args.prefilter:
+        raise ValueError("--distributed does not take --candidates or --prefilter")
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        raise ValueError("--distributed runs under torchrun (it sets RANK and WORLD_SIZE), e.g. "
+                         "torchrun --nproc-per-node 2 -m kbald_kernels select --distributed ...")
+    if args.device.startswith("cuda"):
+        args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(args.device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
+    try:
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if args.method == "epig":
+            if not args.targets:
+                raise ValueError("--method epig needs --targets FILE: predictions [T, K, C] for the target inputs")
+            args.target_log_probs = _log_probs_from(load_arrays(args.targets), args.targets, args)
+        arrays = load_shard(args.file, rank, world)
+        if args.method in ("badge", "coreset"):
+            data = embeddings_from(arrays, args.file, args.key)
+            data = tuple(d.to(args.device) for d in data) if isinstance(data, tuple) else data.to(args.device)
+        else:
+            data = _log_probs_from(arrays, args.file, args)
+        start = time.perf_counter()
+        selection = methods[args.method](data, args)
+        elapsed = time.perf_counter() - start
+        if rank == 0:
+            _report(args, selection, elapsed, f" over {world} processes")
+    finally:
+        dist.destroy_process_group()
+    return 0
+
+
 def run_select(args):
+    if args.distributed:
+        return run_select_distributed(args)
     if args.method == "epig":
         if not args.targets:
             raise ValueError("--method epig needs --targets FILE: predictions [T, K, C] for the target inputs")
@@ -148,6 +204,11 @@ def run_select(args):
     candidates = _candidates(args, data, arrays)
     selection = _select(args.method, data, candidates, args)
     elapsed = time.perf_counter() - start
+    _report(args, selection, elapsed, "" if candidates is None else f" (among {len(candidates)} candidates)")
+    return 0
+
+
+def _report(args, selection, elapsed, where):
     indices = selection.indices.tolist()
     scores = [float(s) for s in selection.scores]
     if args.output:
@@ -159,8 +220,7 @@ def run_select(args):
         else:
             out.write_text("rank,index,score\n" + "".join(f"{r},{i},{s!r}\n"
                                                            for r, (i, s) in enumerate(zip(indices, scores))))
-    among = "" if candidates is None else f" (among {len(candidates)} candidates)"
-    print(f"{args.method}: {len(indices)} of {args.file}{among} in {elapsed * 1e3:.1f} ms"
+    print(f"{args.method}: {len(indices)} of {args.file}{where} in {elapsed * 1e3:.1f} ms"
           + (f", written to {args.output}" if args.output else ""))
     print(f"{'rank':>4}  {'index':>8}  score")
     for r, (i, s) in enumerate(zip(indices, scores)):
@@ -168,7 +228,6 @@ def run_select(args):
             print(f"  … {len(indices) - 10} more")
             break
         print(f"{r:>4}  {i:>8}  {s:.6g}")
-    return 0
 
 
 def run_demo_command(args):
@@ -244,6 +303,9 @@ def build_parser():
                                           "posterior samples, in the format of FILE")
     select.add_argument("--score", choices=UNCERTAINTY_SCORES, default="entropy",
                         help="for uncertainty: what ranks the points (margin: smallest first)")
+    select.add_argument("--distributed", action="store_true",
+                        help="under torchrun: each process reads its slice of FILE (an .npy is memory-mapped) and "
+                             "the processes select together (gloo on CPU, NCCL with --device cuda)")
     restrict = select.add_mutually_exclusive_group()
     restrict.add_argument("--candidates", help="pick only among these pool points: a file of pool indices or a "
                                                "boolean mask [N], in the formats of FILE")

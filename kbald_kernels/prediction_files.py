@@ -40,6 +40,31 @@ def load_arrays(path):
     raise ValueError(f"{path}: expected a tensor or a dict of tensors, got {type(obj).__name__}")
 
 
+def shard_rows(total, rank, world):
+    """This rank's contiguous slice of ``total`` rows split over ``world`` ranks in
+    order, the first ``total % world`` ranks one row longer."""
+    base, extra = divmod(total, world)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
+def load_shard(path, rank, world):
+    """{name: this rank's rows} of a file (:func:`shard_rows` of its first axis): a
+    ``.npy`` is memory-mapped, so only those rows are read; other formats are read
+    whole, then sliced."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy" and path.is_file():
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except Exception as exc:
+            raise ValueError(f"{path}: cannot read it as .npy ({type(exc).__name__}: {exc})") from None
+        if array.ndim == 0:
+            raise ValueError(f"{path}: a scalar, not an array of pool points")
+        return {"array": torch.from_numpy(np.ascontiguousarray(array[shard_rows(len(array), rank, world)]))}
+    arrays = load_arrays(path)
+    return {name: a[shard_rows(a.shape[0], rank, world)] for name, a in arrays.items()}
+
+
 def pick(arrays, path, key=None):
     """The one array of a file, or the one named ``key``."""
     if key is not None:

@@ -146,6 +146,30 @@ def test_select_on_candidates_picks_what_the_library_picks(files, tmp_path, meth
     assert json.loads(out.read_text())["indices"] == expected.indices.tolist()
 
 
+@pytest.mark.parametrize("method,name", [("kbald2", "log_probs.npy"), ("batchbald", "log_probs.npy"),
+                                         ("badge", "factors.npz"), ("epig", "log_probs.npy")])
+def test_select_under_torchrun_picks_what_one_process_picks(files, tmp_path, method, name):
+    import json
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["select", "--method", method, "--batch-size", "4", str(files / name), "--seed", "2"]
+    if method == "epig":
+        argv += ["--targets", str(files / "targets.npy")]
+    alone, together = tmp_path / "alone.json", tmp_path / "together.json"
+    assert run(*argv, "-o", str(alone)).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "3",
+                             "--master-addr", "127.0.0.1", "--master-port", str(port), "-m", "kbald_kernels",
+                             *argv, "--distributed", "-o", str(together)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "over 3 processes" in result.stdout
+    assert json.loads(together.read_text())["indices"] == json.loads(alone.read_text())["indices"]
+
+
 @pytest.mark.parametrize("name,args,message", [
     ("missing.npy", [], "missing.npy: no such file"),
     ("rank2.npy", [], "predictions must have shape [N, K, C], got (4, 3)"),
@@ -157,6 +181,7 @@ def test_select_on_candidates_picks_what_the_library_picks(files, tmp_path, meth
     ("log_probs.npy", ["--method", "epig"], "--method epig needs --targets FILE"),
     ("log_probs.npy", ["--prefilter", "margin:41"], "size must be between 1 and"),
     ("embeddings.npy", ["--method", "badge", "--prefilter", "margin:9"], "needs an array named 'logits'"),
+    ("log_probs.npy", ["--distributed"], "--distributed runs under torchrun"),
 ])
 def test_select_reports_bad_input_in_one_line(files, name, args, message):
     argv = ["select", "--method", "bald", str(files / name)]
