@@ -155,7 +155,7 @@ def _mutual_information_with_row(t, entropy, row, row_entropy, backend):
 def select_kbald(log_probs, batch_size, *, order=2, group=None, backend=None):
     """Greedy 2-BALD (``order=2``; ``order=1`` is top-k BALD) over the sharded pool, as
     :func:`kbald_kernels.select_kbald`. Communication per pick: one all-gather of
-    32 bytes a rank and one broadcast of 8·(K·C + 1) bytes."""
+    24 bytes a rank and one broadcast of 8·(K·C + 1) bytes."""
     if order == 1:
         return select_bald(log_probs, batch_size, group=group, backend=backend)
     if order != 2:
@@ -185,7 +185,7 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
                              backend=None):
     """The conservative batch over the sharded pool, as
     :func:`kbald_kernels.select_conservative_bald`. Communication per pick: one
-    all-gather of 32 bytes a rank and one broadcast of 8·(K·C + 3) bytes."""
+    all-gather of 24 bytes a rank and one broadcast of 8·(K·C + 4) bytes."""
     if not (isinstance(threshold, (int, float)) and threshold >= 0):
         raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
     if total_correlation_budget is not None and not (
@@ -225,7 +225,7 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
     (exact and sampled configurations): every rank extends the configurations
     identically from the broadcast row, the sampling seeded alike (an int seed gives
     the single-process picks; None draws one seed on rank 0). Communication per
-    pick: one all-gather of 32 bytes a rank and one broadcast of 8·(K·C + 1) bytes."""
+    pick: one all-gather of 24 bytes a rank and one broadcast of 8·(K·C + 1) bytes."""
     shard, t, np_in = _log_probs_shard(log_probs, group)
     size = check_batch_size(batch_size, shard.total)
     num_samples = check_positive_int(num_samples, "num_samples")
@@ -307,10 +307,9 @@ def _ordered(embeddings, k, mode, *, generator, first, labeled, group, name):
             else:
                 key = torch.where(tier == 2, torch.log(torch.where(tier == 2, d, 1.0)) + noise, noise)
             keys = [tier.to(torch.float64), key]
-        index, _ = shard.best(keys)
-        score = shard.broadcast_row(index, lambda i: distances[i : i + 1], 1)
+        index, score = shard.best(keys, payload=distances)
         picks.append(index)
-        scores.append(float(score))
+        scores.append(score)
         if step < size - 1:
             add_center(index)
     indices = _global(picks, device)
@@ -321,8 +320,8 @@ def _ordered(embeddings, k, mode, *, generator, first, labeled, group, name):
 def kmeanspp(embeddings, k, *, generator=None, first="random", labeled=None, group=None):
     """k-means++ seeding over the sharded embeddings (dense [N, D] or BADGE factors),
     as :func:`kbald_kernels.kmeanspp`; ``k=None`` orders the whole pool; ``labeled``:
-    global pool indices. Communication per pick: one all-gather of 40 bytes a rank
-    and two broadcasts (the pick's embedding row, 8·D bytes, and its distance)."""
+    global pool indices. Communication per pick: one all-gather of 32 bytes a rank
+    and one broadcast of the pick's embedding row (8·D bytes; 8·(H + C) factored)."""
     return _ordered(embeddings, k, "sample", generator=generator, first=first, labeled=labeled, group=group,
                     name="k")
 
