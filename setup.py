@@ -149,7 +149,8 @@ def cuda_extension():
 
 host = Pybind11Extension(
     "kbald_kernels._host",
-    ["csrc/host/module.cpp", "csrc/host/joint_entropy_cpu.cpp", "csrc/host/information_cpu.cpp"],
+    ["csrc/host/module.cpp", "csrc/host/joint_entropy_cpu.cpp", "csrc/host/information_cpu.cpp",
+     "csrc/host/kmeanspp_cpu.cpp"],
     include_dirs=[str(INCLUDE), "csrc/host"],
     depends=HEADERS,
     # No FP-exception semantics are relied on; without this GCC will not if-convert

@@ -1,7 +1,7 @@
 """Every benchmark report in one run: ``python -m bench [--device cuda] [--quick]``.
 
 Runs bench.information, bench.epig, bench.batchbald, bench.kmeanspp and bench.scaling with the
-same options, and bench.distributed (gloo, CPU) with --quick only; each writes its Markdown and JSON report (scaling also a PNG plot)
+same options, and bench.distributed (gloo processes on the CPU); each writes its Markdown and JSON report (scaling also a PNG plot)
 under bench/results/ and prints its table.
 """
 

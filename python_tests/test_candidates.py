@@ -137,7 +137,8 @@ def _as(embeddings, dtype):
 
 
 @pytest.mark.parametrize("factored", [False, True])
-@pytest.mark.parametrize("backend,dtype", [("torch", torch.float64), ("triton", torch.float32)])
+@pytest.mark.parametrize("backend,dtype", [("torch", torch.float64), ("triton", torch.float32),
+                                           ("cuda", torch.float32)])
 def test_coreset_and_badge_on_candidates_pick_as_the_sub_pool(factored, backend, dtype):
     emb = _as(_embeddings(factored), dtype)
     idx = CANDIDATES.to(DEVICE)
@@ -154,7 +155,8 @@ def test_coreset_and_badge_on_candidates_pick_as_the_sub_pool(factored, backend,
     assert badge.indices[0] == largest_norm  # BADGE starts, as CORESET here, at the largest norm
 
 
-@pytest.mark.parametrize("backend,dtype", [("torch", torch.float64), ("triton", torch.float32)])
+@pytest.mark.parametrize("backend,dtype", [("torch", torch.float64), ("triton", torch.float32),
+                                           ("cuda", torch.float32)])
 def test_kmeanspp_on_candidates_reads_and_orders_only_them(backend, dtype):
     emb = _as(_embeddings(True), dtype)
     ordering = kb.KMeansPPOrdering(emb, generator=4, labeled=[2, 5], candidates=CANDIDATES, backend=backend)

@@ -12,6 +12,7 @@
 
 #include "information_cpu.h"
 #include "joint_entropy_cpu.h"
+#include "kmeanspp_cpu.h"
 #include "kbald/entropy_math.h"
 #include "kbald/log_probs.h"
 
@@ -103,6 +104,41 @@ void epig(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k
   });
 }
 
+template <typename T>
+void kmeanspp_steps_typed(std::uintptr_t x, int64_t stride_x, int64_t width, std::uintptr_t residuals,
+                          int64_t stride_r, int64_t width_r, int64_t points, std::uintptr_t min_distances,
+                          std::uintptr_t selected, int64_t newest, uint64_t seed, int64_t first_step, int64_t steps,
+                          bool argmax, std::uintptr_t indices, std::uintptr_t scores) {
+  const kbald::host::Rows<T> features{reinterpret_cast<const T*>(x), stride_x, width};
+  const kbald::host::Rows<T> factors{reinterpret_cast<const T*>(residuals), stride_r, width_r};
+  kbald::host::kmeanspp_steps(features, residuals != 0 ? &factors : nullptr, points,
+                              reinterpret_cast<float*>(min_distances), reinterpret_cast<uint8_t*>(selected), newest,
+                              seed, first_step, steps, argmax, reinterpret_cast<int64_t*>(indices),
+                              reinterpret_cast<float*>(scores));
+}
+
+void kmeanspp_steps(std::uintptr_t x, int type, int64_t stride_x, int64_t width, std::uintptr_t residuals,
+                    int64_t stride_r, int64_t width_r, int64_t points, std::uintptr_t min_distances,
+                    std::uintptr_t selected, int64_t newest, uint64_t seed, int64_t first_step, int64_t steps,
+                    bool argmax, std::uintptr_t indices, std::uintptr_t scores) {
+  if (points < 1 || width < 1 || steps < 0 || newest < -1 || newest >= points || (residuals != 0 && width_r < 1))
+    throw std::invalid_argument("kmeanspp_steps: need points, width >= 1 (width_r >= 1 when factored), "
+                                "steps >= 0 and -1 <= newest < points");
+  const auto run = [&](auto tag) {
+    kmeanspp_steps_typed<decltype(tag)>(x, stride_x, width, residuals, stride_r, width_r, points, min_distances,
+                                        selected, newest, seed, first_step, steps, argmax, indices, scores);
+  };
+  switch (static_cast<kbald::LogProbsType>(type)) {
+    case kbald::LogProbsType::kFloat32: return run(float{});
+    case kbald::LogProbsType::kFloat16: return run(kbald::Half{});
+    case kbald::LogProbsType::kBFloat16: return run(kbald::BFloat16{});
+  }
+  throw std::invalid_argument("kmeanspp_steps: unknown embedding type code " + std::to_string(type) +
+                              " (0 float32, 1 float16, 2 bfloat16)");
+}
+
+double gumbel_noise(uint64_t seed, int64_t step, int64_t index) { return kbald::host::gumbel_noise(seed, step, index); }
+
 void mutual_information_with_pick(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k,
                                   int64_t stride_c, std::uintptr_t entropy, int64_t pick, std::uintptr_t out,
                                   int64_t points, int64_t samples, int64_t classes) {
@@ -174,5 +210,14 @@ PYBIND11_MODULE(_host, m) {
         "Row sums of exp of log-probabilities [points, samples, classes] into float32 [points, samples]; "
         "NaN in a row gives NaN.");
 #undef KBALD_POOL_ARGS
+  m.def("kmeanspp_steps", &kmeanspp_steps, py::arg("x"), py::arg("x_type"), py::arg("stride_x"), py::arg("width"),
+        py::arg("residuals"), py::arg("stride_r"), py::arg("width_r"), py::arg("points"), py::arg("min_distances"),
+        py::arg("selected"), py::arg("newest"), py::arg("seed"), py::arg("first_step"), py::arg("steps"),
+        py::arg("argmax"), py::arg("indices"), py::arg("scores"), py::call_guard<py::gil_scoped_release>(),
+        "k-means++ / k-center steps over dense embeddings x [points, width] or factors (x, residuals 0 for "
+        "none), updating float32 min_distances and uint8 selected in place; picks into int64 indices and "
+        "float32 scores (raw pointers).");
+  m.def("gumbel_noise", &gumbel_noise, py::arg("seed"), py::arg("step"), py::arg("index"),
+        "Standard Gumbel noise of (seed, step, index) from the Philox stream of the k-means++ step.");
   m.def("openmp_threads", &openmp_threads, "Threads OpenMP will use (1 when built without OpenMP).");
 }

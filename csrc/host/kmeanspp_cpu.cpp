@@ -1,0 +1,156 @@
+#include "kmeanspp_cpu.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace kbald::host {
+namespace {
+
+// Philox4x32-10 (Salmon et al. 2011), the first output word of counter
+// (index low, index high, step, 0) under key (seed low, seed high).
+uint32_t philox_first_word(uint64_t index, uint64_t step, uint64_t seed) {
+  uint32_t c0 = static_cast<uint32_t>(index), c1 = static_cast<uint32_t>(index >> 32);
+  uint32_t c2 = static_cast<uint32_t>(step), c3 = 0;
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = uint64_t{0xD2511F53} * c0, p1 = uint64_t{0xCD9E8D57} * c2;
+    const uint32_t next0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
+    const uint32_t next2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
+    c1 = static_cast<uint32_t>(p1);
+    c3 = static_cast<uint32_t>(p0);
+    c0 = next0;
+    c2 = next2;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return c0;
+}
+
+// The best candidate so far: the larger tier, then the larger key, then the smaller index.
+struct Best {
+  int tier = -1;
+  double key = -std::numeric_limits<double>::infinity();
+  int64_t index = -1;
+
+  void offer(int t, double k, int64_t i) {
+    if (t > tier || (t == tier && (k > key || (k == key && i < index)))) {
+      tier = t;
+      key = k;
+      index = i;
+    }
+  }
+};
+
+template <typename T>
+float dot(const Rows<T>& a, int64_t n, const float* b) {
+  float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+  for (int64_t f = 0; f < a.width; ++f) total += a(n, f) * b[f];
+  return total;
+}
+
+template <typename T>
+float squared_distance(const Rows<T>& a, int64_t n, const float* b) {
+  float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+  for (int64_t f = 0; f < a.width; ++f) {
+    const float diff = a(n, f) - b[f];
+    total += diff * diff;
+  }
+  return total;
+}
+
+template <typename T>
+std::vector<float> row(const Rows<T>& a, int64_t n) {
+  std::vector<float> out(a.width);
+  for (int64_t f = 0; f < a.width; ++f) out[f] = a(n, f);
+  return out;
+}
+
+}  // namespace
+
+double gumbel_noise(uint64_t seed, int64_t step, int64_t index) {
+  const uint32_t word = philox_first_word(static_cast<uint64_t>(index), static_cast<uint64_t>(step), seed);
+  const double uniform = (static_cast<double>(word >> 8) + 0.5) * 0x1p-24;
+  return -std::log(-std::log(uniform));
+}
+
+template <typename T>
+void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, float* min_distances,
+                    uint8_t* selected, int64_t newest, uint64_t seed, int64_t first_step, int64_t steps, bool argmax,
+                    int64_t* indices, float* scores) {
+  // Factored: |h|²·|r|² of every point, by the same dot products as the cross
+  // terms, so an exact duplicate of a center is at distance exactly 0.
+  std::vector<float> norm_products;
+  if (residuals != nullptr) {
+    norm_products.resize(points);
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < points; ++n) {
+      const std::vector<float> h = row(x, n), r = row(*residuals, n);
+      norm_products[n] = dot(x, n, h.data()) * dot(*residuals, n, r.data());
+    }
+  }
+  const double infinity = std::numeric_limits<double>::infinity();
+  for (int64_t slot = 0; slot < steps; ++slot) {
+    const int64_t step = first_step + slot;
+    std::vector<float> center, center_residual;
+    float center_norms = 0.0f;
+    if (newest >= 0) {
+      center = row(x, newest);
+      if (residuals != nullptr) {
+        center_residual = row(*residuals, newest);
+        center_norms = norm_products[newest];
+      }
+    }
+    Best best;
+#pragma omp parallel
+    {
+      Best mine;
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < points; ++n) {
+        if (selected[n]) continue;  // never drawn again: not read, and its distance kept
+        float d = min_distances[n];
+        if (newest >= 0) {
+          float distance;
+          if (residuals == nullptr) {
+            distance = squared_distance(x, n, center.data());
+          } else {
+            const float cross = dot(x, n, center.data()) * dot(*residuals, n, center_residual.data());
+            distance = std::max(0.0f, norm_products[n] + center_norms - 2.0f * cross);
+          }
+          d = std::min(d, distance);
+          min_distances[n] = d;
+        }
+        const double dd = d;
+        const int tier = dd == infinity ? 3 : dd > 0 ? 2 : 1;
+        if (tier < mine.tier) continue;  // a higher tier always wins: no noise needed
+        double key;
+        if (argmax && tier != 3) {
+          key = dd;
+        } else {
+          const double noise = gumbel_noise(seed, step, n);
+          key = tier == 2 ? std::log(dd) + noise : noise;
+        }
+        mine.offer(tier, key, n);
+      }
+#pragma omp critical
+      best.offer(mine.tier, mine.key, mine.index);
+    }
+    if (best.index < 0) return;  // nothing left to pick (the caller bounds the steps)
+    indices[slot] = best.index;
+    scores[slot] = min_distances[best.index];
+    selected[best.index] = 1;
+    newest = best.index;
+  }
+}
+
+#define KBALD_INSTANTIATE(T)                                                                                    \
+  template void kmeanspp_steps<T>(const Rows<T>&, const Rows<T>*, int64_t, float*, uint8_t*, int64_t, uint64_t, \
+                                  int64_t, int64_t, bool, int64_t*, float*);
+KBALD_INSTANTIATE(float)
+KBALD_INSTANTIATE(Half)
+KBALD_INSTANTIATE(BFloat16)
+#undef KBALD_INSTANTIATE
+
+}  // namespace kbald::host

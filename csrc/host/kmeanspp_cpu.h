@@ -1,0 +1,39 @@
+// Host C++ twin of the fused k-means++ / k-center step
+// (kbald_kernels/triton/kmeanspp_step.py, kbald_kernels/reference/kmeanspp.py):
+// dense or factored BADGE embeddings read as stored (float32, float16, bfloat16;
+// unit feature stride, any row stride), the running-min update, and the next pick
+// by Gumbel-max over the same Philox4x32-10 stream keyed by (seed, step, index).
+#pragma once
+
+#include <cstdint>
+
+#include "kbald/log_probs.h"
+
+namespace kbald::host {
+
+// Rows of an [N, width] matrix with `stride` elements between rows.
+template <typename T>
+struct Rows {
+  const T* data;
+  int64_t stride, width;
+
+  float operator()(int64_t n, int64_t f) const { return to_float(data[n * stride + f]); }
+};
+
+// `steps` consecutive steps first_step, first_step + 1, …: each applies the newest
+// center (a pool index; -1 for none) to min_distances [N] of the points not
+// `selected`, then picks: tier 3 (no center yet: uniform), else 2 (d > 0: sample
+// ∝ d by log d + Gumbel, or the largest d with `argmax`), else 1 (every d is 0:
+// uniform); ties to the smaller index. Writes each pick and its d at the time into
+// indices/scores, marks it selected, and makes it the newest. `residuals` null:
+// dense embeddings x; else factored (features, residuals), distance
+// |h_i|²|r_i|² + |h_c|²|r_c|² - 2(h_i·h_c)(r_i·r_c) clamped at 0.
+template <typename T>
+void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, float* min_distances,
+                    uint8_t* selected, int64_t newest, uint64_t seed, int64_t first_step, int64_t steps, bool argmax,
+                    int64_t* indices, float* scores);
+
+// The standard Gumbel noise of (seed, step, index), as kbald_kernels.reference.gumbel_noise.
+double gumbel_noise(uint64_t seed, int64_t step, int64_t index);
+
+}  // namespace kbald::host

@@ -1,0 +1,62 @@
+"""The host C++ twin of the k-means++ / k-center step against the reference: the
+same Philox stream, and the same picks for the same seed on odd shapes,
+dense and factored embeddings stored as float32, float16 or bfloat16."""
+
+import pytest
+import torch
+
+import kbald_kernels as kb
+from kbald_kernels import native, reference
+
+
+def test_gumbel_noise_is_the_reference_stream():
+    """The same Philox words (another word moves the value by 2^-24 or more); the two
+    logarithms, glibc's and torch's, may differ in the last bit."""
+    module = native.host_module()
+    index = torch.tensor([0, 1, 7, 2**31 - 1, 2**31, 2**32 + 5, 2**40 + 3])
+    for seed, step in ((0, 0), (2**63 + 77, 5), (123456789, 2**31 + 9)):
+        expected = reference.gumbel_noise(seed, step, index)
+        got = torch.tensor([module.gumbel_noise(seed, step, int(i)) for i in index], dtype=torch.float64)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-15, msg=str((seed, step)))
+
+
+def _embeddings(n, widths, dtype, seed):
+    gen = torch.Generator().manual_seed(seed)
+    parts = [torch.randn(n, w, generator=gen, dtype=torch.float64).to(dtype) for w in widths]
+    for part in parts:
+        part[3] = part[n - 1]  # an exact duplicate: distance 0 to its twin
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+@pytest.mark.parametrize("widths", [(1,), (37,), (130,), (13, 4), (1, 1), (70, 10)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("mode", ["sample", "argmax"])
+def test_picks_are_the_reference_picks(widths, dtype, mode):
+    emb = _embeddings(101, widths, dtype, seed=len(widths) * 100 + widths[0])
+    kwargs = dict(generator=9, labeled=[4, 50])
+    select = kb.kmeanspp if mode == "sample" else kb.select_coreset
+    expected = select(emb, 40, backend="torch", **kwargs)
+    got = select(emb, 40, backend="cuda", **kwargs)
+    assert torch.equal(got.indices, expected.indices)
+    torch.testing.assert_close(got.scores, expected.scores, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("factored", [False, True])
+def test_a_whole_ordering_resumed_and_extended_matches_the_reference(factored):
+    emb = _embeddings(60, (9, 3) if factored else (9,), torch.float32, seed=1)
+    extra = _embeddings(7, (9, 3) if factored else (9,), torch.float32, seed=2)
+    orders = []
+    for backend in ("torch", "cuda"):
+        ordering = kb.KMeansPPOrdering(emb, generator=3, first="max_norm", backend=backend)
+        first = ordering.take(20).indices
+        ordering.extend(extra)
+        orders.append(torch.cat([first, ordering.take(ordering.remaining).indices]))
+    assert torch.equal(orders[0], orders[1])
+    assert sorted(orders[1].tolist()) == list(range(67))
+
+
+def test_strided_rows_are_read_as_stored():
+    wide = torch.randn(80, 20)
+    emb = wide[:, 3:15]  # rows 20 apart, unit feature stride: no copy
+    expected = kb.kmeanspp(emb.contiguous(), 30, generator=4, backend="torch")
+    assert torch.equal(kb.kmeanspp(emb, 30, generator=4, backend="cuda").indices, expected.indices)
