@@ -1,8 +1,8 @@
 """Every benchmark report in one run: ``python -m bench [--device cuda] [--quick]``.
 
 Runs bench.information, bench.epig, bench.batchbald, bench.kmeanspp and bench.scaling with the
-same options, and bench.distributed (gloo processes on the CPU); each writes its Markdown and JSON report (scaling also a PNG plot)
-under bench/results/ and prints its table.
+same options, and bench.distributed (gloo processes on the CPU); each writes its Markdown
+and JSON report (scaling also a PNG plot) under bench/results/ and prints its table.
 """
 
 import argparse

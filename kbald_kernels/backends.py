@@ -46,7 +46,7 @@ _REGISTRY["mutual_information_with_pick"]["triton"] = (
     "kbald_kernels.triton.kbald_step:mutual_information_with_pick")
 _REGISTRY["add_triple_interactions"]["triton"] = "kbald_kernels.triton.kbald_step:add_triple_interactions"
 for _op in ("joint_entropy", "accumulate_joint_entropy", "entropies", "uncertainties", "kbald_pairwise_steps",
-            "mutual_information_with_pick", "epig", "kmeanspp_steps"):
+            "mutual_information_with_pick", "epig", "kmeanspp_steps", "pairwise_mutual_information"):
     _REGISTRY[_op]["cuda"] = f"kbald_kernels.native:{_op}"
 _REGISTRY["kmeanspp_steps"]["triton"] = "kbald_kernels.triton.kmeanspp_step:kmeanspp_steps"
 _REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_step:min_squared_distances"
@@ -54,10 +54,11 @@ _REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_st
 
 # Ops whose "cuda" implementation also runs CPU tensors, on the host C++ twin.
 _HOST_TWINS = frozenset({"joint_entropy", "accumulate_joint_entropy", "entropies", "uncertainties",
-                         "kbald_pairwise_steps", "mutual_information_with_pick", "epig", "kmeanspp_steps"})
+                         "kbald_pairwise_steps", "mutual_information_with_pick", "epig", "kmeanspp_steps",
+                         "pairwise_mutual_information"})
 # Of those, the ones whose GPU kernel is Triton: "cuda" runs them on CPU tensors only.
 _HOST_ONLY_TWINS = frozenset({"entropies", "uncertainties", "kbald_pairwise_steps", "mutual_information_with_pick",
-                              "epig", "kmeanspp_steps"})
+                              "epig", "kmeanspp_steps", "pairwise_mutual_information"})
 
 
 class BackendUnavailableError(RuntimeError):

@@ -122,7 +122,8 @@ def scan_log_probs(t, name="log_probs", rows=None):
         _check_finite(chunk, name, allow_neg_inf=True, offset=offset, rows=rows)
         n, k = _first(bad)
         raise ValueError(
-            f"{name}[{_row_name(n + offset, rows)}, {k}] is not normalised: its probabilities sum to {float(total[n, k]):.6g}, not 1 "
+            f"{name}[{_row_name(n + offset, rows)}, {k}] is not normalised: its probabilities sum to "
+            f"{float(total[n, k]):.6g}, not 1 "
             f"(tolerance {NORMALISATION_TOLERANCE[t.dtype]:g} in log space for {t.dtype}); pass log-probabilities, "
             "or convert with kbald_kernels.as_log_probs")
 

@@ -25,7 +25,8 @@ def test_auto_runs_the_host_twin_or_else_the_reference_on_cpu_tensors():
     for backend in ("auto", None):
         assert backends.choose_backend("entropies", backend, cpu) == "cuda"
         assert backends.choose_backend("accumulate_joint_entropy", backend, cpu) == "cuda"
-        assert backends.choose_backend("pairwise_mutual_information", backend, cpu) == "torch"
+        assert backends.choose_backend("pairwise_mutual_information", backend, cpu) == "cuda"
+        assert backends.choose_backend("triple_interaction", backend, cpu) == "torch"
 
 
 def test_unknown_backend_names_are_rejected(monkeypatch):
@@ -53,10 +54,10 @@ def test_environment_default_falls_back_for_ops_without_its_kernel(monkeypatch):
 
 def test_cuda_kernels_refuse_cpu_tensors(monkeypatch):
     lp = random_log_probs(3, 2, 2, device="cpu")
-    monkeypatch.setitem(backends._REGISTRY["pairwise_mutual_information"], "cuda",
+    monkeypatch.setitem(backends._REGISTRY["triple_interaction"], "cuda",
                         lambda *args: pytest.fail("must not run"))
-    with pytest.raises(kb.BackendUnavailableError, match="backend='cuda' cannot run pairwise_mutual_information"):
-        kb.pairwise_mutual_information(lp, backend="cuda")
+    with pytest.raises(kb.BackendUnavailableError, match="backend='cuda' cannot run triple_interaction"):
+        kb.triple_interaction(lp, [[0, 1, 2]], backend="cuda")
 
 
 def test_host_only_twins_refuse_cuda_tensors():

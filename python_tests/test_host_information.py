@@ -132,3 +132,19 @@ def test_select_kbald_on_the_host_twin_matches_brute_force():
     indices, values = brute_force.greedy(lambda batch: brute_force.kbald_value(lp.double(), batch, 2), 9, 4)
     assert got.indices.tolist() == indices
     torch.testing.assert_close(got.scores.double(), torch.tensor(values, dtype=torch.float64), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("na,nb,k,c", [(1, 1, 1, 1), (9, 5, 3, 2), (33, 17, 20, 10), (6, 40, 4, 17), (5, 3, 2, 128),
+                                       (700, 3, 2, 3)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_host_pairwise_mutual_information_matches_the_reference(na, nb, k, c, dtype):
+    """Blocks of b cross the twin's block of rows at 700 × K=2 × 16 classes."""
+    a = random_log_probs(na, k, c, dtype=dtype, zeros=True, device="cpu")
+    b = random_log_probs(nb, k, c, dtype=dtype, zeros=True, device="cpu")
+    wide = torch.cat([b, b], 1)  # b read through a stride of 2·K·C
+    for other, got in ((b, native.pairwise_mutual_information(a, wide[:, :k])),
+                       (None, native.pairwise_mutual_information(a))):
+        expected = reference.pairwise_mutual_information(a.double(), None if other is None else other.double())
+        assert got.dtype == torch.float32 and got.shape == expected.shape
+        torch.testing.assert_close(got.double(), expected, rtol=2e-5, atol=2e-6)
+    assert backends.choose_backend("pairwise_mutual_information", None, torch.device("cpu")) == "cuda"

@@ -333,6 +333,27 @@ void mutual_information_with_pick(const LogProbs<T>& log_probs, const float* ent
 }
 
 template <typename T>
+void pairwise_mutual_information(const LogProbs<T>& a, const float* entropy_a, const LogProbs<T>& b,
+                                 const float* entropy_b, float* out, int64_t points_a, int64_t points_b,
+                                 int64_t samples, int64_t classes) {
+  const int64_t padded = padded_classes(classes);
+  const PairJointEntropy joint_entropy = pair_joint_entropy_for(padded);
+  // Rows of b a block: its padded probabilities (block·K·padded floats) stay in L2.
+  const int64_t block = std::max<int64_t>(1, (256 * 1024) / (samples * padded * 4));
+  for (int64_t m0 = 0; m0 < points_b; m0 += block) {
+    const int64_t rows = std::min(block, points_b - m0);
+    const std::vector<float> probs = padded_probs(
+        [&](int64_t r, int64_t k, int64_t c) { return b(m0 + r, k, c); }, rows, samples, classes, padded);
+    for_each_point_probs(a, points_a, samples, classes, [&](int64_t n, const float* p) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float joint = joint_entropy(p, probs.data() + r * samples * padded, samples, classes);
+        out[n * points_b + m0 + r] = entropy_a[n] + entropy_b[m0 + r] - joint;
+      }
+    });
+  }
+}
+
+template <typename T>
 void epig(const LogProbs<T>& log_probs, const float* entropy, const float* target_log_probs,
           const float* target_entropy, const float* weights, int64_t targets, float* out, int64_t points,
           int64_t samples, int64_t classes) {
@@ -436,6 +457,8 @@ int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* condition
 #define KBALD_INSTANTIATE(T)                                                                                       \
   template void mutual_information_with_pick<T>(const LogProbs<T>&, const float*, int64_t, float*, int64_t,       \
                                                 int64_t, int64_t);                                                 \
+  template void pairwise_mutual_information<T>(const LogProbs<T>&, const float*, const LogProbs<T>&, const float*, \
+                                               float*, int64_t, int64_t, int64_t, int64_t);                        \
   template void epig<T>(const LogProbs<T>&, const float*, const float*, const float*, const float*, int64_t,        \
                         float*, int64_t, int64_t, int64_t);                                                        \
   template void probability_sums<T>(const LogProbs<T>&, float*, int64_t, int64_t, int64_t);                        \

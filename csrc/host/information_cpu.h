@@ -28,6 +28,15 @@ template <typename T>
 void mutual_information_with_pick(const LogProbs<T>& log_probs, const float* entropy, int64_t pick, float* out,
                                   int64_t points, int64_t samples, int64_t classes);
 
+// out[n, m] = I[Y_n; Y_m] = entropy_a[n] + entropy_b[m] - H(mean_k p_a[n, k, :] ⊗ p_b[m, k, :])
+// for two pools of log-probabilities [Na, K, C] and [Nb, K, C] of one element type,
+// C <= 128, into contiguous float32 [Na, Nb]: b is padded a block of rows at a time
+// (its whole padded copy is never held), each block read from cache by every point of a.
+template <typename T>
+void pairwise_mutual_information(const LogProbs<T>& a, const float* entropy_a, const LogProbs<T>& b,
+                                 const float* entropy_b, float* out, int64_t points_a, int64_t points_b,
+                                 int64_t samples, int64_t classes);
+
 // out[n] = Σ_t weights[t]·(entropy[n] + target_entropy[t] - H(mean_k p[n, k, :] ⊗ q[t, k, :])):
 // EPIG of every pool point about targets q = exp(target_log_probs), contiguous float32
 // [T, K, C] (few: padded once, then re-read from cache for every pool point).

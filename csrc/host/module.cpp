@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -139,6 +140,22 @@ void kmeanspp_steps(std::uintptr_t x, int type, int64_t stride_x, int64_t width,
 
 double gumbel_noise(uint64_t seed, int64_t step, int64_t index) { return kbald::host::gumbel_noise(seed, step, index); }
 
+void pairwise_mutual_information(std::uintptr_t a, int type, int64_t stride_n, int64_t stride_k, int64_t stride_c,
+                                 std::uintptr_t entropy_a, std::uintptr_t b, int64_t b_stride_n, int64_t b_stride_k,
+                                 int64_t b_stride_c, std::uintptr_t entropy_b, std::uintptr_t out, int64_t points_a,
+                                 int64_t points_b, int64_t samples, int64_t classes) {
+  if (points_a < 0 || points_b < 0 || samples < 1 || classes < 1 || classes > 128)
+    throw std::invalid_argument("pairwise_mutual_information: need points >= 0, samples >= 1 and "
+                                "1 <= classes <= 128");
+  with_log_probs("pairwise_mutual_information", a, type, stride_n, stride_k, stride_c, [&](const auto& x) {
+    using View = std::decay_t<decltype(x)>;
+    const View y{reinterpret_cast<decltype(x.data)>(b), b_stride_n, b_stride_k, b_stride_c};
+    kbald::host::pairwise_mutual_information(x, reinterpret_cast<const float*>(entropy_a), y,
+                                             reinterpret_cast<const float*>(entropy_b), reinterpret_cast<float*>(out),
+                                             points_a, points_b, samples, classes);
+  });
+}
+
 void mutual_information_with_pick(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k,
                                   int64_t stride_c, std::uintptr_t entropy, int64_t pick, std::uintptr_t out,
                                   int64_t points, int64_t samples, int64_t classes) {
@@ -200,6 +217,12 @@ PYBIND11_MODULE(_host, m) {
         py::arg("samples"), py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
         "EPIG of every point of log-probabilities [points, samples, classes] about contiguous float32 target "
         "log-probabilities [targets, samples, classes] with their entropies and weights (raw pointers).");
+  m.def("pairwise_mutual_information", &pairwise_mutual_information, KBALD_POOL_ARGS("a"), py::arg("entropy_a"),
+        py::arg("b"), py::arg("b_stride_n"), py::arg("b_stride_k"), py::arg("b_stride_c"), py::arg("entropy_b"),
+        py::arg("out"), py::arg("points_a"), py::arg("points_b"), py::arg("samples"), py::arg("classes"),
+        py::call_guard<py::gil_scoped_release>(),
+        "I[Y_n; Y_m] for every point n of a [points_a, samples, classes] and m of b (the same element type) with "
+        "their float32 entropies, into contiguous float32 [points_a, points_b] (raw pointers).");
   m.def("mutual_information_with_pick", &mutual_information_with_pick, KBALD_POOL_ARGS("log_probs"),
         py::arg("entropy"), py::arg("pick"), py::arg("out"), py::arg("points"), py::arg("samples"),
         py::arg("classes"), py::call_guard<py::gil_scoped_release>(),

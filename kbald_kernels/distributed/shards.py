@@ -92,8 +92,8 @@ class Shard:
             for key in keys:
                 candidates &= key == torch.where(candidates, key, -math.inf).max()
             local = int(torch.argmax(candidates.to(torch.uint8)))
-            entry = torch.stack([*(k[local] for k in keys), torch.tensor(float(self.offset + local), dtype=torch.float64,
-                                                                           device=self.device), payload[local]])
+            index = torch.tensor(float(self.offset + local), dtype=torch.float64, device=self.device)
+            entry = torch.stack([*(k[local] for k in keys), index, payload[local]])
         else:
             entry = torch.tensor([-math.inf] * len(keys) + [math.inf, math.nan], dtype=torch.float64,
                                  device=self.device)
