@@ -15,7 +15,7 @@ import torch
 
 import kbald_kernels as kb
 
-from .common import device_name, measure, write_report
+from .common import measure, write_report
 from .information import pool
 
 

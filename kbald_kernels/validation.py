@@ -80,7 +80,7 @@ def _probability_sums(chunk):
         module = native.host_module()
         if not isinstance(module, str):
             sums = torch.empty(chunk.shape[:-1], dtype=torch.float32)
-            module.probability_sums(*native._pool(chunk), sums.data_ptr(), *chunk.shape)
+            module.probability_sums(*native.pool_arguments(chunk), sums.data_ptr(), *chunk.shape)
             return sums
     return torch.exp(chunk.to(compute_dtype(chunk.dtype))).sum(-1)
 

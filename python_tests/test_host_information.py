@@ -69,7 +69,7 @@ def test_host_probability_sums_match_torch(c, dtype):
     view = lp.transpose(1, 2).contiguous().transpose(1, 2)  # read as stored: any dtype, any strides
     for x in (lp, view):
         sums = torch.full(lp.shape[:2], math.nan)
-        native.host_module().probability_sums(*native._pool(x), sums.data_ptr(), *lp.shape)
+        native.host_module().probability_sums(*native.pool_arguments(x), sums.data_ptr(), *lp.shape)
         torch.testing.assert_close(sums.double(), lp.double().exp().sum(-1), rtol=1e-6, atol=1e-30)
 
 
@@ -78,7 +78,7 @@ def test_host_probability_sums_flag_bad_values(value):
     x = torch.log_softmax(torch.randn(5, 1, 7), -1)
     x[3, 0, 4] = value
     sums = torch.full((5,), 1.0)
-    native.host_module().probability_sums(*native._pool(x), sums.data_ptr(), 5, 1, 7)
+    native.host_module().probability_sums(*native.pool_arguments(x), sums.data_ptr(), 5, 1, 7)
     assert not (sums[3] <= 2.0)  # NaN or far above 1
     torch.testing.assert_close(sums[[0, 1, 2, 4]], torch.ones(4), rtol=1e-6, atol=0)
 
@@ -114,12 +114,12 @@ def test_host_mutual_information_with_a_pick_matches_the_reference_pairwise_bloc
     lp = random_log_probs(300, 30, 7, dtype=torch.float32, zeros=True, device="cpu")
     entropy = reference.entropies(lp.double())[0].float()
     out = torch.full((300,), math.nan)
-    native.host_module().mutual_information_with_pick(*native._pool(lp), entropy.data_ptr(), 123, out.data_ptr(),
+    native.host_module().mutual_information_with_pick(*native.pool_arguments(lp), entropy.data_ptr(), 123, out.data_ptr(),
                                                       300, 30, 7)
     expected = reference.pairwise_mutual_information(lp.double(), lp[123:124].double())[:, 0]
     torch.testing.assert_close(out.double(), expected, rtol=2e-5, atol=2e-5)
     with pytest.raises(ValueError, match="0 <= pick < points"):
-        native.host_module().mutual_information_with_pick(*native._pool(lp), entropy.data_ptr(), 300,
+        native.host_module().mutual_information_with_pick(*native.pool_arguments(lp), entropy.data_ptr(), 300,
                                                           out.data_ptr(), 300, 30, 7)
 
 

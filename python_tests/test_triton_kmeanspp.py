@@ -116,6 +116,7 @@ def test_lazy_ordering_extend_and_resume_match_the_reference_backend():
 def test_auto_uses_the_kernel_only_for_cuda_tensors():
     from kbald_kernels.backends import choose_backend
 
-    assert choose_backend("kmeanspp_steps", "auto", torch.device("cpu")) == "torch"
+    assert choose_backend("kmeanspp_steps", "auto", torch.device("cpu")) == "cuda"  # the host twin
+    assert choose_backend("min_squared_distances", "auto", torch.device("cpu")) == "torch"
     if torch.cuda.is_available():
         assert choose_backend("kmeanspp_steps", "auto", torch.device("cuda")) == "triton"

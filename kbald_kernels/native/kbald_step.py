@@ -1,0 +1,54 @@
+"""The 2-BALD step and the one-against-all mutual information on the host C++
+twin for CPU tensors."""
+
+import math
+
+from .modules import module_for, pool_arguments, takes_pair_pass
+
+
+def _mutual_information_with(log_probs, entropy, pick, out):
+    module_for(log_probs.device).mutual_information_with_pick(*pool_arguments(log_probs), entropy.data_ptr(), pick,
+                                                               out.data_ptr(), *log_probs.shape)
+
+
+def mutual_information_with_pick(log_probs, entropy, pick):
+    """:func:`kbald_kernels.reference.mutual_information_with_pick` on the host C++
+    module (the 2-BALD step's pass), for CPU tensors: float32 [N]. fp32/fp16/bf16 and
+    strided input are read as stored; float64 and C above 128 go to the reference."""
+    import torch
+
+    from .. import reference
+
+    if not takes_pair_pass(log_probs, "mutual_information_with_pick"):
+        return reference.mutual_information_with_pick(log_probs, entropy, pick)
+    out = torch.empty(log_probs.shape[0], dtype=torch.float32)
+    _mutual_information_with(log_probs, entropy.to(torch.float32).contiguous(), int(pick[0]), out)
+    return out
+
+
+def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps):
+    """:func:`kbald_kernels.reference.kbald_pairwise_steps` with each step's pass over
+    the pool (I[Y_n; Y_newest] for every n) on the host C++ module, for CPU tensors.
+
+    fp32/fp16/bf16 and strided input are read as stored; float64 and C above 128 go
+    to the reference.
+    """
+    import torch
+
+    from .. import reference
+
+    if not takes_pair_pass(log_probs, "the 2-BALD step"):
+        return reference.kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_steps)
+    entropy = entropy.to(torch.float32).contiguous()
+    mutual_information = torch.empty(log_probs.shape[0], dtype=torch.float32)
+    indices = torch.full((n_steps,), -1, dtype=torch.int64)
+    scores = torch.full((n_steps,), math.nan, dtype=increment.dtype)
+    for slot in range(n_steps):
+        if newest is not None:
+            _mutual_information_with(log_probs, entropy, int(newest), mutual_information)
+            increment -= mutual_information.to(increment.dtype)
+        newest = int(torch.argmax(torch.where(selected, -torch.inf, increment)))
+        selected[newest] = True
+        indices[slot] = newest
+        scores[slot] = increment[newest]
+    return indices, scores

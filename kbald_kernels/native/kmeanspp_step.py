@@ -1,0 +1,35 @@
+"""The k-means++ / k-center step on the host C++ twin for CPU tensors."""
+
+from .modules import POOL_TYPES, module_for
+
+
+def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode="sample"):
+    """:func:`kbald_kernels.reference.kmeanspp_steps` on the host C++ module for CPU
+    tensors (same arguments and results): embeddings read as stored (float32,
+    float16, bfloat16; rows with a unit feature stride keep theirs), the same Philox
+    stream. float64 goes to the reference."""
+    import torch
+
+    from .. import reference
+
+    if min_distances.device.type != "cpu":
+        raise ValueError(f"the host twin of kmeanspp_steps takes CPU tensors, got {min_distances.device}")
+    if min_distances.dtype == torch.float64:
+        return reference.kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode)
+    if isinstance(embeddings, reference.DenseEmbeddings):
+        x, r = _unit_feature_stride(embeddings.x), None
+    else:
+        x, r = _unit_feature_stride(embeddings.features), _unit_feature_stride(embeddings.residuals)
+    indices = torch.empty(n_steps, dtype=torch.int64)
+    scores = torch.empty(n_steps, dtype=torch.float32)
+    module_for(x.device).kmeanspp_steps(
+        x.data_ptr(), POOL_TYPES[str(x.dtype)], x.stride(0), x.shape[1],
+        0 if r is None else r.data_ptr(), 0 if r is None else r.stride(0), 0 if r is None else r.shape[1],
+        x.shape[0], min_distances.data_ptr(), selected.view(torch.uint8).data_ptr(),
+        -1 if newest is None else int(newest), seed & (2**64 - 1), first_step, n_steps, mode == "argmax",
+        indices.data_ptr(), scores.data_ptr())
+    return indices, scores
+
+
+def _unit_feature_stride(t):
+    return t if t.stride(1) == 1 else t.contiguous()
