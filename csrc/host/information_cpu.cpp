@@ -254,14 +254,14 @@ PairJointEntropy pair_joint_entropy_for(int64_t padded) {
                         : pair_joint_entropy_128;
 }
 
-// p = exp(x) of `rows` rows [K, C] into [rows, K, padded] with zero columns past C.
+// The probabilities read(r, k, c) of `rows` rows [K, C] into [rows, K, padded] with
+// zero columns past C.
 template <typename Read>
 std::vector<float> padded_probs(Read read, int64_t rows, int64_t samples, int64_t classes, int64_t padded) {
   std::vector<float> probs(rows * samples * padded, 0.0f);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t k = 0; k < samples; ++k)
-      for (int64_t c = 0; c < classes; ++c)
-        probs[(r * samples + k) * padded + c] = exp_log_probability(read(r, k, c));
+      for (int64_t c = 0; c < classes; ++c) probs[(r * samples + k) * padded + c] = read(r, k, c);
   return probs;
 }
 
@@ -324,12 +324,26 @@ void mutual_information_with_pick(const LogProbs<T>& log_probs, const float* ent
                                   int64_t points, int64_t samples, int64_t classes) {
   const int64_t padded = padded_classes(classes);
   const std::vector<float> pick_probs = padded_probs(
-      [&](int64_t, int64_t k, int64_t c) { return log_probs(pick, k, c); }, 1, samples, classes, padded);
+      [&](int64_t, int64_t k, int64_t c) { return exp_log_probability(log_probs(pick, k, c)); }, 1, samples,
+      classes, padded);
   const PairJointEntropy joint_entropy = pair_joint_entropy_for(padded);
   const float pick_entropy = entropy[pick];
   for_each_point_probs(log_probs, points, samples, classes, [&](int64_t n, const float* p) {
     out[n] = entropy[n] + pick_entropy - joint_entropy(p, pick_probs.data(), samples, classes);
   });
+}
+
+void mutual_information_with_pick_of_probs(const float* probs, const float* entropy, int64_t pick, float* out,
+                                           int64_t points, int64_t samples, int64_t classes) {
+  const int64_t padded = padded_classes(classes), count = samples * classes;
+  const std::vector<float> pick_probs = padded_probs(
+      [&](int64_t, int64_t k, int64_t c) { return probs[pick * count + k * classes + c]; }, 1, samples, classes,
+      padded);
+  const PairJointEntropy joint_entropy = pair_joint_entropy_for(padded);
+  const float pick_entropy = entropy[pick];
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < points; ++n)
+    out[n] = entropy[n] + pick_entropy - joint_entropy(probs + n * count, pick_probs.data(), samples, classes);
 }
 
 template <typename T>
@@ -343,7 +357,8 @@ void pairwise_mutual_information(const LogProbs<T>& a, const float* entropy_a, c
   for (int64_t m0 = 0; m0 < points_b; m0 += block) {
     const int64_t rows = std::min(block, points_b - m0);
     const std::vector<float> probs = padded_probs(
-        [&](int64_t r, int64_t k, int64_t c) { return b(m0 + r, k, c); }, rows, samples, classes, padded);
+        [&](int64_t r, int64_t k, int64_t c) { return exp_log_probability(b(m0 + r, k, c)); }, rows, samples, classes,
+        padded);
     for_each_point_probs(a, points_a, samples, classes, [&](int64_t n, const float* p) {
       for (int64_t r = 0; r < rows; ++r) {
         const float joint = joint_entropy(p, probs.data() + r * samples * padded, samples, classes);

@@ -28,6 +28,11 @@ template <typename T>
 void mutual_information_with_pick(const LogProbs<T>& log_probs, const float* entropy, int64_t pick, float* out,
                                   int64_t points, int64_t samples, int64_t classes);
 
+// The same for a pool given as contiguous float32 probabilities [N, K, C] (a greedy
+// loop that exponentiated it once, where that copy fits its workspace).
+void mutual_information_with_pick_of_probs(const float* probs, const float* entropy, int64_t pick, float* out,
+                                           int64_t points, int64_t samples, int64_t classes);
+
 // out[n, m] = I[Y_n; Y_m] = entropy_a[n] + entropy_b[m] - H(mean_k p_a[n, k, :] ⊗ p_b[m, k, :])
 // for two pools of log-probabilities [Na, K, C] and [Nb, K, C] of one element type,
 // C <= 128, into contiguous float32 [Na, Nb]: b is padded a block of rows at a time

@@ -156,6 +156,16 @@ void pairwise_mutual_information(std::uintptr_t a, int type, int64_t stride_n, i
   });
 }
 
+void mutual_information_with_pick_of_probs(std::uintptr_t probs, std::uintptr_t entropy, int64_t pick,
+                                           std::uintptr_t out, int64_t points, int64_t samples, int64_t classes) {
+  if (points < 1 || samples < 1 || classes < 1 || classes > 128 || pick < 0 || pick >= points)
+    throw std::invalid_argument("mutual_information_with_pick_of_probs: need points, samples >= 1, "
+                                "1 <= classes <= 128 and 0 <= pick < points");
+  kbald::host::mutual_information_with_pick_of_probs(reinterpret_cast<const float*>(probs),
+                                                     reinterpret_cast<const float*>(entropy), pick,
+                                                     reinterpret_cast<float*>(out), points, samples, classes);
+}
+
 void mutual_information_with_pick(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k,
                                   int64_t stride_c, std::uintptr_t entropy, int64_t pick, std::uintptr_t out,
                                   int64_t points, int64_t samples, int64_t classes) {
@@ -228,6 +238,10 @@ PYBIND11_MODULE(_host, m) {
         py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
         "I[Y_n; Y_pick] for every point of log-probabilities [points, samples, classes] and their float32 "
         "entropies (raw pointers).");
+  m.def("mutual_information_with_pick_of_probs", &mutual_information_with_pick_of_probs, py::arg("probs"),
+        py::arg("entropy"), py::arg("pick"), py::arg("out"), py::arg("points"), py::arg("samples"),
+        py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
+        "mutual_information_with_pick of a pool given as contiguous float32 probabilities (raw pointers).");
   m.def("probability_sums", &probability_sums, KBALD_POOL_ARGS("log_probs"), py::arg("sums"), py::arg("points"),
         py::arg("samples"), py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
         "Row sums of exp of log-probabilities [points, samples, classes] into float32 [points, samples]; "

@@ -43,12 +43,31 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
     mutual_information = torch.empty(log_probs.shape[0], dtype=torch.float32)
     indices = torch.full((n_steps,), -1, dtype=torch.int64)
     scores = torch.full((n_steps,), math.nan, dtype=increment.dtype)
+    mutual_information_with = _pool_pass(log_probs, entropy, n_steps, mutual_information)
     for slot in range(n_steps):
         if newest is not None:
-            _mutual_information_with(log_probs, entropy, int(newest), mutual_information)
+            mutual_information_with(int(newest))
             increment -= mutual_information.to(increment.dtype)
         newest = int(torch.argmax(torch.where(selected, -torch.inf, increment)))
         selected[newest] = True
         indices[slot] = newest
         scores[slot] = increment[newest]
     return indices, scores
+
+
+def _pool_pass(log_probs, entropy, n_steps, out):
+    """pass(pick) writes I[Y_n; Y_pick] into ``out``. Over several steps, where the
+    pool's float32 probabilities fit the workspace they are computed once and each
+    step reads them (the exponentials were most of a step); else each step reads
+    the log-probabilities as stored."""
+    import torch
+
+    from ..reference.workspace import workspace_bytes
+
+    module = module_for(log_probs.device)
+    if n_steps < 4 or 4 * log_probs.numel() > workspace_bytes():
+        return lambda pick: _mutual_information_with(log_probs, entropy, pick, out)
+    probs = torch.exp(log_probs.to(torch.float32)).contiguous()
+    return lambda pick: module.mutual_information_with_pick_of_probs(probs.data_ptr(), entropy.data_ptr(), pick,
+                                                                     out.data_ptr(), *log_probs.shape)
+
