@@ -10,6 +10,7 @@ import torch
 
 import kbald_kernels as kb
 from kbald_kernels import backends, native, reference
+from kbald_kernels.reference.workspace import WORKSPACE_ENV
 
 from conftest import random_log_probs
 
@@ -87,8 +88,12 @@ def test_host_probability_sums_flag_bad_values(value):
 @pytest.mark.parametrize("k", [1, 3, 20])
 @pytest.mark.parametrize("c", [1, 2, 10, 17, 40, 100])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_host_kbald_steps_match_the_reference(n, k, c, dtype):
-    # C = 10, 17, 40, 100 take the 16, 32, 64 and 128-lane register rows.
+@pytest.mark.parametrize("cached", [True, False])
+def test_host_kbald_steps_match_the_reference(n, k, c, dtype, cached, monkeypatch):
+    # C = 10, 17, 40, 100 take the 16, 32, 64 and 128-lane register rows. With the
+    # pool's probabilities computed once (they fit the workspace) and without.
+    if not cached:
+        monkeypatch.setenv(WORKSPACE_ENV, "64")
     lp = random_log_probs(n, k, c, dtype=dtype, zeros=True, device="cpu")
     oracle = lp.double()
     entropy, conditional, _ = reference.entropies(oracle)
