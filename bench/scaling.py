@@ -2,9 +2,12 @@
 
     python -m bench.scaling [--device cuda] [--quick]
 
-For each pool size N: BALD scores against naive torch, 2-BALD batch 10 against the
-naive greedy loop, BatchBALD batch 5 (M=1 000) against batchbald_redux, and
-k-means++ 50 centers (D=256) against the plain torch loop. Writes
+For each pool size N (K=20, C=10): BALD scores against naive torch, 2-BALD batch 10
+and 100 against the naive greedy loop, a pairwise MI block N × 100 against the
+einsum, BatchBALD batch 5 (M=1 000) against batchbald_redux, EPIG about 100 targets
+against baal, and k-means++ (50 centers, D=256; BADGE factored against the loop on
+the materialised N × H·C embedding; the whole ordering, D=64) against the plain
+torch loop. Writes
 bench/results/scaling-<device>.{md,json,png}.
 """
 
@@ -17,29 +20,52 @@ import kbald_kernels as kb
 
 from .batchbald import batchbald_redux_runner
 from .common import RESULTS, device_name, measure, slug, write_report
-from .information import naive_bald, naive_kbald2, pool
+from .epig import _baal_layout, baal_epig
+from .information import naive_bald, naive_kbald2, naive_pairwise_mi, pool
 from .kmeanspp import torch_loop
 
 
 def comparisons(device):
-    """(name, ours(pool), theirs(pool), what theirs is) for each method; theirs is None
-    when that peer is not installed."""
+    """(name, ours(pool), theirs(pool), what theirs is, largest N or None) for each
+    method; theirs is None when that peer is not installed."""
     batchbald_samples = 1000
 
     def peer_batchbald(lp):
         return batchbald_redux_runner(lp, 5, batchbald_samples, device)[0]()
 
-    def points(lp):
-        return lp[:, 0, :].repeat(1, 26)[:, :256].contiguous()  # a dense [N, 256] embedding
+    def points(lp, width=256):
+        return lp[:, 0, :].repeat(1, 26)[:, :width].contiguous()  # a dense [N, width] embedding
 
+    def factors(lp):
+        return points(lp, 64), lp[:, 1, :].exp() - 0.1  # features [N, 64], residuals [N, 10]
+
+    def gradient_embedding(lp):  # what the plain loop needs: the N × H·C outer products
+        features, residuals = factors(lp)
+        return (features[:, :, None] * residuals[:, None, :]).reshape(lp.shape[0], -1)
+
+    others = lambda lp: lp[:100]  # noqa: E731  (the block's other side: 100 pool points)
+    baal = baal_epig(device)
     return [
-        ("BALD, K=20 C=10", lambda lp: kb.bald(lp), naive_bald, "naive torch"),
-        ("2-BALD batch 10", lambda lp: kb.select_kbald(lp, 10), lambda lp: naive_kbald2(lp, 10), "naive torch loop"),
+        ("BALD, K=20 C=10", lambda lp: kb.bald(lp), naive_bald, "naive torch", None),
+        ("2-BALD batch 10", lambda lp: kb.select_kbald(lp, 10), lambda lp: naive_kbald2(lp, 10), "naive torch loop",
+         None),
+        ("2-BALD batch 100", lambda lp: kb.select_kbald(lp, 100), lambda lp: naive_kbald2(lp, 100),
+         "naive torch loop", None),
+        ("pairwise MI, N x 100", lambda lp: kb.pairwise_mutual_information(lp, others(lp)),
+         lambda lp: naive_pairwise_mi(lp, others(lp)), "naive einsum", None),
         ("BatchBALD batch 5, M=1000",
          lambda lp: kb.select_batchbald(lp, 5, num_samples=batchbald_samples, generator=0),
-         peer_batchbald if importlib.util.find_spec("batchbald_redux") else None, "batchbald_redux"),
+         peer_batchbald if importlib.util.find_spec("batchbald_redux") else None, "batchbald_redux", None),
+        ("EPIG, 100 targets", lambda lp: kb.epig(lp, others(lp)),
+         None if baal is None else lambda lp: baal(_baal_layout(lp), _baal_layout(others(lp))), "baal EPIG", None),
         ("k-means++ 50, D=256", lambda lp: kb.kmeanspp(points(lp), 50, generator=0, progress=False),
-         lambda lp: torch_loop(points(lp), 50, torch.Generator().manual_seed(0)), "torch loop"),
+         lambda lp: torch_loop(points(lp), 50, torch.Generator().manual_seed(0)), "torch loop", None),
+        ("BADGE 50, factored H=64 C=10", lambda lp: kb.select_badge(factors(lp), 50, generator=0),
+         lambda lp: torch_loop(gradient_embedding(lp), 50, torch.Generator().manual_seed(0)),
+         "torch loop on H·C", None),
+        ("k-means++ whole ordering, D=64", lambda lp: kb.kmeanspp(points(lp, 64), None, generator=0, progress=False),
+         lambda lp: torch_loop(points(lp, 64), lp.shape[0], torch.Generator().manual_seed(0)), "torch loop",
+         10_000),
     ]
 
 
@@ -75,16 +101,20 @@ def main(argv=None):
     elif device.type == "cuda":
         sizes = [1000, 4000, 15_000, 60_000]
     else:
-        sizes = [1000, 2000, 5000, 10_000]
+        sizes = [1000, 10_000, 100_000]
     header = ["method", "vs", *[f"N={n}" for n in sizes]]
     speedups = {}
     rows = []
-    for name, ours_fn, theirs_fn, peer in comparisons(device):
+    for name, ours_fn, theirs_fn, peer, largest in comparisons(device):
         if theirs_fn is None:
             rows.append([name, peer, *(["not installed"] * len(sizes))])
             continue
         cells, values = [], []
         for n in sizes:
+            if largest is not None and n > largest:
+                cells.append("not run (the loop takes N steps)")
+                values.append(float("nan"))
+                continue
             lp = pool(n, 20, 10, device)
             ours = measure(lambda: ours_fn(lp), device, repeats=3)
             theirs = measure(lambda: theirs_fn(lp), device, repeats=1)
