@@ -5,19 +5,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu_clones.h"
 #include "kbald/joint_entropy_math.h"
 
 namespace kbald::host {
 namespace {
 
-// The hot loops are compiled for AVX-512 and AVX2 as well and chosen at load time:
-// the install must run on any x86-64. OpenMP's outlined loop bodies do not inherit
-// the attribute, so each parallel loop calls a cloned function for its work.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define KBALD_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define KBALD_CPU_CLONES
-#endif
 
 // One point's K·C log-probabilities: p into `probs`, Σ p·log p as the result, and
 // the count of NaN values into `nans` (exp_log_probability maps NaN to 0, and input

@@ -1,5 +1,7 @@
 #include "kmeanspp_cpu.h"
 
+#include "cpu_clones.h"
+
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -42,23 +44,45 @@ struct Best {
   }
 };
 
+// Row-by-center sums, each a cloned function per element type (see cpu_clones.h):
+// the loops vectorise for the CPU at hand.
 template <typename T>
-float dot(const Rows<T>& a, int64_t n, const float* b) {
+[[gnu::always_inline]] inline float dot_row(const T* a, const float* b, int64_t width) {
   float total = 0.0f;
 #pragma omp simd reduction(+ : total)
-  for (int64_t f = 0; f < a.width; ++f) total += a(n, f) * b[f];
+  for (int64_t f = 0; f < width; ++f) total += to_float(a[f]) * b[f];
   return total;
 }
 
 template <typename T>
-float squared_distance(const Rows<T>& a, int64_t n, const float* b) {
+[[gnu::always_inline]] inline float squared_distance_row(const T* a, const float* b, int64_t width) {
   float total = 0.0f;
 #pragma omp simd reduction(+ : total)
-  for (int64_t f = 0; f < a.width; ++f) {
-    const float diff = a(n, f) - b[f];
+  for (int64_t f = 0; f < width; ++f) {
+    const float diff = to_float(a[f]) - b[f];
     total += diff * diff;
   }
   return total;
+}
+
+#define KBALD_ROW_SUMS(T)                                                                                       \
+  KBALD_CPU_CLONES float dot_of(const T* a, const float* b, int64_t width) { return dot_row(a, b, width); }  \
+  KBALD_CPU_CLONES float squared_distance_of(const T* a, const float* b, int64_t width) {                    \
+    return squared_distance_row(a, b, width);                                                                  \
+  }
+KBALD_ROW_SUMS(float)
+KBALD_ROW_SUMS(Half)
+KBALD_ROW_SUMS(BFloat16)
+#undef KBALD_ROW_SUMS
+
+template <typename T>
+float dot(const Rows<T>& a, int64_t n, const float* b) {
+  return dot_of(a.data + n * a.stride, b, a.width);
+}
+
+template <typename T>
+float squared_distance(const Rows<T>& a, int64_t n, const float* b) {
+  return squared_distance_of(a.data + n * a.stride, b, a.width);
 }
 
 template <typename T>
