@@ -133,6 +133,20 @@ def _log_probs_from(arrays, file, args):
     return as_log_probs(data.to(args.device), layout=args.layout, kind="probs" if args.probs else "log_probs")
 
 
+def _inputs(args, arrays):
+    """The pool from ``arrays`` (FILE's, or this rank's slice of them) on the device:
+    log-probabilities, or embeddings for badge and coreset; for epig, the targets
+    are read into ``args.target_log_probs`` first."""
+    if args.method == "epig":
+        if not args.targets:
+            raise ValueError("--method epig needs --targets FILE: predictions [T, K, C] for the target inputs")
+        args.target_log_probs = _log_probs_from(load_arrays(args.targets), args.targets, args)
+    if args.method not in ("badge", "coreset"):
+        return _log_probs_from(arrays, args.file, args)
+    data = embeddings_from(arrays, args.file, args.key)
+    return tuple(d.to(args.device) for d in data) if isinstance(data, tuple) else data.to(args.device)
+
+
 def run_select_distributed(args):
     """``kbald select --distributed`` under torchrun: each rank reads its slice of
     FILE, the ranks select together (kbald_kernels.distributed), rank 0 reports."""
@@ -167,16 +181,7 @@ def run_select_distributed(args):
         dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
-        if args.method == "epig":
-            if not args.targets:
-                raise ValueError("--method epig needs --targets FILE: predictions [T, K, C] for the target inputs")
-            args.target_log_probs = _log_probs_from(load_arrays(args.targets), args.targets, args)
-        arrays = load_shard(args.file, rank, world)
-        if args.method in ("badge", "coreset"):
-            data = embeddings_from(arrays, args.file, args.key)
-            data = tuple(d.to(args.device) for d in data) if isinstance(data, tuple) else data.to(args.device)
-        else:
-            data = _log_probs_from(arrays, args.file, args)
+        data = _inputs(args, load_shard(args.file, rank, world))
         start = time.perf_counter()
         selection = methods[args.method](data, args)
         elapsed = time.perf_counter() - start
@@ -190,16 +195,8 @@ def run_select_distributed(args):
 def run_select(args):
     if args.distributed:
         return run_select_distributed(args)
-    if args.method == "epig":
-        if not args.targets:
-            raise ValueError("--method epig needs --targets FILE: predictions [T, K, C] for the target inputs")
-        args.target_log_probs = _log_probs_from(load_arrays(args.targets), args.targets, args)
     arrays = load_arrays(args.file)
-    if args.method in ("badge", "coreset"):
-        data = embeddings_from(arrays, args.file, args.key)
-        data = tuple(d.to(args.device) for d in data) if isinstance(data, tuple) else data.to(args.device)
-    else:
-        data = _log_probs_from(arrays, args.file, args)
+    data = _inputs(args, arrays)
     start = time.perf_counter()
     candidates = _candidates(args, data, arrays)
     selection = _select(args.method, data, candidates, args)
