@@ -60,3 +60,19 @@ def test_strided_rows_are_read_as_stored():
     emb = wide[:, 3:15]  # rows 20 apart, unit feature stride: no copy
     expected = kb.kmeanspp(emb.contiguous(), 30, generator=4, backend="torch")
     assert torch.equal(kb.kmeanspp(emb, 30, generator=4, backend="cuda").indices, expected.indices)
+
+
+@pytest.mark.parametrize("widths", [(1,), (37,), (13, 4), (70, 10)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_min_squared_distances_match_the_reference(widths, dtype):
+    pool = reference.DenseEmbeddings if len(widths) == 1 else reference.FactoredEmbeddings
+    emb = _embeddings(57, widths, dtype, seed=widths[0])
+    points = pool(emb) if len(widths) == 1 else pool(*emb)
+    for centers in (points.take(torch.tensor([3, 20, 56])), points.take(torch.tensor([], dtype=torch.int64))):
+        got = native.min_squared_distances(points, centers)
+        expected = reference.min_squared_distances(points, centers)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        if len(centers):
+            assert bool((got[[3, 20, 56]] == 0).all())  # the centers themselves: exactly 0
+        else:
+            assert bool(torch.isinf(got).all())

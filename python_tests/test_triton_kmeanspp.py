@@ -117,6 +117,6 @@ def test_auto_uses_the_kernel_only_for_cuda_tensors():
     from kbald_kernels.backends import choose_backend
 
     assert choose_backend("kmeanspp_steps", "auto", torch.device("cpu")) == "cuda"  # the host twin
-    assert choose_backend("min_squared_distances", "auto", torch.device("cpu")) == "torch"
+    assert choose_backend("min_squared_distances", "auto", torch.device("cpu")) == "cuda"
     if torch.cuda.is_available():
         assert choose_backend("kmeanspp_steps", "auto", torch.device("cuda")) == "triton"

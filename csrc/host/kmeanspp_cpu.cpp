@@ -169,7 +169,35 @@ void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, 
   }
 }
 
+template <typename T>
+void min_squared_distances(const Rows<T>& x, const Rows<T>* residuals, int64_t points, const float* center_x,
+                           const float* center_r, int64_t centers, float* out) {
+  const int64_t width = x.width, width_r = residuals != nullptr ? residuals->width : 0;
+  // Factored: the centers' |h|²·|r|² by the same dot products as the points' own.
+  std::vector<float> center_norms(residuals != nullptr ? centers : 0);
+  for (int64_t j = 0; j < static_cast<int64_t>(center_norms.size()); ++j)
+    center_norms[j] = dot_of(center_x + j * width, center_x + j * width, width) *
+                      dot_of(center_r + j * width_r, center_r + j * width_r, width_r);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < points; ++n) {
+    float d = std::numeric_limits<float>::infinity();
+    if (residuals == nullptr) {
+      for (int64_t j = 0; j < centers; ++j) d = std::min(d, squared_distance(x, n, center_x + j * width));
+    } else {
+      const std::vector<float> h = row(x, n), r = row(*residuals, n);
+      const float norms = dot_of(h.data(), h.data(), width) * dot_of(r.data(), r.data(), width_r);
+      for (int64_t j = 0; j < centers; ++j) {
+        const float cross = dot(x, n, center_x + j * width) * dot(*residuals, n, center_r + j * width_r);
+        d = std::min(d, std::max(0.0f, norms + center_norms[j] - 2.0f * cross));
+      }
+    }
+    out[n] = d;
+  }
+}
+
 #define KBALD_INSTANTIATE(T)                                                                                    \
+  template void min_squared_distances<T>(const Rows<T>&, const Rows<T>*, int64_t, const float*, const float*,  \
+                                         int64_t, float*);                                                     \
   template void kmeanspp_steps<T>(const Rows<T>&, const Rows<T>*, int64_t, float*, uint8_t*, int64_t, uint64_t, \
                                   int64_t, int64_t, bool, int64_t*, float*);
 KBALD_INSTANTIATE(float)

@@ -33,6 +33,13 @@ void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, 
                     uint8_t* selected, int64_t newest, uint64_t seed, int64_t first_step, int64_t steps, bool argmax,
                     int64_t* indices, float* scores);
 
+// out[n] = min over `centers` of the squared distance of point n to each, +inf for
+// none: dense (residuals null), or factored as above. The centers come as
+// contiguous float32 rows [centers, width] (and [centers, width_r]).
+template <typename T>
+void min_squared_distances(const Rows<T>& x, const Rows<T>* residuals, int64_t points, const float* center_x,
+                           const float* center_r, int64_t centers, float* out);
+
 // The standard Gumbel noise of (seed, step, index), as kbald_kernels.reference.gumbel_noise.
 double gumbel_noise(uint64_t seed, int64_t step, int64_t index);
 

@@ -138,6 +138,29 @@ void kmeanspp_steps(std::uintptr_t x, int type, int64_t stride_x, int64_t width,
                               " (0 float32, 1 float16, 2 bfloat16)");
 }
 
+void min_squared_distances(std::uintptr_t x, int type, int64_t stride_x, int64_t width, std::uintptr_t residuals,
+                           int64_t stride_r, int64_t width_r, int64_t points, std::uintptr_t center_x,
+                           std::uintptr_t center_r, int64_t centers, std::uintptr_t out) {
+  if (points < 0 || width < 1 || centers < 0 || (residuals != 0 && width_r < 1))
+    throw std::invalid_argument("min_squared_distances: need points, centers >= 0 and width >= 1 (width_r >= 1 "
+                                "when factored)");
+  const auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const kbald::host::Rows<T> features{reinterpret_cast<const T*>(x), stride_x, width};
+    const kbald::host::Rows<T> factors{reinterpret_cast<const T*>(residuals), stride_r, width_r};
+    kbald::host::min_squared_distances(features, residuals != 0 ? &factors : nullptr, points,
+                                       reinterpret_cast<const float*>(center_x),
+                                       reinterpret_cast<const float*>(center_r), centers,
+                                       reinterpret_cast<float*>(out));
+  };
+  switch (static_cast<kbald::LogProbsType>(type)) {
+    case kbald::LogProbsType::kFloat32: return run(float{});
+    case kbald::LogProbsType::kFloat16: return run(kbald::Half{});
+    case kbald::LogProbsType::kBFloat16: return run(kbald::BFloat16{});
+  }
+  throw std::invalid_argument("min_squared_distances: unknown embedding type code " + std::to_string(type));
+}
+
 double gumbel_noise(uint64_t seed, int64_t step, int64_t index) { return kbald::host::gumbel_noise(seed, step, index); }
 
 void pairwise_mutual_information(std::uintptr_t a, int type, int64_t stride_n, int64_t stride_k, int64_t stride_c,
@@ -254,6 +277,12 @@ PYBIND11_MODULE(_host, m) {
         "k-means++ / k-center steps over dense embeddings x [points, width] or factors (x, residuals 0 for "
         "none), updating float32 min_distances and uint8 selected in place; picks into int64 indices and "
         "float32 scores (raw pointers).");
+  m.def("min_squared_distances", &min_squared_distances, py::arg("x"), py::arg("x_type"), py::arg("stride_x"),
+        py::arg("width"), py::arg("residuals"), py::arg("stride_r"), py::arg("width_r"), py::arg("points"),
+        py::arg("center_x"), py::arg("center_r"), py::arg("centers"), py::arg("out"),
+        py::call_guard<py::gil_scoped_release>(),
+        "out[n] = min over float32 center rows of each point's squared distance, dense or factored (raw "
+        "pointers; +inf without centers).");
   m.def("gumbel_noise", &gumbel_noise, py::arg("seed"), py::arg("step"), py::arg("index"),
         "Standard Gumbel noise of (seed, step, index) from the Philox stream of the k-means++ step.");
   m.def("openmp_threads", &openmp_threads, "Threads OpenMP will use (1 when built without OpenMP).");

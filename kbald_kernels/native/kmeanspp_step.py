@@ -31,5 +31,30 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
     return indices, scores
 
 
+def min_squared_distances(embeddings, centers):
+    """:func:`kbald_kernels.reference.min_squared_distances` on the host C++ module for
+    CPU tensors: the pool read as stored, the centers (few) as float32 rows; float32 [N].
+    float64 goes to the reference."""
+    import torch
+
+    from .. import reference
+
+    if embeddings.device.type != "cpu":
+        raise ValueError(f"the host twin of min_squared_distances takes CPU tensors, got {embeddings.device}")
+    if embeddings.dtype == torch.float64:
+        return reference.min_squared_distances(embeddings, centers)
+    dense = isinstance(embeddings, reference.DenseEmbeddings)
+    x, r = (embeddings.x, None) if dense else (embeddings.features, embeddings.residuals)
+    x, r = _unit_feature_stride(x), None if r is None else _unit_feature_stride(r)
+    cx = (centers.x if dense else centers.features).to(torch.float32).contiguous()
+    cr = None if dense else centers.residuals.to(torch.float32).contiguous()
+    out = torch.empty(x.shape[0], dtype=torch.float32)
+    module_for(x.device).min_squared_distances(
+        x.data_ptr(), POOL_TYPES[str(x.dtype)], x.stride(0), x.shape[1],
+        0 if r is None else r.data_ptr(), 0 if r is None else r.stride(0), 0 if r is None else r.shape[1],
+        x.shape[0], cx.data_ptr(), 0 if cr is None else cr.data_ptr(), cx.shape[0], out.data_ptr())
+    return out
+
+
 def _unit_feature_stride(t):
     return t if t.stride(1) == 1 else t.contiguous()
