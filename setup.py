@@ -149,8 +149,9 @@ def cuda_extension():
 
 host = Pybind11Extension(
     "kbald_kernels._host",
-    ["csrc/host/module.cpp", "csrc/host/joint_entropy_cpu.cpp", "csrc/host/information_cpu.cpp",
-     "csrc/host/kmeanspp_cpu.cpp"],
+    ["csrc/host/module.cpp", "csrc/host/host_math.cpp", "csrc/host/information_terms_cpu.cpp",
+     "csrc/host/kbald_step_cpu.cpp", "csrc/host/pairwise_mutual_information_cpu.cpp", "csrc/host/epig_cpu.cpp",
+     "csrc/host/joint_entropy_cpu.cpp", "csrc/host/kmeanspp_cpu.cpp"],
     include_dirs=[str(INCLUDE), "csrc/host"],
     depends=HEADERS,
     # No FP-exception semantics are relied on; without this GCC will not if-convert

@@ -1,8 +1,9 @@
-// Host C++ twins of the one-pass Triton information kernel
-// (kbald_kernels/triton/information_terms.py) and of the 2-BALD step's pass over the
-// pool (kbald_kernels/triton/kbald_step.py). Each reads the pool as stored (float32,
-// float16 or bfloat16, any strides) one point at a time: nothing of the pool's size
-// is allocated.
+// Host C++ twins of the Triton information kernels, each defined in the source named
+// as its op: information_terms_cpu.cpp (the one-pass entropies and the normalisation
+// sums), kbald_step_cpu.cpp (the 2-BALD step's pass over the pool),
+// pairwise_mutual_information_cpu.cpp and epig_cpu.cpp. Each reads the pool as stored
+// (float32, float16 or bfloat16, any strides) one point at a time: nothing of the
+// pool's size is allocated.
 #pragma once
 
 #include <cstdint>

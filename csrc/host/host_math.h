@@ -1,0 +1,172 @@
+// The vector-lane machinery the host twins share: exponentiating one point, the
+// 16-float Lanes type, -q·log q on whole vectors, the pair joint entropy of one pool
+// point against one padded row, and the OpenMP loop over points. Templates and
+// inline helpers live here; the functions cloned per instruction set are defined
+// once, in host_math.cpp.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "cpu_clones.h"
+#include "kbald/joint_entropy_math.h"
+#include "kbald/log_probs.h"
+
+namespace kbald::host {
+
+// p = exp(x) for `count` values, with NaN kept as NaN (exp_log_probability maps it
+// to 0, and the normalisation check must see it; validated input has none).
+void exp_keeping_nan(const float* x, float* p, int64_t count);
+
+// One point's K·C log-probabilities as contiguous floats: the pool's own row when it
+// is already contiguous float32, otherwise widened into `buffer` (one point, in L1),
+// so no copy of the pool is ever made.
+template <typename T>
+const float* point_log_probs(const LogProbs<T>& x, int64_t n, int64_t samples, int64_t classes, float* buffer) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (x.stride_c == 1 && x.stride_k == classes) return x.data + n * x.stride_n;
+  }
+  for (int64_t k = 0; k < samples; ++k)
+    for (int64_t c = 0; c < classes; ++c) buffer[k * classes + c] = x(n, k, c);
+  return buffer;
+}
+
+// 16 floats as one value: GCC lowers it to one AVX-512 register, two AVX2 or four SSE
+// registers per clone, so the tile below stays in registers on every instruction set.
+// aligned(4): loads from any float address.
+typedef float Lanes __attribute__((vector_size(64), aligned(4)));
+constexpr int64_t kLanesPerVector = 16;
+
+// The sum of a vector's lanes by halving shuffles (4 shuffle-adds, not 15 extracts).
+[[gnu::always_inline]] inline float horizontal_sum(Lanes v) {
+  typedef int32_t Order __attribute__((vector_size(64)));
+  v += __builtin_shuffle(v, Order{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+  v += __builtin_shuffle(v, Order{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
+  v += __builtin_shuffle(v, Order{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
+  v += __builtin_shuffle(v, Order{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+  return v[0];
+}
+
+// terms += -q·log q lane by lane: neg_xlogx's arithmetic (log_unit_interval of
+// max(q, smallest normal)) on a whole vector, so the epilogue runs in vector lanes.
+// (Vector casts of equal size reinterpret the bits.)
+typedef int32_t IntLanes __attribute__((vector_size(64), aligned(4)));
+
+[[gnu::always_inline]] inline void add_neg_xlogx(Lanes q, Lanes& terms) {
+  const Lanes smallest_normal = Lanes{} + 1.17549435e-38f;
+  const Lanes clamped = q > smallest_normal ? q : smallest_normal;
+  const IntLanes offset = (IntLanes)clamped - 0x3f3504f3;  // bits of √½
+  const Lanes m = (Lanes)((offset & 0x007fffff) + 0x3f3504f3);
+  const Lanes s = (m - 1.0f) / (m + 1.0f);
+  const Lanes z = s * s;
+  const Lanes series = 1.0f + z * (1.0f / 3 + z * (1.0f / 5 + z * (1.0f / 7 + z * (1.0f / 9))));
+  terms -= q * (__builtin_convertvector(offset >> 23, Lanes) * 0.693147180559945309f + 2.0f * s * series);
+}
+
+// Σ over rows c0 .. c0+kRows-1 (all < C) of the joint J[c, d] = mean_k p[k, c]·s[k, d]
+// of one pool point p [K, C] and the pick s, given padded to [K, 16·kVectors] with
+// zero columns (which add -0·log 0 = 0), of -J log J. The kRows × kVectors tile lives
+// in registers over all of K: per k, kVectors loads of s and kRows·kVectors
+// independent vector FMAs. The terms add up lane-wise (at most 8 to a lane), then
+// across the lanes, in float; the caller adds tiles in double.
+template <int64_t kVectors, int64_t kRows>
+[[gnu::always_inline]] inline float joint_rows_entropy(const float* p, const float* pick, int64_t samples,
+                                                       int64_t classes, int64_t c0, float inverse) {
+  constexpr int64_t kPadded = kVectors * kLanesPerVector;
+  Lanes tile[kRows][kVectors] = {};
+  for (int64_t k = 0; k < samples; ++k) {
+    const Lanes* s = reinterpret_cast<const Lanes*>(pick + k * kPadded);
+    for (int64_t r = 0; r < kRows; ++r) {
+      const float a = p[k * classes + c0 + r];
+      for (int64_t v = 0; v < kVectors; ++v) tile[r][v] += a * s[v];
+    }
+  }
+  Lanes terms = {};
+  for (int64_t r = 0; r < kRows; ++r)
+    for (int64_t v = 0; v < kVectors; ++v) add_neg_xlogx(tile[r][v] * inverse, terms);
+  return horizontal_sum(terms);
+}
+
+// H of that joint over all C rows: tiles of kRows rows (8 lanes-vectors of
+// accumulators), then the rest in tiles of 4, 2 and 1, so no row past C is computed.
+// always_inline: GCC does not otherwise inline it into the per-instruction-set clones.
+template <int64_t kVectors>
+[[gnu::always_inline]] inline float pair_joint_entropy(const float* p, const float* pick, int64_t samples,
+                                                       int64_t classes) {
+  constexpr int64_t kRows = kVectors >= 8 ? 1 : 8 / kVectors;
+  const float inverse = 1.0f / static_cast<float>(samples);
+  double h = 0.0;
+  int64_t c0 = 0;
+  for (; c0 + kRows <= classes; c0 += kRows)
+    h += joint_rows_entropy<kVectors, kRows>(p, pick, samples, classes, c0, inverse);
+  if constexpr (kRows > 4) {
+    if (c0 + 4 <= classes) {
+      h += joint_rows_entropy<kVectors, 4>(p, pick, samples, classes, c0, inverse);
+      c0 += 4;
+    }
+  }
+  if constexpr (kRows > 2) {
+    if (c0 + 2 <= classes) {
+      h += joint_rows_entropy<kVectors, 2>(p, pick, samples, classes, c0, inverse);
+      c0 += 2;
+    }
+  }
+  if constexpr (kRows > 1) {
+    if (c0 < classes) h += joint_rows_entropy<kVectors, 1>(p, pick, samples, classes, c0, inverse);
+  }
+  return static_cast<float>(h);
+}
+
+// The register-row widths of pair_joint_entropy (C <= 16, 32, 64, 128), each cloned
+// per instruction set (host_math.cpp).
+float pair_joint_entropy_16(const float* p, const float* pick, int64_t samples, int64_t classes);
+float pair_joint_entropy_32(const float* p, const float* pick, int64_t samples, int64_t classes);
+float pair_joint_entropy_64(const float* p, const float* pick, int64_t samples, int64_t classes);
+float pair_joint_entropy_128(const float* p, const float* pick, int64_t samples, int64_t classes);
+
+using PairJointEntropy = float (*)(const float*, const float*, int64_t, int64_t);
+
+// body(n, p) for every pool point n with its probabilities p = exp(x) [K, C] (NaN
+// kept), OpenMP over points, each thread widening and exponentiating into its own
+// one-point buffers.
+template <typename T, typename Body>
+void for_each_point_probs(const LogProbs<T>& log_probs, int64_t points, int64_t samples, int64_t classes,
+                          Body body) {
+  const int64_t count = samples * classes;
+#pragma omp parallel
+  {
+    std::vector<float> values(count), probs(count);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < points; ++n) {
+      exp_keeping_nan(point_log_probs(log_probs, n, samples, classes, values.data()), probs.data(), count);
+      body(n, probs.data());
+    }
+  }
+}
+
+// Class paddings of 16, 32, 64 and 128 lanes cover C <= 128 (the bindings refuse more).
+inline int64_t padded_classes(int64_t classes) {
+  return classes <= 16 ? 16 : classes <= 32 ? 32 : classes <= 64 ? 64 : 128;
+}
+
+inline PairJointEntropy pair_joint_entropy_for(int64_t padded) {
+  return padded == 16 ? pair_joint_entropy_16
+         : padded == 32 ? pair_joint_entropy_32
+         : padded == 64 ? pair_joint_entropy_64
+                        : pair_joint_entropy_128;
+}
+
+// The probabilities read(r, k, c) of `rows` rows [K, C] into [rows, K, padded] with
+// zero columns past C.
+template <typename Read>
+std::vector<float> padded_probs(Read read, int64_t rows, int64_t samples, int64_t classes, int64_t padded) {
+  std::vector<float> probs(rows * samples * padded, 0.0f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < samples; ++k)
+      for (int64_t c = 0; c < classes; ++c) probs[(r * samples + k) * padded + c] = read(r, k, c);
+  return probs;
+}
+
+}  // namespace kbald::host

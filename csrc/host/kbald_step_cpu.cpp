@@ -1,0 +1,41 @@
+#include "host_math.h"
+#include "information_cpu.h"
+
+namespace kbald::host {
+
+template <typename T>
+void mutual_information_with_pick(const LogProbs<T>& log_probs, const float* entropy, int64_t pick, float* out,
+                                  int64_t points, int64_t samples, int64_t classes) {
+  const int64_t padded = padded_classes(classes);
+  const std::vector<float> pick_probs = padded_probs(
+      [&](int64_t, int64_t k, int64_t c) { return exp_log_probability(log_probs(pick, k, c)); }, 1, samples,
+      classes, padded);
+  const PairJointEntropy joint_entropy = pair_joint_entropy_for(padded);
+  const float pick_entropy = entropy[pick];
+  for_each_point_probs(log_probs, points, samples, classes, [&](int64_t n, const float* p) {
+    out[n] = entropy[n] + pick_entropy - joint_entropy(p, pick_probs.data(), samples, classes);
+  });
+}
+
+void mutual_information_with_pick_of_probs(const float* probs, const float* entropy, int64_t pick, float* out,
+                                           int64_t points, int64_t samples, int64_t classes) {
+  const int64_t padded = padded_classes(classes), count = samples * classes;
+  const std::vector<float> pick_probs = padded_probs(
+      [&](int64_t, int64_t k, int64_t c) { return probs[pick * count + k * classes + c]; }, 1, samples, classes,
+      padded);
+  const PairJointEntropy joint_entropy = pair_joint_entropy_for(padded);
+  const float pick_entropy = entropy[pick];
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < points; ++n)
+    out[n] = entropy[n] + pick_entropy - joint_entropy(probs + n * count, pick_probs.data(), samples, classes);
+}
+
+#define KBALD_INSTANTIATE(T) \
+  template void mutual_information_with_pick<T>(const LogProbs<T>&, const float*, int64_t, float*, int64_t, \
+                                                int64_t, int64_t);
+KBALD_INSTANTIATE(float)
+KBALD_INSTANTIATE(Half)
+KBALD_INSTANTIATE(BFloat16)
+#undef KBALD_INSTANTIATE
+
+}  // namespace kbald::host
