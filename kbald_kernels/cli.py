@@ -117,6 +117,9 @@ def _candidates(args, data, arrays):
         return candidate_subset(len(data[0] if isinstance(data, tuple) else data), size, generator=args.seed)
     if args.method not in ("badge", "coreset"):
         return candidate_subset(data, size, score=score)
+    if score == "bald":
+        raise ValueError(f"--prefilter bald needs posterior samples; {args.method} has one prediction a point "
+                         "(its logits): use least_confidence, margin, entropy or random")
     if "logits" not in arrays:
         raise ValueError(f"--prefilter {score} for {args.method} needs an array named 'logits' [N, C] in "
                          f"{args.file} (or --prefilter random:{size})")
@@ -171,6 +174,8 @@ def run_select_distributed(args):
         raise ValueError(f"--distributed takes --method {', '.join(methods)}, got {args.method}")
     if args.candidates or args.prefilter:
         raise ValueError("--distributed does not take --candidates or --prefilter")
+    if args.layout == "KNC":
+        raise ValueError("--distributed shards FILE's first axis, the pool points: it takes --layout NKC or NCK")
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         raise ValueError("--distributed runs under torchrun (it sets RANK and WORLD_SIZE), e.g. "
                          "torchrun --nproc-per-node 2 -m kbald_kernels select --distributed ...")
@@ -309,7 +314,7 @@ def build_parser():
     restrict.add_argument("--prefilter", type=_prefilter, metavar="SCORE:SIZE",
                           help="pick only among SIZE candidates: a seeded random subset (random:SIZE) or the "
                                f"most uncertain by a proxy ({', '.join(PROXY_SCORES[1:])}; for badge and "
-                               "coreset from the file's logits)")
+                               "coreset from the file's logits, bald excepted)")
     select.add_argument("--seed", type=int, default=0)
     select.add_argument("--device", default="cpu")
     select.add_argument("--output", "-o", help="write indices and scores to a .csv or .json file")

@@ -182,6 +182,8 @@ def test_select_under_torchrun_picks_what_one_process_picks(files, tmp_path, met
     ("log_probs.npy", ["--prefilter", "margin:41"], "size must be between 1 and"),
     ("embeddings.npy", ["--method", "badge", "--prefilter", "margin:9"], "needs an array named 'logits'"),
     ("log_probs.npy", ["--distributed"], "--distributed runs under torchrun"),
+    ("log_probs.npy", ["--distributed", "--layout", "KNC"], "it takes --layout NKC or NCK"),
+    ("factors.npz", ["--method", "badge", "--prefilter", "bald:9"], "--prefilter bald needs posterior samples"),
 ])
 def test_select_reports_bad_input_in_one_line(files, name, args, message):
     argv = ["select", "--method", "bald", str(files / name)]

@@ -97,6 +97,14 @@ def test_front_agrees_with_the_package():
     np.testing.assert_array_equal(draw, kb.select_stochastic_bald(log_probs, 7, generator=4).indices.numpy())
 
 
+def test_front_takes_bfloat16_and_single_sample_predictions():
+    _, probs = _predictions()
+    low = torch.from_numpy(probs).to(torch.bfloat16)
+    np.testing.assert_allclose(front.Entropy().compute_score(low), front.Entropy().compute_score(probs), atol=0.05)
+    ranks, weights = front.PowerBALD(4, generator=1).get_ranks(probs.mean(-1))  # [N, C]: every BALD is 0
+    assert np.allclose(weights, 1 / len(probs)) and len(set(ranks)) == 4
+
+
 def test_front_errors():
     with pytest.raises(ValueError, match=r"\[N, C, K\] or \[N, C\]"):
         front.BALD().compute_score(np.ones((2, 3, 4, 5)) / 3)

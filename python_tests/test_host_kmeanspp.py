@@ -76,3 +76,24 @@ def test_min_squared_distances_match_the_reference(widths, dtype):
             assert bool((got[[3, 20, 56]] == 0).all())  # the centers themselves: exactly 0
         else:
             assert bool(torch.isinf(got).all())
+
+
+def test_factors_stored_in_two_dtypes_take_the_reference():
+    features, residuals = _embeddings(40, (6, 3), torch.float32, seed=7)
+    mixed = (features, residuals.half())
+    expected = kb.kmeanspp(mixed, 12, generator=2, backend="torch")
+    assert torch.equal(kb.kmeanspp(mixed, 12, generator=2, backend="cuda").indices, expected.indices)
+    assert torch.equal(kb.select_coreset(mixed, 5, labeled=[1, 2], backend="cuda").indices,
+                       kb.select_coreset(mixed, 5, labeled=[1, 2], backend="torch").indices)
+
+
+def test_a_state_saved_without_the_selected_mask_resumes():
+    emb = _embeddings(30, (5,), torch.float32, seed=3)
+    ordering = kb.KMeansPPOrdering(emb, generator=1, labeled=[0, 4])
+    ordering.take(6)
+    state = ordering.state_dict()
+    expected = ordering.take(10).indices
+    del state["selected"]
+    resumed = kb.KMeansPPOrdering(emb)
+    resumed.load_state_dict(state)
+    assert resumed.remaining == 22 and torch.equal(resumed.take(10).indices, expected)

@@ -51,6 +51,11 @@ void epig(const LogProbs<T>& log_probs, const float* entropy, const float* targe
           const float* target_entropy, const float* weights, int64_t targets, float* out, int64_t points,
           int64_t samples, int64_t classes);
 
+// probs = exp(log_probs) into contiguous float32 [N, K, C], with the exponential every
+// pass here uses (so a loop that caches it computes what it would have).
+template <typename T>
+void probabilities(const LogProbs<T>& log_probs, float* probs, int64_t points, int64_t samples, int64_t classes);
+
 // sums[n, k] = Σ_c exp(log_probs[n, k, c]) into contiguous float32 [N, K]: the
 // normalisation scan of input whose op does not validate in its own pass. NaN
 // anywhere in a row makes its sum NaN, and +inf makes it huge, so one bound check

@@ -86,6 +86,18 @@ using ClassSums = int64_t (*)(const float*, const Lanes*, float*, int64_t, int64
 }  // namespace
 
 template <typename T>
+void probabilities(const LogProbs<T>& log_probs, float* probs, int64_t points, int64_t samples, int64_t classes) {
+  const int64_t count = samples * classes;
+#pragma omp parallel
+  {
+    std::vector<float> values(count);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < points; ++n)
+      exp_keeping_nan(point_log_probs(log_probs, n, samples, classes, values.data()), probs + n * count, count);
+  }
+}
+
+template <typename T>
 void probability_sums(const LogProbs<T>& log_probs, float* sums, int64_t points, int64_t samples, int64_t classes) {
   for_each_point_probs(log_probs, points, samples, classes, [&](int64_t n, const float* p) {
     for (int64_t k = 0; k < samples; ++k) {
@@ -149,6 +161,7 @@ int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* condition
 }
 
 #define KBALD_INSTANTIATE(T) \
+  template void probabilities<T>(const LogProbs<T>&, float*, int64_t, int64_t, int64_t); \
   template void probability_sums<T>(const LogProbs<T>&, float*, int64_t, int64_t, int64_t); \
   template int64_t entropies<T>(const LogProbs<T>&, float*, float*, float*, float*, int64_t, int64_t, int64_t, \
                                 float, float);

@@ -179,6 +179,15 @@ void pairwise_mutual_information(std::uintptr_t a, int type, int64_t stride_n, i
   });
 }
 
+void probabilities(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k, int64_t stride_c,
+                   std::uintptr_t probs, int64_t points, int64_t samples, int64_t classes) {
+  if (points < 0 || samples < 1 || classes < 1)
+    throw std::invalid_argument("probabilities: need points >= 0 and samples, classes >= 1");
+  with_log_probs("probabilities", log_probs, type, stride_n, stride_k, stride_c, [&](const auto& x) {
+    kbald::host::probabilities(x, reinterpret_cast<float*>(probs), points, samples, classes);
+  });
+}
+
 void mutual_information_with_pick_of_probs(std::uintptr_t probs, std::uintptr_t entropy, int64_t pick,
                                            std::uintptr_t out, int64_t points, int64_t samples, int64_t classes) {
   if (points < 1 || samples < 1 || classes < 1 || classes > 128 || pick < 0 || pick >= points)
@@ -261,6 +270,9 @@ PYBIND11_MODULE(_host, m) {
         py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
         "I[Y_n; Y_pick] for every point of log-probabilities [points, samples, classes] and their float32 "
         "entropies (raw pointers).");
+  m.def("probabilities", &probabilities, KBALD_POOL_ARGS("log_probs"), py::arg("probs"), py::arg("points"),
+        py::arg("samples"), py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
+        "exp of log-probabilities [points, samples, classes] into contiguous float32 (raw pointers).");
   m.def("mutual_information_with_pick_of_probs", &mutual_information_with_pick_of_probs, py::arg("probs"),
         py::arg("entropy"), py::arg("pick"), py::arg("out"), py::arg("points"), py::arg("samples"),
         py::arg("classes"), py::call_guard<py::gil_scoped_release>(),

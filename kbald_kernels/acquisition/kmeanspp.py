@@ -251,7 +251,13 @@ class KMeansPPOrdering:
         self._labeled_indices = list(state["labeled_indices"])
         self._newest = state["newest"]
         self._min_distances = state["min_distances"].to(device=device, dtype=self._embeddings.dtype).clone()
-        self._selected = state["selected"].to(device).clone()
+        if "selected" in state:
+            self._selected = state["selected"].to(device).clone()
+        else:  # saved before candidates existed: the picks and the labeled points
+            self._selected = torch.zeros(len(self._embeddings), dtype=torch.bool, device=device)
+            taken = self._picked + self._labeled_indices
+            if taken:
+                self._selected[torch.tensor(taken, device=device)] = True
         self._remaining = int((~self._selected).sum())
         self._external = _wrap([t.to(device) for t in state["external"]]) if "external" in state else None
 

@@ -24,6 +24,7 @@ from ..acquisition.bald import check_stochastic, stochastic_order
 from ..acquisition.batchbald import select_batchbald
 from ..conversion import as_log_probs
 from ..information import bald, entropy, epig, least_confidence, margin
+from ..reference.normalisation import NORMALISATION_TOLERANCE
 from ..validation import as_tensor, check_batch_size, seed_from
 
 try:
@@ -34,9 +35,6 @@ except ImportError:
 
         def __init__(self, reverse=False):
             self.reversed = reverse
-
-        def get_uncertainties(self, predictions, target_predictions=None):
-            return self.compute_score(predictions, target_predictions=target_predictions)
 
         def reorder_indices(self, scores):
             ranks = np.argsort(scores, kind="stable")
@@ -50,10 +48,19 @@ except ImportError:
             return self.get_ranks(predictions, target_predictions)[0]
 
 
+class _Front(_Base):
+    """Scores straight from compute_score: baal's get_uncertainties would first call
+    ``.numpy()`` on a tensor, which fails on CUDA tensors."""
+
+    def get_uncertainties(self, predictions, target_predictions=None):
+        return self.compute_score(predictions, target_predictions=target_predictions)
+
+
 def to_log_probs(predictions, name="predictions"):
     """baal's predictions ``[N, C, K]`` or ``[N, C]`` (probabilities, or logits when
     they are not probabilities) as log-probabilities ``[N, K, C]``."""
     t, _ = as_tensor(predictions, name)
+    t = t.detach()
     if t.dim() == 2:
         t = t.unsqueeze(-1)
     if t.dim() != 3:
@@ -61,9 +68,10 @@ def to_log_probs(predictions, name="predictions"):
     if not t.dtype.is_floating_point:
         t = t.to(torch.float32)
     # baal's rule (to_prob): softmax unless every value is in [0, 1] and, with more
-    # than one class, each row sums to 1.
+    # than one class, each row sums to 1 (fp16/bf16 rows: to their rounding).
     bounded = bool((t.min() >= 0) & (t.max() <= 1))
-    normalised = t.shape[1] == 1 or np.allclose(t.sum(1).cpu().numpy(), 1)
+    atol = NORMALISATION_TOLERANCE[t.dtype] if t.dtype in (torch.float16, torch.bfloat16) else 1e-8
+    normalised = t.shape[1] == 1 or np.allclose(t.sum(1).double().cpu().numpy(), 1, atol=atol)
     return as_log_probs(t, layout="NCK", kind="probs" if bounded and normalised else "logits")
 
 
@@ -71,7 +79,7 @@ def _numpy(x):
     return x.detach().cpu().numpy()
 
 
-class BALD(_Base):
+class BALD(_Front):
     """BALD, I[y; θ | x]; the highest first."""
 
     def __init__(self, *, backend=None):
@@ -82,7 +90,7 @@ class BALD(_Base):
         return _numpy(bald(to_log_probs(predictions), backend=self.backend))
 
 
-class Entropy(_Base):
+class Entropy(_Front):
     """Predictive entropy of the mean prediction; the highest first."""
 
     def __init__(self, *, backend=None):
@@ -93,7 +101,7 @@ class Entropy(_Base):
         return _numpy(entropy(to_log_probs(predictions), backend=self.backend))
 
 
-class Margin(_Base):
+class Margin(_Front):
     """Margin between the two most probable classes of the mean prediction; the smallest first."""
 
     def __init__(self, *, backend=None):
@@ -104,7 +112,7 @@ class Margin(_Base):
         return _numpy(margin(to_log_probs(predictions), backend=self.backend))
 
 
-class Certainty(_Base):
+class Certainty(_Front):
     """The mean prediction's largest probability; the smallest first."""
 
     def __init__(self, *, backend=None):
@@ -115,7 +123,7 @@ class Certainty(_Base):
         return 1 - _numpy(least_confidence(to_log_probs(predictions), backend=self.backend))
 
 
-class EPIG(_Base):
+class EPIG(_Front):
     """EPIG (Bickford Smith et al. 2023) about ``target_predictions`` (``[T, C, K]``,
     the same K samples); the highest first. The [N, T] terms are never stored."""
 
@@ -131,7 +139,7 @@ class EPIG(_Base):
         return _numpy(epig(log_probs, targets.to(log_probs.dtype), backend=self.backend))
 
 
-class BatchBALD(_Base):
+class BatchBALD(_Front):
     """BatchBALD (Kirsch et al. 2019) batch of ``num_samples`` points, as baal's
     ``BatchBALD(num_samples, num_draw)``: label configurations are exact while there
     are at most ``num_draw`` of them, ``num_draw`` sampled ones after that
@@ -164,7 +172,7 @@ class BatchBALD(_Base):
         return torch.cat([picks, others[by_bald.indices]]).numpy(), scores.numpy()
 
 
-class PowerBALD(_Base):
+class PowerBALD(_Front):
     """PowerBALD (Kirsch et al. 2023), as baal's ``PowerBALD(query_size, temperature)``:
     ``query_size`` points drawn without replacement with probability ∝ BALD^(1/T).
     ``get_ranks`` gives (the draw, the normalised weights) as baal's does; the draw
@@ -187,4 +195,6 @@ class PowerBALD(_Base):
         size = check_batch_size(min(self.query_size, scores.shape[0]), scores.shape[0], "query_size")
         draw = stochastic_order(scores, size, "power", self.temperature, seed_from(self.generator))
         weights = _numpy(scores).astype(np.float64).clip(0) ** (1 / self.temperature)
+        if not weights.sum() > 0:  # every BALD is 0 (one sample a point): uniform, as baal falls back to
+            weights = np.ones_like(weights)
         return _numpy(draw), weights / weights.sum()

@@ -46,7 +46,13 @@ def _log_probs_shard(log_probs, group):
 def _entropies(shard, t, backend):
     """(entropy, conditional entropy) of the local rows, validated on every rank at once."""
     *terms, invalid = implementation("entropies", backend, t.device, strict=False)(t)
-    shard.agree(bool(invalid), lambda: scan_log_probs(t, "log_probs", shard.global_rows()))
+    error = None
+    if bool(invalid):  # the pass's flag: the scan decides, and names the element
+        try:
+            scan_log_probs(t, "log_probs", shard.global_rows())
+        except ValueError as exc:
+            error = exc
+    shard.agree(error)
     return terms
 
 
@@ -147,9 +153,10 @@ def select_epig(log_probs, target_log_probs, batch_size, *, method="top", temper
 
 
 def _mutual_information_with_row(t, entropy, row, row_entropy, backend):
-    """I[Y_n; Y_row] of every local point with a broadcast pick: EPIG with that one target."""
-    weight = torch.ones(1, dtype=torch.float64, device=t.device)
-    return implementation("epig", backend, t.device, strict=False)(t, row.unsqueeze(0), (entropy, row_entropy), weight)
+    """I[Y_n; Y_row] of every local point with a broadcast pick: a pairwise block of one
+    column (on CPU tensors the host twin's pair joint entropy, as the 2-BALD step's)."""
+    pairwise = implementation("pairwise_mutual_information", backend, t.device, strict=False)
+    return pairwise(t, row.unsqueeze(0), (entropy, row_entropy)).view(-1)
 
 
 def select_kbald(log_probs, batch_size, *, order=2, group=None, backend=None):

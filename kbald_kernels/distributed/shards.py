@@ -66,18 +66,17 @@ class Shard:
             start += size
         raise IndexError(index)
 
-    def agree(self, failed, message):
-        """Raise on every rank when ``failed`` on any (this rank raises its own error
-        from ``message()``, a callable that raises, the others name the rank)."""
-        flags = torch.tensor([1.0 if failed else 0.0], dtype=torch.float64, device=self.device)
+    def agree(self, error):
+        """Raise on every rank when any rank has an ``error`` (an exception or None):
+        that rank raises its own, the others a ShardError naming it."""
+        flags = torch.tensor([0.0 if error is None else 1.0], dtype=torch.float64, device=self.device)
         gathered = [torch.empty_like(flags) for _ in range(self.world)]
         dist.all_gather(gathered, flags, group=self.group)
         bad = [rank for rank, f in enumerate(gathered) if float(f) > 0]
-        if not bad:
-            return
-        if self.rank in bad:
-            message()
-        raise ShardError(f"rank {bad[0]} reported invalid input (its error names the element)")
+        if error is not None:
+            raise error
+        if bad:
+            raise ShardError(f"rank {bad[0]} reported invalid input (its error names the element)")
 
     def best(self, keys, payload=None):
         """The global index of the point with the largest ``keys`` (a list of [size]

@@ -57,9 +57,9 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
 
 def _pool_pass(log_probs, entropy, n_steps, out):
     """pass(pick) writes I[Y_n; Y_pick] into ``out``. Over several steps, where the
-    pool's float32 probabilities fit the workspace they are computed once and each
-    step reads them (the exponentials were most of a step); else each step reads
-    the log-probabilities as stored."""
+    pool's float32 probabilities fit the workspace they are computed once (with the
+    pass's own exponential: the same values) and each step reads them (the
+    exponentials were most of a step); else each step reads the log-probabilities."""
     import torch
 
     from ..reference.workspace import workspace_bytes
@@ -67,7 +67,8 @@ def _pool_pass(log_probs, entropy, n_steps, out):
     module = module_for(log_probs.device)
     if n_steps < 4 or 4 * log_probs.numel() > workspace_bytes():
         return lambda pick: _mutual_information_with(log_probs, entropy, pick, out)
-    probs = torch.exp(log_probs.to(torch.float32)).contiguous()
+    probs = torch.empty(log_probs.shape, dtype=torch.float32)
+    module.probabilities(*pool_arguments(log_probs), probs.data_ptr(), *log_probs.shape)
     return lambda pick: module.mutual_information_with_pick_of_probs(probs.data_ptr(), entropy.data_ptr(), pick,
                                                                      out.data_ptr(), *log_probs.shape)
 

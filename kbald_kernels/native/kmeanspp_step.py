@@ -14,7 +14,7 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
 
     if min_distances.device.type != "cpu":
         raise ValueError(f"the host twin of kmeanspp_steps takes CPU tensors, got {min_distances.device}")
-    if min_distances.dtype == torch.float64:
+    if min_distances.dtype == torch.float64 or _mixed(embeddings):
         return reference.kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode)
     if isinstance(embeddings, reference.DenseEmbeddings):
         x, r = _unit_feature_stride(embeddings.x), None
@@ -41,7 +41,7 @@ def min_squared_distances(embeddings, centers):
 
     if embeddings.device.type != "cpu":
         raise ValueError(f"the host twin of min_squared_distances takes CPU tensors, got {embeddings.device}")
-    if embeddings.dtype == torch.float64:
+    if embeddings.dtype == torch.float64 or _mixed(embeddings):
         return reference.min_squared_distances(embeddings, centers)
     dense = isinstance(embeddings, reference.DenseEmbeddings)
     x, r = (embeddings.x, None) if dense else (embeddings.features, embeddings.residuals)
@@ -54,6 +54,11 @@ def min_squared_distances(embeddings, centers):
         0 if r is None else r.data_ptr(), 0 if r is None else r.stride(0), 0 if r is None else r.shape[1],
         x.shape[0], cx.data_ptr(), 0 if cr is None else cr.data_ptr(), cx.shape[0], out.data_ptr())
     return out
+
+
+def _mixed(embeddings):
+    """Factors stored in two dtypes: the compiled step reads both as one (the reference takes them)."""
+    return hasattr(embeddings, "residuals") and embeddings.residuals.dtype != embeddings.features.dtype
 
 
 def _unit_feature_stride(t):
