@@ -119,8 +119,8 @@ def test_host_mutual_information_with_a_pick_matches_the_reference_pairwise_bloc
     lp = random_log_probs(300, 30, 7, dtype=torch.float32, zeros=True, device="cpu")
     entropy = reference.entropies(lp.double())[0].float()
     out = torch.full((300,), math.nan)
-    native.host_module().mutual_information_with_pick(*native.pool_arguments(lp), entropy.data_ptr(), 123, out.data_ptr(),
-                                                      300, 30, 7)
+    native.host_module().mutual_information_with_pick(*native.pool_arguments(lp), entropy.data_ptr(), 123,
+                                                      out.data_ptr(), 300, 30, 7)
     expected = reference.pairwise_mutual_information(lp.double(), lp[123:124].double())[:, 0]
     torch.testing.assert_close(out.double(), expected, rtol=2e-5, atol=2e-5)
     with pytest.raises(ValueError, match="0 <= pick < points"):

@@ -59,8 +59,8 @@ def test_host_twin_writes_every_output():
     weights, alpha = random_configurations(9, 5, torch.Generator().manual_seed(3))
     log_probs, weights, alpha = log_probs.float(), weights.float(), alpha.float()
     out = torch.full((37,), math.nan)
-    module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), *native.pool_arguments(log_probs), out.data_ptr(),
-                                    9, 37, 5, 7)
+    module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), *native.pool_arguments(log_probs),
+                                    out.data_ptr(), 9, 37, 5, 7)
     assert_relative(out, reference_value(weights, alpha, log_probs), 1e-5)
 
 

@@ -48,8 +48,8 @@ def _information_terms(log_probs, confidence):
     # Poisoned, so a point the loop fails to write cannot pass for a value.
     out = torch.full((4 if confidence else 2, log_probs.shape[0]), math.nan, dtype=torch.float32)
     extra = (out[2].data_ptr(), out[3].data_ptr()) if confidence else (0, 0)
-    invalid = module.entropies(*pool_arguments(log_probs), out[0].data_ptr(), out[1].data_ptr(), *extra, *log_probs.shape,
-                               *normalisation_bounds(log_probs.dtype))
+    invalid = module.entropies(*pool_arguments(log_probs), out[0].data_ptr(), out[1].data_ptr(), *extra,
+                               *log_probs.shape, *normalisation_bounds(log_probs.dtype))
     if confidence:
         return out[0], out[1], out[2], out[3], invalid
     return out[0], out[1], None, None, invalid

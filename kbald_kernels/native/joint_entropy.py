@@ -49,8 +49,8 @@ def accumulate_joint_entropy(weights, alpha, log_probs):
     out = torch.empty(n_points, dtype=torch.float32, device=device)
     sizes = (n_configs, n_points, n_samples, n_classes)
     if device.type == "cpu":
-        module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), *pool_arguments(log_probs), out.data_ptr(),
-                                        *sizes)
+        module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), *pool_arguments(log_probs),
+                                        out.data_ptr(), *sizes)
         return out
     with torch.cuda.device(device):
         # Each split keeps N·C double partial sums: as many splits as fill the device,
@@ -61,8 +61,8 @@ def accumulate_joint_entropy(weights, alpha, log_probs):
         splits = min(module.joint_entropy_splits(n_configs, n_points, n_classes, device.index or 0), most)
         partial = torch.empty(splits, n_points * n_classes, dtype=torch.float64, device=device)
         stream = torch.cuda.current_stream(device).cuda_stream
-        module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), *pool_arguments(log_probs), out.data_ptr(),
-                                        partial.data_ptr(), *sizes, splits, stream)
+        module.accumulate_joint_entropy(weights.data_ptr(), alpha.data_ptr(), *pool_arguments(log_probs),
+                                        out.data_ptr(), partial.data_ptr(), *sizes, splits, stream)
     return out
 
 
@@ -86,6 +86,6 @@ def emulate_joint_entropy_kernel(weights, alpha, log_probs, splits):
     module = module_for(torch.device("cpu"))
     weights, alpha = _float32_weights(weights, alpha)
     out = torch.empty(log_probs.shape[0], dtype=torch.float32)
-    module.emulate_joint_entropy_kernel(weights.data_ptr(), alpha.data_ptr(), *pool_arguments(log_probs), out.data_ptr(),
-                                        weights.shape[0], *log_probs.shape, splits)
+    module.emulate_joint_entropy_kernel(weights.data_ptr(), alpha.data_ptr(), *pool_arguments(log_probs),
+                                        out.data_ptr(), weights.shape[0], *log_probs.shape, splits)
     return out

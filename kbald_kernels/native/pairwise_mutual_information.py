@@ -19,7 +19,7 @@ def pairwise_mutual_information(a, b=None, entropies_ab=None):
         entropies_ab = (entropies(a)[0], entropies(b)[0])
     entropy_a, entropy_b = (h.to(torch.float32).contiguous() for h in entropies_ab)
     out = torch.empty((a.shape[0], b.shape[0]), dtype=torch.float32)
-    module_for(a.device).pairwise_mutual_information(*pool_arguments(a), entropy_a.data_ptr(), b.data_ptr(), *b.stride(),
-                                                      entropy_b.data_ptr(), out.data_ptr(), a.shape[0], b.shape[0],
-                                                      *a.shape[1:])
+    module_for(a.device).pairwise_mutual_information(
+        *pool_arguments(a), entropy_a.data_ptr(), b.data_ptr(), *b.stride(), entropy_b.data_ptr(), out.data_ptr(),
+        a.shape[0], b.shape[0], *a.shape[1:])
     return out
