@@ -104,13 +104,15 @@ template <typename T>
 void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, float* min_distances,
                     uint8_t* selected, int64_t newest, uint64_t seed, int64_t first_step, int64_t steps, bool argmax,
                     int64_t* indices, float* scores) {
-  // Factored: |h|²·|r|² of every point, by the same dot products as the cross
-  // terms, so an exact duplicate of a center is at distance exactly 0.
+  // Factored: |h|²·|r|² of the points still selectable and of the newest center (no
+  // other row is read), by the same dot products as the cross terms, so an exact
+  // duplicate of a center is at distance exactly 0.
   std::vector<float> norm_products;
   if (residuals != nullptr) {
     norm_products.resize(points);
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < points; ++n) {
+      if (selected[n] && n != newest) continue;
       const std::vector<float> h = row(x, n), r = row(*residuals, n);
       norm_products[n] = dot(x, n, h.data()) * dot(*residuals, n, r.data());
     }
