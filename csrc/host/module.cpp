@@ -105,6 +105,18 @@ void epig(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k
   });
 }
 
+// Runs fn(T{}) with the element type T of embeddings passed as a type code.
+template <typename Fn>
+void with_embedding_type(const char* name, int type, Fn&& fn) {
+  switch (static_cast<kbald::LogProbsType>(type)) {
+    case kbald::LogProbsType::kFloat32: return fn(float{});
+    case kbald::LogProbsType::kFloat16: return fn(kbald::Half{});
+    case kbald::LogProbsType::kBFloat16: return fn(kbald::BFloat16{});
+  }
+  throw std::invalid_argument(std::string(name) + ": unknown embedding type code " + std::to_string(type) +
+                              " (0 float32, 1 float16, 2 bfloat16)");
+}
+
 template <typename T>
 void kmeanspp_steps_typed(std::uintptr_t x, int64_t stride_x, int64_t width, std::uintptr_t residuals,
                           int64_t stride_r, int64_t width_r, int64_t points, std::uintptr_t min_distances,
@@ -125,17 +137,10 @@ void kmeanspp_steps(std::uintptr_t x, int type, int64_t stride_x, int64_t width,
   if (points < 1 || width < 1 || steps < 0 || newest < -1 || newest >= points || (residuals != 0 && width_r < 1))
     throw std::invalid_argument("kmeanspp_steps: need points, width >= 1 (width_r >= 1 when factored), "
                                 "steps >= 0 and -1 <= newest < points");
-  const auto run = [&](auto tag) {
+  with_embedding_type("kmeanspp_steps", type, [&](auto tag) {
     kmeanspp_steps_typed<decltype(tag)>(x, stride_x, width, residuals, stride_r, width_r, points, min_distances,
                                         selected, newest, seed, first_step, steps, argmax, indices, scores);
-  };
-  switch (static_cast<kbald::LogProbsType>(type)) {
-    case kbald::LogProbsType::kFloat32: return run(float{});
-    case kbald::LogProbsType::kFloat16: return run(kbald::Half{});
-    case kbald::LogProbsType::kBFloat16: return run(kbald::BFloat16{});
-  }
-  throw std::invalid_argument("kmeanspp_steps: unknown embedding type code " + std::to_string(type) +
-                              " (0 float32, 1 float16, 2 bfloat16)");
+  });
 }
 
 void min_squared_distances(std::uintptr_t x, int type, int64_t stride_x, int64_t width, std::uintptr_t residuals,
@@ -144,7 +149,7 @@ void min_squared_distances(std::uintptr_t x, int type, int64_t stride_x, int64_t
   if (points < 0 || width < 1 || centers < 0 || (residuals != 0 && width_r < 1))
     throw std::invalid_argument("min_squared_distances: need points, centers >= 0 and width >= 1 (width_r >= 1 "
                                 "when factored)");
-  const auto run = [&](auto tag) {
+  with_embedding_type("min_squared_distances", type, [&](auto tag) {
     using T = decltype(tag);
     const kbald::host::Rows<T> features{reinterpret_cast<const T*>(x), stride_x, width};
     const kbald::host::Rows<T> factors{reinterpret_cast<const T*>(residuals), stride_r, width_r};
@@ -152,13 +157,7 @@ void min_squared_distances(std::uintptr_t x, int type, int64_t stride_x, int64_t
                                        reinterpret_cast<const float*>(center_x),
                                        reinterpret_cast<const float*>(center_r), centers,
                                        reinterpret_cast<float*>(out));
-  };
-  switch (static_cast<kbald::LogProbsType>(type)) {
-    case kbald::LogProbsType::kFloat32: return run(float{});
-    case kbald::LogProbsType::kFloat16: return run(kbald::Half{});
-    case kbald::LogProbsType::kBFloat16: return run(kbald::BFloat16{});
-  }
-  throw std::invalid_argument("min_squared_distances: unknown embedding type code " + std::to_string(type));
+  });
 }
 
 double gumbel_noise(uint64_t seed, int64_t step, int64_t index) { return kbald::host::gumbel_noise(seed, step, index); }

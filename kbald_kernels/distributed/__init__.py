@@ -159,6 +159,15 @@ def _mutual_information_with_row(t, entropy, row, row_entropy, backend):
     return pairwise(t, row.unsqueeze(0), (entropy, row_entropy)).view(-1)
 
 
+def _take_best(shard, values, excluded):
+    """The global pick of the largest ``values`` outside ``excluded`` (global index,
+    value), marked excluded on its owner."""
+    index, value = shard.best([torch.where(excluded, -math.inf, values)])
+    if shard.owner(index) == shard.rank:
+        excluded[index - shard.offset] = True
+    return index, value
+
+
 def select_kbald(log_probs, batch_size, *, order=2, group=None, backend=None):
     """Greedy 2-BALD (``order=2``; ``order=1`` is top-k BALD) over the sharded pool, as
     :func:`kbald_kernels.select_kbald`. Communication per pick: one all-gather of
@@ -175,11 +184,9 @@ def select_kbald(log_probs, batch_size, *, order=2, group=None, backend=None):
     message = _row_message(t, [entropy])
     picks, values = [], []
     for step in range(size):
-        index, value = shard.best([torch.where(excluded, -math.inf, increment)])
+        index, value = _take_best(shard, increment, excluded)
         picks.append(index)
         values.append(value)
-        if shard.owner(index) == shard.rank:
-            excluded[index - shard.offset] = True
         if step < size - 1:
             row = shard.broadcast_row(index, message, t[0].numel() + 1)
             pick = row[:-1].view(t.shape[1:]).to(t.dtype)
@@ -248,11 +255,9 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
     for step in range(size):
         joint = configurations_entropy(configs) + accumulate(configs.weights, configs.alpha, t)
         scores = joint - conditional_sum - conditional
-        index, value = shard.best([torch.where(excluded, -math.inf, scores)])
+        index, value = _take_best(shard, scores, excluded)
         picks.append(index)
         totals.append(value)
-        if shard.owner(index) == shard.rank:
-            excluded[index - shard.offset] = True
         if step < size - 1:
             row = shard.broadcast_row(index, message, t[0].numel() + 1)
             conditional_sum = conditional_sum + row[-1:].to(conditional.dtype)
