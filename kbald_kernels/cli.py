@@ -162,6 +162,7 @@ def run_select_distributed(args):
     methods = {
         "bald": lambda d, a: kbd.select_bald(d, a.batch_size),
         "kbald2": lambda d, a: kbd.select_kbald(d, a.batch_size, order=2),
+        "kbald3": lambda d, a: kbd.select_kbald(d, a.batch_size, order=3),
         "batchbald": lambda d, a: kbd.select_batchbald(d, a.batch_size, num_samples=a.num_samples,
                                                        generator=a.seed),
         "power": lambda d, a: kbd.select_stochastic_bald(d, a.batch_size, temperature=a.temperature,

@@ -146,7 +146,8 @@ def test_select_on_candidates_picks_what_the_library_picks(files, tmp_path, meth
     assert json.loads(out.read_text())["indices"] == expected.indices.tolist()
 
 
-@pytest.mark.parametrize("method,name", [("kbald2", "log_probs.npy"), ("batchbald", "log_probs.npy"),
+@pytest.mark.parametrize("method,name", [("kbald2", "log_probs.npy"), ("kbald3", "log_probs.npy"),
+                                         ("batchbald", "log_probs.npy"),
                                          ("badge", "factors.npz"), ("epig", "log_probs.npy")])
 def test_select_under_torchrun_picks_what_one_process_picks(files, tmp_path, method, name):
     import json

@@ -16,6 +16,7 @@ import kbald_kernels as kb
 from kbald_kernels import distributed as kbd
 
 SHARDS = {2: [1, 22], 3: [7, 1, 15]}
+EXTENSIONS = {2: [0, 7], 3: [2, 0, 5]}  # the rows each rank adds to a k-means++ ordering
 
 
 def _pool(dtype):
@@ -48,6 +49,13 @@ def _cases(dtype, backend):
          lambda lp: kbd.select_epig(lp, targets, 5, method="softmax", generator=2, backend=backend)),
         ("2-bald", lambda lp: kb.select_kbald(lp, 7, backend=backend),
          lambda lp: kbd.select_kbald(lp, 7, backend=backend)),
+        ("3-bald", lambda lp: kb.select_kbald(lp, 7, order=3, backend=backend),
+         lambda lp: kbd.select_kbald(lp, 7, order=3, backend=backend)),
+        ("dynamic, stops early", lambda lp: kb.select_kbald_dynamic(lp, 12, backend=backend),
+         lambda lp: kbd.select_kbald_dynamic(lp, 12, backend=backend)),
+        ("dynamic order 3, whole batch", lambda lp: kb.select_kbald_dynamic(
+            lp, 6, tolerance=10.0, order=3, backend=backend),
+         lambda lp: kbd.select_kbald_dynamic(lp, 6, tolerance=10.0, order=3, backend=backend)),
         ("conservative", lambda lp: kb.select_conservative_bald(lp, threshold=0.05, backend=backend),
          lambda lp: kbd.select_conservative_bald(lp, threshold=0.05, backend=backend)),
         ("conservative budget", lambda lp: kb.select_conservative_bald(
@@ -75,9 +83,11 @@ def _shard(x, rank, sizes):
 
 
 def _check_equal(name, whole, sharded, exact):
+    assert type(sharded) is type(whole), name
     assert torch.equal(sharded.indices, whole.indices), (name, sharded.indices, whole.indices)
     tolerance = dict(rtol=0, atol=0) if exact else dict(rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(sharded.scores, whole.scores, **tolerance, msg=name)
+    for field in whole._fields[1:]:  # the scores, and a dynamic batch's traces
+        torch.testing.assert_close(getattr(sharded, field), getattr(whole, field), **tolerance, msg=f"{name} {field}")
 
 
 def _worker(rank, world, port):
@@ -93,9 +103,45 @@ def _worker(rank, world, port):
             local = tuple(_shard(e, rank, sizes) for e in embeddings)
             for name, whole, sharded in embedding_cases:
                 _check_equal(name, whole(embeddings), sharded(local), exact=dtype == torch.float64)
+            _orderings_equal_one_process(rank, world, dtype, backend)
         _errors_reach_every_rank(rank, sizes)
     finally:
         dist.destroy_process_group()
+
+
+def _orderings_equal_one_process(rank, world, dtype, backend):
+    """A lazy ordering used as a researcher would: take, next, extend (a rank adding
+    nothing), save and resume on a fresh ordering; each result equal to one process's."""
+    sizes, added = SHARDS[world], EXTENSIONS[world]
+    features, residuals = (e.to(dtype) for e in _embeddings())
+    gen = torch.Generator().manual_seed(9)
+    new = (torch.randn(7, 6, generator=gen, dtype=torch.float64).to(dtype),
+           torch.randn(7, 3, generator=gen, dtype=torch.float64).to(dtype))
+    outside = torch.randn(2, 6, generator=gen, dtype=torch.float64).to(dtype)
+    exact = dtype == torch.float64
+    settings = [
+        ("dense, labeled outside the pool", lambda e: e[0], dict(generator=7, labeled=outside)),
+        ("factored, max_norm", lambda e: e, dict(generator=3, first="max_norm")),
+        ("k-center, labeled indices", lambda e: e[0], dict(generator=1, mode="argmax", labeled=[3, 8, 22])),
+    ]
+    for name, kind, options in settings:
+        whole = kb.KMeansPPOrdering(kind((features, residuals)), backend=backend, **options)
+        local = tuple(_shard(e, rank, sizes) for e in (features, residuals))
+        sharded = kbd.KMeansPPOrdering(kind(local), backend=backend, **options)
+        _check_equal(f"{name} take", whole.take(3), sharded.take(3), exact)
+        index, score = next(sharded)
+        expected = next(whole)
+        assert index == expected[0] and sharded.remaining == whole.remaining, (name, index, expected)
+        torch.testing.assert_close(score, expected[1], rtol=0 if exact else 1e-5, atol=0 if exact else 1e-6)
+        whole.extend(kind(new))
+        mine = tuple(_shard(e, rank, added) for e in new)
+        sharded.extend(kind(mine) if added[rank] else None)
+        assert len(sharded) == len(whole) == 30
+        _check_equal(f"{name} after extend", whole.take(4), sharded.take(4), exact)
+        resumed = kbd.KMeansPPOrdering(kind(local), backend=backend, **options)
+        resumed.extend(kind(mine) if added[rank] else None)
+        resumed.load_state_dict(sharded.state_dict())
+        _check_equal(f"{name} resumed", whole.take(whole.remaining), resumed.take(resumed.remaining), exact)
 
 
 def _errors_reach_every_rank(rank, sizes):
@@ -109,6 +155,18 @@ def _errors_reach_every_rank(rank, sizes):
     wrong = _pool(torch.float32)[:, :, :3] if rank == 0 else _shard(_pool(torch.float32), rank, sizes)
     with pytest.raises(ValueError, match="same trailing shape on every rank"):
         kbd.select_bald(wrong, 2)
+    with pytest.raises(ValueError, match="order must be 1, 2 or 3"):
+        kbd.select_kbald(_shard(_pool(torch.float32), rank, sizes), 2, order=4)
+    features = _shard(_embeddings()[0], rank, sizes)
+    ordering = kbd.KMeansPPOrdering(features, generator=0)
+    ordering.take(2)
+    wider = torch.randn(2, 7 if rank == 0 else 6, dtype=torch.float64)
+    with pytest.raises(ValueError, match="same trailing shape on every rank"):
+        ordering.extend(wider)
+    other = kbd.KMeansPPOrdering(features, generator=0)
+    other.extend(torch.zeros(1, 6, dtype=torch.float64))
+    with pytest.raises(ValueError, match="the state is for a pool sharded as"):
+        other.load_state_dict(ordering.state_dict())
     with pytest.raises(ValueError, match=r"between 1 and the number of selectable pool points \(23\)"):
         kbd.select_bald(_shard(_pool(torch.float32), rank, sizes), 24)
     empty = _pool(torch.float32)[:0] if rank == 2 or len(sizes) == 2 and rank == 1 else _pool(torch.float32)[:2]

@@ -178,7 +178,7 @@ def select_kbald(log_probs, batch_size, *, order=2, candidates=None, backend=Non
                      to_output(torch.cat(increments).cumsum(0), np_in))
 
 
-def _check_points(size):
+def check_points(size):
     """The steps after which a loop with a stop test on the device reads it: after
     1, 2, 4, 8, … picks and the last, so a call reads O(log batch) values and runs
     at most twice the picks it keeps."""
@@ -201,6 +201,43 @@ class DynamicSelection(NamedTuple):
     triple_scores: Any
 
 
+def check_dynamic(order, tolerance):
+    if order not in (2, 3):
+        raise ValueError(f"order must be 2 or 3, got {order!r}")
+    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
+
+
+def check_conservative(threshold, total_correlation_budget):
+    if not (isinstance(threshold, (int, float)) and threshold >= 0):
+        raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
+    if total_correlation_budget is not None and not (
+            isinstance(total_correlation_budget, (int, float)) and total_correlation_budget >= 0):
+        raise ValueError(f"total_correlation_budget must be a number >= 0, got {total_correlation_budget!r}")
+
+
+class DynamicTraces:
+    """The cumulative 2-BALD and 3-BALD estimates of the picks so far (each pick's
+    increments when picked: lists of [1] tensors) and ``kept``: the picks before the
+    first whose estimates differ by more than ``tolerance`` relative to 3-BALD, or
+    all of them. One read of the device."""
+
+    def __init__(self, pairwise_at, triple_at, tolerance):
+        pairwise = torch.cat(pairwise_at)
+        self.pairwise = pairwise.cumsum(0)
+        self.triple = (pairwise + torch.cat(triple_at)).cumsum(0)
+        divergence = (self.triple - self.pairwise).abs() / self.triple.abs().clamp_min(1e-30)
+        diverged = divergence.double() > tolerance  # the tolerance as given, not rounded to float32
+        diverged[0] = False
+        self.kept = int(torch.where(diverged.any(), diverged.to(torch.uint8).argmax(), len(pairwise_at)))
+
+    def selection(self, indices, order, np_in):
+        """The :class:`DynamicSelection` of the kept ``indices``, scored by the ``order`` that drove them."""
+        traces = self.pairwise[: self.kept + 1], self.triple[: self.kept + 1]
+        scores = (traces[0] if order == 2 else traces[1])[: self.kept]
+        return DynamicSelection(*(to_output(x, np_in) for x in (indices, scores, *traces)))
+
+
 def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, candidates=None, backend=None):
     """k-BALD with a dynamic batch size: greedy picks (by 2-BALD, or 3-BALD with
     ``order=3``) until the 2-BALD and 3-BALD estimates of the batch differ by more
@@ -210,16 +247,12 @@ def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, c
     holds at least the first pick, where both estimates equal BALD). ``candidates``:
     as in :func:`select_bald`.
     """
-    if order not in (2, 3):
-        raise ValueError(f"order must be 2 or 3, got {order!r}")
-    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
-        raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    check_dynamic(order, tolerance)
     pool, np_in = _candidate_pool(log_probs, candidates)
     size = check_batch_size(max_batch_size, pool.size, "max_batch_size")
     state = _KBALDIncrements(pool, backend, track_triples=True, capacity=size)
     pairwise_at, triple_at = [], []  # each pick's increments when picked
-    checks = _check_points(size)
-    kept = size
+    checks = check_points(size)
     for step in range(size):
         pick = state.pick(state.pairwise if order == 2 else state.pairwise + state.triple)
         pairwise_at.append(state.pairwise.index_select(0, pick))
@@ -227,19 +260,10 @@ def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, c
         if step < size - 1:
             state.update(pick)
         if step + 1 in checks:
-            pairwise_trace = torch.cat(pairwise_at).cumsum(0)
-            triple_trace = (torch.cat(pairwise_at) + torch.cat(triple_at)).cumsum(0)
-            divergence = (triple_trace - pairwise_trace).abs() / triple_trace.abs().clamp_min(1e-30)
-            diverged = divergence.double() > tolerance  # the tolerance as given, not rounded to float32
-            diverged[0] = False
-            # The first pick that broke the tolerance, or the picks so far: one read.
-            kept = int(torch.where(diverged.any(), diverged.to(torch.uint8).argmax(), step + 1))
-            if kept <= step:
+            traces = DynamicTraces(pairwise_at, triple_at, tolerance)
+            if traces.kept <= step:
                 break
-    traces = pairwise_trace[: kept + 1], triple_trace[: kept + 1]
-    scores = (traces[0] if order == 2 else traces[1])[:kept]
-    picks = pool.from_rows(state.picks[:kept])
-    return DynamicSelection(*(to_output(x, np_in) for x in (picks, scores, *traces)))
+    return traces.selection(pool.from_rows(state.picks[: traces.kept]), order, np_in)
 
 
 def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_correlation_budget=None,
@@ -253,11 +277,7 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
     ``total_correlation_budget``. Scores are the cumulative 2-BALD value.
     ``candidates``: as in :func:`select_bald`; only candidates are taken or dropped.
     """
-    if not (isinstance(threshold, (int, float)) and threshold >= 0):
-        raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
-    if total_correlation_budget is not None and not (
-            isinstance(total_correlation_budget, (int, float)) and total_correlation_budget >= 0):
-        raise ValueError(f"total_correlation_budget must be a number >= 0, got {total_correlation_budget!r}")
+    check_conservative(threshold, total_correlation_budget)
     pool, np_in = _candidate_pool(log_probs, candidates)
     size = pool.size if batch_size is None else check_batch_size(batch_size, pool.size)
     state = _KBALDIncrements(pool, backend, track_triples=False, capacity=size)
@@ -268,7 +288,7 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
     correlation = torch.zeros(1, dtype=torch.float64, device=t.device)
     kept = torch.ones(1, dtype=torch.bool, device=t.device)
     picked, values = [], []  # per step: whether the pick is kept (monotone), its 2-BALD increment
-    checks = _check_points(size)
+    checks = check_points(size)
     for step in range(size):
         pick = state.pick(bald_scores, excluded)
         kept = kept & ~excluded.index_select(0, pick)  # false once every point is excluded

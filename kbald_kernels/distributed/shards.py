@@ -6,10 +6,14 @@ Every collective runs on the data's device: CPU tensors need a gloo group, CUDA
 tensors an NCCL one.
 """
 
+import bisect
 import math
 
 import torch
 import torch.distributed as dist
+
+from ..backends import implementation
+from ..validation import check_log_probs_form, scan_log_probs, seed_from
 
 
 class ShardError(ValueError):
@@ -17,12 +21,16 @@ class ShardError(ValueError):
 
 
 class Shard:
-    """This rank's contiguous slice ``[offset, offset + size)`` of a pool of ``total``
-    points, the slices in rank order.
+    """This rank's rows of a pool of ``total`` points.
 
-    ``check`` runs this rank's own input checks; ``signature`` (e.g. (K, C) or the
-    embedding widths) must agree across ranks. Either failing raises on every rank,
-    so no rank is left waiting in a collective.
+    The pool is a sequence of blocks (the first one, then one per ``extend``); each
+    block is cut into contiguous slices in rank order, and this rank holds its
+    slice of every block, in block order, as one local tensor.
+
+    ``check`` runs this rank's own input checks and returns (rows, signature,
+    device); ``signature`` (e.g. (K, C) or the embedding widths) must agree across
+    ranks. Either failing raises on every rank, so no rank is left waiting in a
+    collective.
     """
 
     def __init__(self, check, group, name="log_probs"):
@@ -32,39 +40,75 @@ class Shard:
         self.group = group
         self.rank = dist.get_rank(group)
         self.world = dist.get_world_size(group)
+        self.name = name
+        self.blocks = []  # per block: the size of every rank's slice
+        self.signature = None
+        self.total = 0
+        self.size = 0
+        self.device = None
+        self._add_block(check)
+
+    def extend(self, check):
+        """Add a block: every rank's new rows (a rank may add none), after every row so far."""
+        self._add_block(check)
+
+    def _add_block(self, check):
         error, size, signature, device = None, 0, None, None
         try:
             size, signature, device = check()
         except (ValueError, TypeError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         reports = [None] * self.world
-        dist.all_gather_object(reports, (error, size, signature), group=group)
+        dist.all_gather_object(reports, (error, size, signature), group=self.group)
         for rank, (other_error, _, _) in enumerate(reports):
             if other_error is not None:
                 raise ShardError(f"rank {rank}: {other_error}")
-        signatures = {r[2] for r in reports}
+        signatures = {r[2] for r in reports if r[2] is not None} | ({self.signature} if self.blocks else set())
         if len(signatures) > 1:
             described = ", ".join(f"rank {rank}: {r[2]}" for rank, r in enumerate(reports))
-            raise ShardError(f"{name} must have the same trailing shape on every rank, got {described}")
+            before = f" (the pool so far: {self.signature})" if self.blocks else ""
+            raise ShardError(f"{self.name} must have the same trailing shape on every rank, got {described}{before}")
         sizes = [r[1] for r in reports]
-        self.sizes = sizes
-        self.offset = sum(sizes[: self.rank])
-        self.size = sizes[self.rank]
-        self.total = sum(sizes)
-        self.device = device
+        self.blocks.append(sizes)
+        self.signature = signatures.pop()
+        self.total += sum(sizes)
+        self.size += sizes[self.rank]
+        self.device = self.device if device is None else device
+        self._slices = []  # (global start, rank, local start, rows) of every slice, in global order
+        local = [0] * self.world
+        start = 0
+        for block in self.blocks:
+            for rank, n in enumerate(block):
+                if n:
+                    self._slices.append((start, rank, local[rank], n))
+                start += n
+                local[rank] += n
+        self._rows = self.rows_of(self.rank)
+
+    def rows_of(self, rank):
+        """The global pool index of each local row of ``rank``: int64, in local order."""
+        return torch.cat([torch.arange(start, start + n, device=self.device)
+                          for start, owner, _, n in self._slices if owner == rank]
+                         + [torch.zeros(0, dtype=torch.int64, device=self.device)])
 
     def global_rows(self):
         """The global pool index of each local row: int64 [size]."""
-        return torch.arange(self.offset, self.offset + self.size, device=self.device)
+        return self._rows
+
+    def _slice(self, index):
+        if not 0 <= index < self.total:
+            raise IndexError(index)
+        return self._slices[bisect.bisect_right(self._slices, (index, math.inf)) - 1]
 
     def owner(self, index):
         """The rank holding global pool index ``index``."""
-        start = 0
-        for rank, size in enumerate(self.sizes):
-            if index < start + size:
-                return rank
-            start += size
-        raise IndexError(index)
+        return self._slice(index)[1]
+
+    def local(self, index):
+        """This rank's local row of global pool index ``index`` (which it holds)."""
+        start, rank, local_start, _ = self._slice(index)
+        assert rank == self.rank, (index, rank, self.rank)
+        return local_start + index - start
 
     def agree(self, error):
         """Raise on every rank when any rank has an ``error`` (an exception or None):
@@ -87,11 +131,12 @@ class Shard:
         keys = [torch.nan_to_num(k.to(torch.float64), nan=-math.inf) for k in keys]
         payload = keys[-1] if payload is None else payload.to(torch.float64)
         if self.size:
+            # Local rows are in global order, so the first local maximum has the smallest global index.
             candidates = torch.ones(self.size, dtype=torch.bool, device=self.device)
             for key in keys:
                 candidates &= key == torch.where(candidates, key, -math.inf).max()
             local = int(torch.argmax(candidates.to(torch.uint8)))
-            index = torch.tensor(float(self.offset + local), dtype=torch.float64, device=self.device)
+            index = self._rows[local].to(torch.float64)
             entry = torch.stack([*(k[local] for k in keys), index, payload[local]])
         else:
             entry = torch.tensor([-math.inf] * len(keys) + [math.inf, math.nan], dtype=torch.float64,
@@ -108,12 +153,15 @@ class Shard:
         broadcast of 8·length bytes."""
         owner = self.owner(index)
         if self.rank == owner:
-            row = row_of_local(index - self.offset).to(torch.float64).contiguous()
+            row = row_of_local(self.local(index)).to(torch.float64).contiguous()
         else:
             row = torch.empty(like, dtype=torch.float64, device=self.device)
-        dist.broadcast(row, src=dist.get_global_rank(self.group, owner) if self.group is not None else owner,
-                       group=self.group)
+        dist.broadcast(row, src=self.global_rank(owner), group=self.group)
         return row
+
+    def global_rank(self, rank):
+        """The world rank of this group's ``rank`` (what a collective's ``src`` takes)."""
+        return dist.get_global_rank(self.group, rank) if self.group is not None else rank
 
     def top(self, keys, size, payload):
         """The ``size`` largest ``keys`` over every rank (ties: the smaller global index),
@@ -121,10 +169,10 @@ class Shard:
         first. One all-gather of 24·size bytes a rank."""
         keys = torch.where(torch.isnan(keys.to(torch.float64)), -math.inf, keys.to(torch.float64))
         count = min(size, keys.numel())
-        order = _sorted_by_key_then_index(keys, torch.arange(keys.numel(), device=keys.device))[:count]
+        order = _sorted_by_key_then_index(keys, self._rows)[:count]
         block = torch.full((size, 3), math.nan, dtype=torch.float64, device=self.device)
         block[:count, 0] = keys[order]
-        block[:count, 1] = (order + self.offset).to(torch.float64)
+        block[:count, 1] = self._rows[order].to(torch.float64)
         block[:count, 2] = payload.to(torch.float64)[order]
         gathered = [torch.empty_like(block) for _ in range(self.world)]
         dist.all_gather(gathered, block, group=self.group)
@@ -132,6 +180,70 @@ class Shard:
         merged = merged[~torch.isnan(merged[:, 1])]
         best = _sorted_by_key_then_index(merged[:, 0], merged[:, 1])[:size]
         return merged[best, 1].to(torch.int64), merged[best, 2]
+
+    def same_seed(self, generator):
+        """One seed for every rank: rank 0's, so generator=None still draws alike."""
+        seed = [seed_from(generator) if self.rank == 0 else None]
+        dist.broadcast_object_list(seed, src=self.global_rank(0), group=self.group)
+        return seed[0]
+
+    def take_best(self, values, excluded):
+        """The global pick of the largest ``values`` outside ``excluded`` (global index,
+        value), marked excluded on its owner."""
+        index, value = self.best([torch.where(excluded, -math.inf, values)])
+        if self.owner(index) == self.rank:
+            excluded[self.local(index)] = True
+        return index, value
+
+    def global_ranks(self, scores):
+        """Each local score's rank (1 = highest, ties to the smaller index) in the whole
+        pool. One all-gather of 8·(largest shard) bytes a rank."""
+        sizes = [sum(block[rank] for block in self.blocks) for rank in range(self.world)]
+        padded = torch.full((max(sizes),), math.nan, dtype=torch.float64, device=self.device)
+        padded[: self.size] = scores.to(torch.float64)
+        gathered = [torch.empty_like(padded) for _ in range(self.world)]
+        dist.all_gather(gathered, padded, group=self.group)
+        every = torch.empty(self.total, dtype=torch.float64, device=self.device)
+        for rank, (g, n) in enumerate(zip(gathered, sizes)):
+            every[self.rows_of(rank)] = g[:n]
+        ranks = torch.empty_like(every)
+        ranks[torch.sort(every, descending=True, stable=True).indices] = torch.arange(
+            1, every.shape[0] + 1, dtype=every.dtype, device=every.device)
+        return ranks[self._rows]
+
+
+def log_probs_shard(log_probs, group):
+    """(Shard, this rank's log-probabilities as a tensor, whether they came as numpy)."""
+    held = {}
+
+    def check():
+        held["t"], held["numpy"] = check_log_probs_form(log_probs)
+        return held["t"].shape[0], (*held["t"].shape[1:], str(held["t"].dtype)), held["t"].device
+
+    shard = Shard(check, group)
+    return shard, held["t"], held["numpy"]
+
+
+def validated_entropies(shard, t, backend):
+    """(entropy, conditional entropy) of the local rows, validated on every rank at once."""
+    *terms, invalid = implementation("entropies", backend, t.device, strict=False)(t)
+    error = None
+    if bool(invalid):  # the pass's flag: the scan decides, and names the element
+        try:
+            scan_log_probs(t, "log_probs", shard.global_rows())
+        except ValueError as exc:
+            error = exc
+    shard.agree(error)
+    return terms
+
+
+def row_message(t, extra):
+    """The message that carries a pick: its log-probabilities and per-point values, float64."""
+    return lambda i: torch.cat([t[i].reshape(-1).to(torch.float64), *(e[i : i + 1].to(torch.float64) for e in extra)])
+
+
+def global_indices(indices, device):
+    return torch.tensor(indices, dtype=torch.int64, device=device)
 
 
 def _sorted_by_key_then_index(keys, index):
