@@ -28,12 +28,24 @@ COLLECTIVES = ("all_gather", "broadcast", "all_gather_object", "broadcast_object
 
 def _problems(quick):
     n = 4000 if quick else 20_000
+    labeled = list(range(0, n, n // 100))
     return n, [
+        ("BALD top-k, batch 100", 100, lambda kbd, lp, emb: kbd.select_bald(lp, 100)),
+        ("EPIG, 100 targets, batch 10", 10, lambda kbd, lp, emb: kbd.select_epig(lp, _targets(), 10)),
         ("2-BALD, batch 10", 10, lambda kbd, lp, emb: kbd.select_kbald(lp, 10)),
+        ("3-BALD, batch 10", 10, lambda kbd, lp, emb: kbd.select_kbald(lp, 10, order=3)),
+        ("dynamic 2-BALD, at most 20", 20, lambda kbd, lp, emb: kbd.select_kbald_dynamic(lp, 20, tolerance=1.0)),
         ("BatchBALD, batch 5, M=1 000", 5, lambda kbd, lp, emb: kbd.select_batchbald(lp, 5, num_samples=1000,
                                                                                      generator=0)),
         ("BADGE factored, batch 50", 50, lambda kbd, lp, emb: kbd.select_badge(emb, 50, generator=0)),
+        ("CORESET dense D=128, 100 labeled, batch 50", 50,
+         lambda kbd, lp, emb: kbd.select_coreset(emb[0], 50, labeled=labeled)),
     ]
+
+
+def _targets():
+    """100 target points shared by every rank (the same draw everywhere)."""
+    return pool(100, 50, 10, "cpu", seed=3)
 
 
 def _counting_collectives(totals):

@@ -160,21 +160,22 @@ def run_select_distributed(args):
     from . import distributed as kbd
 
     methods = {
-        "bald": lambda d, a: kbd.select_bald(d, a.batch_size),
-        "kbald2": lambda d, a: kbd.select_kbald(d, a.batch_size, order=2),
-        "kbald3": lambda d, a: kbd.select_kbald(d, a.batch_size, order=3),
-        "batchbald": lambda d, a: kbd.select_batchbald(d, a.batch_size, num_samples=a.num_samples,
-                                                       generator=a.seed),
-        "power": lambda d, a: kbd.select_stochastic_bald(d, a.batch_size, temperature=a.temperature,
-                                                         generator=a.seed),
-        "epig": lambda d, a: kbd.select_epig(d, a.target_log_probs, a.batch_size),
-        "badge": lambda d, a: kbd.select_badge(d, a.batch_size, generator=a.seed),
-        "coreset": lambda d, a: kbd.select_coreset(d, a.batch_size, generator=a.seed),
+        "bald": lambda d, a, c: kbd.select_bald(d, a.batch_size, candidates=c),
+        "kbald2": lambda d, a, c: kbd.select_kbald(d, a.batch_size, order=2, candidates=c),
+        "kbald3": lambda d, a, c: kbd.select_kbald(d, a.batch_size, order=3, candidates=c),
+        "batchbald": lambda d, a, c: kbd.select_batchbald(d, a.batch_size, num_samples=a.num_samples,
+                                                          generator=a.seed, candidates=c),
+        "power": lambda d, a, c: kbd.select_stochastic_bald(d, a.batch_size, temperature=a.temperature,
+                                                            generator=a.seed, candidates=c),
+        "epig": lambda d, a, c: kbd.select_epig(d, a.target_log_probs, a.batch_size, candidates=c),
+        "badge": lambda d, a, c: kbd.select_badge(d, a.batch_size, generator=a.seed, candidates=c),
+        "coreset": lambda d, a, c: kbd.select_coreset(d, a.batch_size, generator=a.seed, candidates=c),
     }
     if args.method not in methods:
         raise ValueError(f"--distributed takes --method {', '.join(methods)}, got {args.method}")
-    if args.candidates or args.prefilter:
-        raise ValueError("--distributed does not take --candidates or --prefilter")
+    if args.prefilter:
+        raise ValueError("--distributed does not take --prefilter (its scores need the whole pool): write the "
+                         "candidates' pool indices to a file (kbald_kernels.candidate_subset) and pass --candidates")
     if args.layout == "KNC":
         raise ValueError("--distributed shards FILE's first axis, the pool points: it takes --layout NKC or NCK")
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
@@ -188,11 +189,13 @@ def run_select_distributed(args):
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
         data = _inputs(args, load_shard(args.file, rank, world))
+        candidates = _candidates(args, data, {})
         start = time.perf_counter()
-        selection = methods[args.method](data, args)
+        selection = methods[args.method](data, args, candidates)
         elapsed = time.perf_counter() - start
         if rank == 0:
-            _report(args, selection, elapsed, f" over {world} processes")
+            among = "" if candidates is None else f", among {len(candidates)} candidates"
+            _report(args, selection, elapsed, f" over {world} processes{among}")
     finally:
         dist.destroy_process_group()
     return 0

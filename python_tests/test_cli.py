@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 
@@ -45,7 +46,6 @@ def test_bad_arguments_exit_2_with_one_line(args, message):
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    import numpy as np
     import torch
 
     root = tmp_path_factory.mktemp("files")
@@ -75,7 +75,6 @@ def files(tmp_path_factory):
 def test_select_writes_what_the_library_selects(files, tmp_path, method, name, extra):
     import json
 
-    import numpy as np
     import torch
 
     import kbald_kernels as kb
@@ -114,7 +113,6 @@ def test_select_writes_what_the_library_selects(files, tmp_path, method, name, e
 def test_select_on_candidates_picks_what_the_library_picks(files, tmp_path, method, name, extra):
     import json
 
-    import numpy as np
     import torch
 
     import kbald_kernels as kb
@@ -146,10 +144,10 @@ def test_select_on_candidates_picks_what_the_library_picks(files, tmp_path, meth
     assert json.loads(out.read_text())["indices"] == expected.indices.tolist()
 
 
-@pytest.mark.parametrize("method,name", [("kbald2", "log_probs.npy"), ("kbald3", "log_probs.npy"),
-                                         ("batchbald", "log_probs.npy"),
-                                         ("badge", "factors.npz"), ("epig", "log_probs.npy")])
-def test_select_under_torchrun_picks_what_one_process_picks(files, tmp_path, method, name):
+@pytest.mark.parametrize("method,name,candidates", [
+    ("kbald2", "log_probs.npy", False), ("kbald3", "log_probs.npy", True), ("batchbald", "log_probs.npy", False),
+    ("badge", "factors.npz", True), ("epig", "log_probs.npy", False)])
+def test_select_under_torchrun_picks_what_one_process_picks(files, tmp_path, method, name, candidates):
     import json
     import socket
 
@@ -159,6 +157,9 @@ def test_select_under_torchrun_picks_what_one_process_picks(files, tmp_path, met
     argv = ["select", "--method", method, "--batch-size", "4", str(files / name), "--seed", "2"]
     if method == "epig":
         argv += ["--targets", str(files / "targets.npy")]
+    if candidates:  # a rank's shard may hold no candidate
+        np.save(tmp_path / "candidates.npy", np.array([30, 2, 5, 11, 39, 8, 3]))
+        argv += ["--candidates", str(tmp_path / "candidates.npy")]
     alone, together = tmp_path / "alone.json", tmp_path / "together.json"
     assert run(*argv, "-o", str(alone)).returncode == 0
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
@@ -184,6 +185,7 @@ def test_select_under_torchrun_picks_what_one_process_picks(files, tmp_path, met
     ("embeddings.npy", ["--method", "badge", "--prefilter", "margin:9"], "needs an array named 'logits'"),
     ("log_probs.npy", ["--distributed"], "--distributed runs under torchrun"),
     ("log_probs.npy", ["--distributed", "--layout", "KNC"], "it takes --layout NKC or NCK"),
+    ("log_probs.npy", ["--distributed", "--prefilter", "random:9"], "--distributed does not take --prefilter"),
     ("factors.npz", ["--method", "badge", "--prefilter", "bald:9"], "--prefilter bald needs posterior samples"),
 ])
 def test_select_reports_bad_input_in_one_line(files, name, args, message):

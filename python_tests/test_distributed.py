@@ -17,6 +17,8 @@ from kbald_kernels import distributed as kbd
 
 SHARDS = {2: [1, 22], 3: [7, 1, 15]}
 EXTENSIONS = {2: [0, 7], 3: [2, 0, 5]}  # the rows each rank adds to a k-means++ ordering
+# Global pool indices, the same on every rank; with 3 ranks, rank 1 (index 7) holds none.
+CANDIDATES = [22, 0, 2, 3, 5, 8, 9, 11, 14, 16, 17, 19, 20]  # not 13, the best point by every score
 
 
 def _pool(dtype):
@@ -67,7 +69,33 @@ def _cases(dtype, backend):
         ("batchbald sampled", lambda lp: kb.select_batchbald(lp, 6, num_samples=30, generator=8, backend=backend),
          lambda lp: kbd.select_batchbald(lp, 6, num_samples=30, generator=8, backend=backend)),
     ]
+    mask = torch.zeros(23, dtype=torch.bool)
+    mask[CANDIDATES] = True
+    for name, call, options in [
+        ("bald", "select_bald", dict(batch_size=5)),
+        ("softrank", "select_stochastic_bald", dict(batch_size=5, method="softrank", generator=4)),
+        ("3-bald", "select_kbald", dict(batch_size=5, order=3)),
+        ("dynamic", "select_kbald_dynamic", dict(max_batch_size=8, order=3)),
+        ("conservative", "select_conservative_bald", dict(threshold=0.1)),
+        ("batchbald", "select_batchbald", dict(batch_size=4, generator=1)),
+    ]:
+        for given in (CANDIDATES, mask):
+            cases.append((f"{name} on candidates", lambda lp, c=call, o=options, g=given: getattr(kb, c)(
+                lp, **o, candidates=g, backend=backend),
+                lambda lp, c=call, o=options, g=given: getattr(kbd, c)(lp, **o, candidates=g, backend=backend)))
+    cases.append(("epig power on candidates",
+                  lambda lp: kb.select_epig(lp, targets, 4, method="power", generator=3, candidates=CANDIDATES,
+                                            backend=backend),
+                  lambda lp: kbd.select_epig(lp, targets, 4, method="power", generator=3, candidates=CANDIDATES,
+                                             backend=backend)))
     embedding_cases = [
+        ("coreset labeled, on candidates", lambda e: kb.select_coreset(e[0], 5, labeled=[0, 9], candidates=mask),
+         lambda e: kbd.select_coreset(e[0], 5, labeled=[0, 9], candidates=mask)),
+        ("badge, on candidates", lambda e: kb.select_badge(e, 6, generator=2, candidates=CANDIDATES),
+         lambda e: kbd.select_badge(e, 6, generator=2, candidates=CANDIDATES)),
+        ("kmeanspp, whole ordering of the candidates", lambda e: kb.kmeanspp(e[0], None, generator=5,
+                                                                            candidates=CANDIDATES),
+         lambda e: kbd.kmeanspp(e[0], None, generator=5, candidates=CANDIDATES)),
         ("badge factored", lambda e: kb.select_badge(e, 8, generator=3), lambda e: kbd.select_badge(e, 8, generator=3)),
         ("kmeanspp dense, whole ordering", lambda e: kb.kmeanspp(e[0], None, generator=6),
          lambda e: kbd.kmeanspp(e[0], None, generator=6)),
@@ -82,12 +110,17 @@ def _shard(x, rank, sizes):
     return x[start : start + sizes[rank]]
 
 
-def _check_equal(name, whole, sharded, exact):
+def _tolerance(dtype):
+    # float64: a GEMM over a one-row shard may round differently from one over the pool (last bit).
+    return dict(rtol=1e-13, atol=1e-15) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-6)
+
+
+def _check_equal(name, whole, sharded, dtype):
     assert type(sharded) is type(whole), name
     assert torch.equal(sharded.indices, whole.indices), (name, sharded.indices, whole.indices)
-    tolerance = dict(rtol=0, atol=0) if exact else dict(rtol=1e-5, atol=1e-6)
     for field in whole._fields[1:]:  # the scores, and a dynamic batch's traces
-        torch.testing.assert_close(getattr(sharded, field), getattr(whole, field), **tolerance, msg=f"{name} {field}")
+        torch.testing.assert_close(getattr(sharded, field), getattr(whole, field), **_tolerance(dtype),
+                                   msg=f"{name} {field}")
 
 
 def _worker(rank, world, port):
@@ -99,10 +132,10 @@ def _worker(rank, world, port):
             cases, embedding_cases, embeddings = _cases(dtype, backend)
             pool = _pool(dtype)
             for name, whole, sharded in cases:
-                _check_equal(name, whole(pool), sharded(_shard(pool, rank, sizes)), exact=dtype == torch.float64)
+                _check_equal(name, whole(pool), sharded(_shard(pool, rank, sizes)), dtype)
             local = tuple(_shard(e, rank, sizes) for e in embeddings)
             for name, whole, sharded in embedding_cases:
-                _check_equal(name, whole(embeddings), sharded(local), exact=dtype == torch.float64)
+                _check_equal(name, whole(embeddings), sharded(local), dtype)
             _orderings_equal_one_process(rank, world, dtype, backend)
         _errors_reach_every_rank(rank, sizes)
     finally:
@@ -118,7 +151,6 @@ def _orderings_equal_one_process(rank, world, dtype, backend):
     new = (torch.randn(7, 6, generator=gen, dtype=torch.float64).to(dtype),
            torch.randn(7, 3, generator=gen, dtype=torch.float64).to(dtype))
     outside = torch.randn(2, 6, generator=gen, dtype=torch.float64).to(dtype)
-    exact = dtype == torch.float64
     settings = [
         ("dense, labeled outside the pool", lambda e: e[0], dict(generator=7, labeled=outside)),
         ("factored, max_norm", lambda e: e, dict(generator=3, first="max_norm")),
@@ -128,20 +160,20 @@ def _orderings_equal_one_process(rank, world, dtype, backend):
         whole = kb.KMeansPPOrdering(kind((features, residuals)), backend=backend, **options)
         local = tuple(_shard(e, rank, sizes) for e in (features, residuals))
         sharded = kbd.KMeansPPOrdering(kind(local), backend=backend, **options)
-        _check_equal(f"{name} take", whole.take(3), sharded.take(3), exact)
+        _check_equal(f"{name} take", whole.take(3), sharded.take(3), dtype)
         index, score = next(sharded)
         expected = next(whole)
         assert index == expected[0] and sharded.remaining == whole.remaining, (name, index, expected)
-        torch.testing.assert_close(score, expected[1], rtol=0 if exact else 1e-5, atol=0 if exact else 1e-6)
+        torch.testing.assert_close(score, expected[1], **_tolerance(dtype))
         whole.extend(kind(new))
         mine = tuple(_shard(e, rank, added) for e in new)
         sharded.extend(kind(mine) if added[rank] else None)
         assert len(sharded) == len(whole) == 30
-        _check_equal(f"{name} after extend", whole.take(4), sharded.take(4), exact)
+        _check_equal(f"{name} after extend", whole.take(4), sharded.take(4), dtype)
         resumed = kbd.KMeansPPOrdering(kind(local), backend=backend, **options)
         resumed.extend(kind(mine) if added[rank] else None)
         resumed.load_state_dict(sharded.state_dict())
-        _check_equal(f"{name} resumed", whole.take(whole.remaining), resumed.take(resumed.remaining), exact)
+        _check_equal(f"{name} resumed", whole.take(whole.remaining), resumed.take(resumed.remaining), dtype)
 
 
 def _errors_reach_every_rank(rank, sizes):

@@ -14,31 +14,35 @@ from ..validation import check_batch_size, to_output
 from .shards import global_indices, log_probs_shard, row_message, validated_entropies
 
 
-def select_bald(log_probs, batch_size, *, group=None, backend=None):
+def select_bald(log_probs, batch_size, *, candidates=None, group=None, backend=None):
     """Top-k BALD over the sharded pool (as :func:`kbald_kernels.select_bald`).
+    ``candidates`` (every sharded acquisition takes it): global pool indices or a
+    mask over the whole pool, the same on every rank; every local row is read.
     Communication: one all-gather of 24·batch_size bytes a rank."""
     shard, t, np_in = log_probs_shard(log_probs, group)
-    size = check_batch_size(batch_size, shard.total)
+    eligible, selectable = shard.eligible(candidates)
+    size = check_batch_size(batch_size, selectable)
     entropy, conditional = validated_entropies(shard, t, backend)
     scores = entropy - conditional
-    indices, values = shard.top(scores, size, scores)
+    indices, values = shard.top(scores, size, scores, eligible)
     return Selection(to_output(indices, np_in), to_output(values.to(scores.dtype).cumsum(0), np_in))
 
 
-def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature=1.0, generator=None, group=None,
-                           backend=None):
+def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature=1.0, generator=None,
+                           candidates=None, group=None, backend=None):
     """Stochastic BALD over the sharded pool (as :func:`kbald_kernels.select_stochastic_bald`):
     Gumbel-top-k keyed by (seed, global index). Communication: one all-gather of
     24·batch_size bytes a rank; "softrank" also gathers every score (8·N bytes)."""
     check_stochastic(method, temperature)
     shard, t, np_in = log_probs_shard(log_probs, group)
-    size = check_batch_size(batch_size, shard.total)
+    eligible, selectable = shard.eligible(candidates)
+    size = check_batch_size(batch_size, selectable)
     seed = shard.same_seed(generator)
     entropy, conditional = validated_entropies(shard, t, backend)
     scores = entropy - conditional
-    ranks = shard.global_ranks(scores) if method == "softrank" else None
+    ranks = shard.global_ranks(scores, eligible) if method == "softrank" else None
     keys = stochastic_keys(scores, method, temperature, seed, shard.global_rows(), ranks)
-    indices, values = shard.top(keys, size, scores)
+    indices, values = shard.top(keys, size, scores, eligible)
     return Selection(to_output(indices, np_in), to_output(values.to(scores.dtype).cumsum(0), np_in))
 
 
@@ -60,12 +64,12 @@ class _ShardedIncrements:
     triples, H[Y_n, Y_s] and the row of every pick s, batch × (N + K·C).
     """
 
-    def __init__(self, shard, t, backend, track_triples):
+    def __init__(self, shard, t, eligible, backend, track_triples):
         self.shard, self.t, self.backend = shard, t, backend
         self.entropy, conditional = validated_entropies(shard, t, backend)
         self.pairwise = self.entropy - conditional
         self.triple = torch.zeros_like(self.pairwise) if track_triples else None
-        self.excluded = torch.zeros(shard.size, dtype=torch.bool, device=t.device)
+        self.excluded = shard.unpicked(eligible)
         self.pair_entropies = []  # per pick s: H[Y_n, Y_s] for the local n (triples only)
         self.pick_rows = []  # per pick: (log-probabilities [K, C], H[Y_s]) (triples only)
         self.accumulate = implementation("accumulate_joint_entropy", backend, t.device, strict=False)
@@ -106,7 +110,7 @@ class _ShardedIncrements:
         self.pair_entropies.append(pair_with_row)
 
 
-def select_kbald(log_probs, batch_size, *, order=2, group=None, backend=None):
+def select_kbald(log_probs, batch_size, *, order=2, candidates=None, group=None, backend=None):
     """Greedy k-BALD (``order=2`` or 3; ``order=1`` is top-k BALD) over the sharded
     pool, as :func:`kbald_kernels.select_kbald`. Communication per pick: one
     all-gather of 24 bytes a rank and one broadcast of 8·(K·C + 2) bytes
@@ -114,10 +118,11 @@ def select_kbald(log_probs, batch_size, *, order=2, group=None, backend=None):
     if order not in (1, 2, 3):
         raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
     if order == 1:
-        return select_bald(log_probs, batch_size, group=group, backend=backend)
+        return select_bald(log_probs, batch_size, candidates=candidates, group=group, backend=backend)
     shard, t, np_in = log_probs_shard(log_probs, group)
-    size = check_batch_size(batch_size, shard.total)
-    state = _ShardedIncrements(shard, t, backend, track_triples=order == 3)
+    eligible, selectable = shard.eligible(candidates)
+    size = check_batch_size(batch_size, selectable)
+    state = _ShardedIncrements(shard, t, eligible, backend, track_triples=order == 3)
     picks, values = [], []
     for step in range(size):
         index, value = state.pick(state.pairwise if order == 2 else state.pairwise + state.triple)
@@ -129,15 +134,17 @@ def select_kbald(log_probs, batch_size, *, order=2, group=None, backend=None):
     return Selection(to_output(global_indices(picks, t.device), np_in), to_output(scores, np_in))
 
 
-def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, group=None, backend=None):
+def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, candidates=None, group=None,
+                         backend=None):
     """k-BALD with a dynamic batch size over the sharded pool, as
     :func:`kbald_kernels.select_kbald_dynamic` (a :class:`DynamicSelection`).
     Communication per pick: one all-gather of 24 bytes a rank and one broadcast of
     8·(K·C + 3 + picks so far) bytes."""
     check_dynamic(order, tolerance)
     shard, t, np_in = log_probs_shard(log_probs, group)
-    size = check_batch_size(max_batch_size, shard.total, "max_batch_size")
-    state = _ShardedIncrements(shard, t, backend, track_triples=True)
+    eligible, selectable = shard.eligible(candidates)
+    size = check_batch_size(max_batch_size, selectable, "max_batch_size")
+    state = _ShardedIncrements(shard, t, eligible, backend, track_triples=True)
     picks, pairwise_at, triple_at = [], [], []  # each pick's increments when picked
     checks = check_points(size)
     for step in range(size):
@@ -155,17 +162,18 @@ def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, g
     return traces.selection(global_indices(picks[: traces.kept], t.device), order, np_in)
 
 
-def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_correlation_budget=None, group=None,
-                             backend=None):
+def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_correlation_budget=None,
+                             candidates=None, group=None, backend=None):
     """The conservative batch over the sharded pool, as
     :func:`kbald_kernels.select_conservative_bald`. Communication per pick: one
     all-gather of 24 bytes a rank and one broadcast of 8·(K·C + 4) bytes."""
     check_conservative(threshold, total_correlation_budget)
     shard, t, np_in = log_probs_shard(log_probs, group)
-    size = shard.total if batch_size is None else check_batch_size(batch_size, shard.total)
+    eligible, selectable = shard.eligible(candidates)
+    size = selectable if batch_size is None else check_batch_size(batch_size, selectable)
     entropy, conditional = validated_entropies(shard, t, backend)
     bald = entropy - conditional
-    excluded = torch.zeros(shard.size, dtype=torch.bool, device=t.device)
+    excluded = shard.unpicked(eligible)
     total_mi = torch.zeros_like(bald)  # Σ_{s∈S} I[Y_n; Y_s]
     message = row_message(t, [entropy, bald, total_mi, excluded])
     correlation = torch.zeros(1, dtype=torch.float64, device=t.device)

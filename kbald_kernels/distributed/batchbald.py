@@ -10,21 +10,23 @@ from ..validation import check_batch_size, check_positive_int, to_output, torch_
 from .shards import global_indices, log_probs_shard, row_message, validated_entropies
 
 
-def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=None, group=None, backend=None):
+def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=None, candidates=None, group=None,
+                     backend=None):
     """Greedy BatchBALD over the sharded pool, as :func:`kbald_kernels.select_batchbald`
     (exact and sampled configurations): every rank extends the configurations
     identically from the broadcast row, the sampling seeded alike (an int seed gives
     the single-process picks; None draws one seed on rank 0). Communication per
     pick: one all-gather of 24 bytes a rank and one broadcast of 8·(K·C + 1) bytes."""
     shard, t, np_in = log_probs_shard(log_probs, group)
-    size = check_batch_size(batch_size, shard.total)
+    eligible, selectable = shard.eligible(candidates)
+    size = check_batch_size(batch_size, selectable)
     num_samples = check_positive_int(num_samples, "num_samples")
     device = t.device
     gen = torch_generator(shard.same_seed(generator), device)
     conditional = validated_entropies(shard, t, backend)[1]
     accumulate = implementation("accumulate_joint_entropy", backend, device, strict=False)
     configs = empty_configurations(t.shape[1], compute_dtype(t.dtype), device)
-    excluded = torch.zeros(shard.size, dtype=torch.bool, device=device)
+    excluded = shard.unpicked(eligible)
     conditional_sum = torch.zeros(1, dtype=conditional.dtype, device=device)
     message = row_message(t, [conditional])
     picks, totals = [], []

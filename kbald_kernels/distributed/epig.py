@@ -25,7 +25,7 @@ def _epig(shard, t, target_log_probs, target_weights, backend):
 
 
 def select_epig(log_probs, target_log_probs, batch_size, *, method="top", temperature=1.0, generator=None,
-                target_weights=None, group=None, backend=None):
+                target_weights=None, candidates=None, group=None, backend=None):
     """EPIG batches over the sharded pool (as :func:`kbald_kernels.select_epig`).
     Communication: one all-gather of 24·batch_size bytes a rank."""
     if method not in EPIG_METHODS:
@@ -33,13 +33,14 @@ def select_epig(log_probs, target_log_probs, batch_size, *, method="top", temper
     if method != "top":
         check_stochastic(method, temperature)
     shard, t, np_in = log_probs_shard(log_probs, group)
-    size = check_batch_size(batch_size, shard.total)
+    eligible, selectable = shard.eligible(candidates)
+    size = check_batch_size(batch_size, selectable)
     seed = shard.same_seed(generator) if method != "top" else None
     scores = _epig(shard, t, target_log_probs, target_weights, backend)
     if method == "top":
         keys = scores
     else:
-        ranks = shard.global_ranks(scores) if method == "softrank" else None
+        ranks = shard.global_ranks(scores, eligible) if method == "softrank" else None
         keys = stochastic_keys(scores, method, temperature, seed, shard.global_rows(), ranks)
-    indices, values = shard.top(keys, size, scores)
+    indices, values = shard.top(keys, size, scores, eligible)
     return Selection(to_output(indices, np_in), to_output(values.to(scores.dtype).cumsum(0), np_in))

@@ -37,15 +37,17 @@ class KMeansPPOrdering:
     the pool (the same on every rank). ``extend(points)``: every rank calls it with
     its new points (or None); the pool grows by every rank's points in rank order,
     after all earlier points, as one process's ``extend`` of their concatenation.
-    ``state_dict()`` is this rank's state; each rank loads its own.
+    ``state_dict()`` is this rank's state; each rank loads its own. ``candidates``:
+    global pool indices or a mask over the whole pool (the same on every rank) that
+    may be picked; points added by ``extend`` may be picked too.
 
     Communication per pick: one all-gather of 32 bytes a rank and one broadcast of
     the pick's row (8·D bytes; 8·(H + C) factored). ``labeled`` indices and
     ``extend`` broadcast the rows of the pool's centers once, from their owners.
     """
 
-    def __init__(self, embeddings, *, generator=None, first="random", labeled=None, mode="sample", group=None,
-                 backend=None):
+    def __init__(self, embeddings, *, generator=None, first="random", labeled=None, mode="sample", candidates=None,
+                 group=None, backend=None):
         if first not in FIRST_CHOICES:
             raise ValueError(f"first must be one of {FIRST_CHOICES}, got {first!r}")
         if mode not in MODES:
@@ -68,6 +70,16 @@ class KMeansPPOrdering:
         self._step = 0
         if labeled is not None:
             self._add_labeled(labeled)
+        eligible = self._shard.eligible(candidates)[0]
+        if eligible is not None:
+            self._selected |= ~eligible
+        self._count_remaining()
+
+    def _count_remaining(self):
+        """Pool points that may still be picked, over every rank (one all-reduce)."""
+        count = (~self._selected).sum().to(torch.float64).view(1)
+        torch.distributed.all_reduce(count, group=self._shard.group)
+        self._remaining = int(count)
 
     def _add_labeled(self, labeled):
         is_index = isinstance(labeled, (list, tuple, range)) and all(isinstance(v, int) for v in labeled)
@@ -132,8 +144,8 @@ class KMeansPPOrdering:
 
     @property
     def remaining(self):
-        """Pool points that may still be picked: neither picked nor labeled."""
-        return self._shard.total - len(self._picked) - len(self._labeled_indices)
+        """Pool points that may still be picked: not picked, labeled, or outside the candidates."""
+        return self._remaining
 
     def __len__(self):
         return self._shard.total
@@ -167,6 +179,7 @@ class KMeansPPOrdering:
             self._picked.append(index)
             self._pending = index
             self._step += 1
+            self._remaining -= 1
         dtype, device = self._min_distances.dtype, shard.device
         return global_indices(picks, device), torch.tensor(scores, dtype=torch.float64, device=device).to(dtype)
 
@@ -198,6 +211,7 @@ class KMeansPPOrdering:
         shard.extend(_embedding_check(points, held, "points"))
         new = _wrap(held["tensors"]) if "tensors" in held else None
         distances = self._pool_centers_distances(new, self._picked + self._labeled_indices)
+        self._remaining += sum(shard.blocks[-1])
         if new is None:
             return
         if self._external is not None:
@@ -248,35 +262,37 @@ class KMeansPPOrdering:
         self._min_distances = state["min_distances"].to(device=device, dtype=self._points.dtype).clone()
         self._selected = state["selected"].to(device).clone()
         self._external = _wrap([t.to(device) for t in state["external"]]) if "external" in state else None
+        self._count_remaining()
 
 
-def _ordered(embeddings, k, mode, *, generator, first, labeled, group, backend, name):
+def _ordered(embeddings, k, mode, *, generator, first, labeled, candidates, group, backend, name):
     ordering = KMeansPPOrdering(embeddings, generator=generator, first=first, labeled=labeled, mode=mode,
-                                group=group, backend=backend)
+                                candidates=candidates, group=group, backend=backend)
     if k is None or (isinstance(k, int) and not isinstance(k, bool) and k == -1):
         k = ordering.remaining
     return ordering.take(check_batch_size(k, ordering.remaining, name))
 
 
-def kmeanspp(embeddings, k, *, generator=None, first="random", labeled=None, group=None, backend=None):
+def kmeanspp(embeddings, k, *, generator=None, first="random", labeled=None, candidates=None, group=None,
+             backend=None):
     """k-means++ seeding over the sharded embeddings (dense [N, D] or BADGE factors),
     as :func:`kbald_kernels.kmeanspp`; ``k=None`` orders the whole pool; ``labeled``:
     global pool indices or outside embeddings. Communication per pick: one
     all-gather of 32 bytes a rank and one broadcast of the pick's embedding row
     (8·D bytes; 8·(H + C) factored)."""
-    return _ordered(embeddings, k, "sample", generator=generator, first=first, labeled=labeled, group=group,
-                    backend=backend, name="k")
+    return _ordered(embeddings, k, "sample", generator=generator, first=first, labeled=labeled,
+                    candidates=candidates, group=group, backend=backend, name="k")
 
 
-def select_badge(embeddings, batch_size, *, generator=None, first="max_norm", labeled=None, group=None,
-                 backend=None):
+def select_badge(embeddings, batch_size, *, generator=None, first="max_norm", labeled=None, candidates=None,
+                 group=None, backend=None):
     """BADGE over the sharded embeddings, as :func:`kbald_kernels.select_badge`."""
     return _ordered(embeddings, batch_size, "sample", generator=generator, first=first, labeled=labeled,
-                    group=group, backend=backend, name="batch_size")
+                    candidates=candidates, group=group, backend=backend, name="batch_size")
 
 
-def select_coreset(embeddings, batch_size, *, labeled=None, generator=None, first="random", group=None,
-                   backend=None):
+def select_coreset(embeddings, batch_size, *, labeled=None, generator=None, first="random", candidates=None,
+                   group=None, backend=None):
     """CORESET k-center greedy over the sharded embeddings, as :func:`kbald_kernels.select_coreset`."""
     return _ordered(embeddings, batch_size, "argmax", generator=generator, first=first, labeled=labeled,
-                    group=group, backend=backend, name="batch_size")
+                    candidates=candidates, group=group, backend=backend, name="batch_size")

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from ..backends import implementation
+from ..candidates import check_candidates
 from ..validation import check_log_probs_form, scan_log_probs, seed_from
 
 
@@ -163,13 +164,15 @@ class Shard:
         """The world rank of this group's ``rank`` (what a collective's ``src`` takes)."""
         return dist.get_global_rank(self.group, rank) if self.group is not None else rank
 
-    def top(self, keys, size, payload):
-        """The ``size`` largest ``keys`` over every rank (ties: the smaller global index),
-        as (global indices int64, payload values float64) tensors on this device, best
-        first. One all-gather of 24·size bytes a rank."""
+    def top(self, keys, size, payload, eligible=None):
+        """The ``size`` largest ``keys`` over every rank (ties: the smaller global index)
+        among the ``eligible`` rows (a mask; None: all), as (global indices int64,
+        payload values float64) tensors on this device, best first. One all-gather of
+        24·size bytes a rank."""
         keys = torch.where(torch.isnan(keys.to(torch.float64)), -math.inf, keys.to(torch.float64))
-        count = min(size, keys.numel())
-        order = _sorted_by_key_then_index(keys, self._rows)[:count]
+        rows = torch.arange(self.size, device=self.device) if eligible is None else eligible.nonzero().view(-1)
+        count = min(size, rows.numel())
+        order = rows[_sorted_by_key_then_index(keys[rows], self._rows[rows])[:count]]
         block = torch.full((size, 3), math.nan, dtype=torch.float64, device=self.device)
         block[:count, 0] = keys[order]
         block[:count, 1] = self._rows[order].to(torch.float64)
@@ -195,21 +198,38 @@ class Shard:
             excluded[self.local(index)] = True
         return index, value
 
-    def global_ranks(self, scores):
-        """Each local score's rank (1 = highest, ties to the smaller index) in the whole
-        pool. One all-gather of 8·(largest shard) bytes a rank."""
+    def global_ranks(self, scores, eligible=None):
+        """Each local score's rank (1 = highest, ties to the smaller index) among the
+        ``eligible`` points (a mask; None: all) of the whole pool; NaN outside them.
+        One all-gather of 8·(largest shard) bytes a rank."""
         sizes = [sum(block[rank] for block in self.blocks) for rank in range(self.world)]
         padded = torch.full((max(sizes),), math.nan, dtype=torch.float64, device=self.device)
         padded[: self.size] = scores.to(torch.float64)
+        if eligible is not None:
+            padded[: self.size].masked_fill_(~eligible, math.nan)
         gathered = [torch.empty_like(padded) for _ in range(self.world)]
         dist.all_gather(gathered, padded, group=self.group)
         every = torch.empty(self.total, dtype=torch.float64, device=self.device)
         for rank, (g, n) in enumerate(zip(gathered, sizes)):
             every[self.rows_of(rank)] = g[:n]
-        ranks = torch.empty_like(every)
-        ranks[torch.sort(every, descending=True, stable=True).indices] = torch.arange(
-            1, every.shape[0] + 1, dtype=every.dtype, device=every.device)
+        ranked = (~torch.isnan(every)).nonzero().view(-1)
+        ranks = torch.full_like(every, math.nan)
+        ranks[ranked[torch.sort(every[ranked], descending=True, stable=True).indices]] = torch.arange(
+            1, ranked.numel() + 1, dtype=every.dtype, device=every.device)
         return ranks[self._rows]
+
+    def eligible(self, candidates):
+        """``candidates`` (global pool indices or a mask over the whole pool, the same on
+        every rank; None: every point) as (a mask over the local rows or None, how many
+        points of the whole pool they name)."""
+        if candidates is None:
+            return None, self.total
+        rows = check_candidates(candidates, self.total, self.device)
+        return torch.isin(self._rows, rows), rows.numel()
+
+    def unpicked(self, eligible):
+        """A fresh mask over the local rows that no pick may take yet: those outside ``eligible``."""
+        return torch.zeros(self.size, dtype=torch.bool, device=self.device) if eligible is None else ~eligible
 
 
 def log_probs_shard(log_probs, group):
