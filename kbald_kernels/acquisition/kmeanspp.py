@@ -265,9 +265,14 @@ class KMeansPPOrdering:
 def _ordered(embeddings, k, mode, *, generator, first, labeled, candidates, progress, backend, name):
     ordering = KMeansPPOrdering(embeddings, generator=generator, first=first, labeled=labeled, mode=mode,
                                 candidates=candidates, backend=backend)
+    return ordering.take(picks_wanted(k, ordering.remaining, name), progress=progress)
+
+
+def picks_wanted(k, remaining, name):
+    """``k`` checked against the ``remaining`` points; None or -1 asks for all of them."""
     if k is None or (isinstance(k, int) and not isinstance(k, bool) and k == -1):
-        k = ordering.remaining
-    return ordering.take(check_batch_size(k, ordering.remaining, name), progress=progress)
+        k = remaining
+    return check_batch_size(k, remaining, name)
 
 
 def kmeanspp(embeddings, k, *, generator=None, first="random", labeled=None, candidates=None, progress=None,

@@ -4,9 +4,9 @@ import math
 
 import torch
 
-from ..acquisition.kmeanspp import FIRST_CHOICES, MODES, _wrap
+from ..acquisition.kmeanspp import FIRST_CHOICES, MODES, _wrap, picks_wanted
 from ..backends import implementation
-from ..reference import gumbel_noise
+from ..reference import DenseEmbeddings, gumbel_noise
 from ..reference.workspace import chunk_size
 from ..selection import Selection
 from ..validation import as_tensor, check_batch_size, check_embeddings, to_output
@@ -24,6 +24,11 @@ def _embedding_check(embeddings, held, name):
         return held["tensors"][0].shape[0], widths, held["tensors"][0].device
 
     return check
+
+
+def _parts(embeddings):
+    """The tensors of dense embeddings or of BADGE factors."""
+    return [embeddings.x] if isinstance(embeddings, DenseEmbeddings) else [embeddings.features, embeddings.residuals]
 
 
 class KMeansPPOrdering:
@@ -107,17 +112,17 @@ class KMeansPPOrdering:
     def _apply(self, distances):
         torch.minimum(self._min_distances, distances.to(self._min_distances.dtype), out=self._min_distances)
 
-    def _row(self, i):
-        """Local row ``i`` as one float64 vector (features then residuals, when factored)."""
-        return torch.cat([t[i].to(torch.float64).reshape(-1) for t in self._tensors()])
+    def _rows(self, local):
+        """Local rows ``local`` (an index tensor) as float64 [len(local), Σ widths]:
+        features then residuals, when factored."""
+        return torch.cat([t.index_select(0, local).to(torch.float64) for t in _parts(self._points)], dim=1)
 
-    def _tensors(self):
-        p = self._points
-        return [p.x] if len(self._widths) == 1 else [p.features, p.residuals]
+    def _row(self, i):
+        return self._rows(torch.tensor([i], device=self._shard.device))[0]
 
     def _as_centers(self, rows):
         """Float64 rows [M, Σ widths] as embeddings of the pool's kind and dtype."""
-        dtype = self._tensors()[0].dtype
+        dtype = _parts(self._points)[0].dtype
         return _wrap([part.to(dtype) for part in torch.split(rows, self._widths, dim=1)])
 
     def _pool_centers_distances(self, points, indices):
@@ -134,7 +139,7 @@ class KMeansPPOrdering:
             for start in range(0, len(owned), step):
                 chunk = owned[start : start + step]
                 if shard.rank == owner:
-                    rows = torch.stack([self._row(shard.local(i)) for i in chunk])
+                    rows = self._rows(torch.tensor([shard.local(i) for i in chunk], device=shard.device))
                 else:
                     rows = torch.empty((len(chunk), width), dtype=torch.float64, device=shard.device)
                 torch.distributed.broadcast(rows, src=shard.global_rank(owner), group=shard.group)
@@ -237,12 +242,8 @@ class KMeansPPOrdering:
             "selected": self._selected.cpu().clone(),
         }
         if self._external is not None:
-            state["external"] = [t.cpu() for t in self._external_tensors()]
+            state["external"] = [t.cpu() for t in _parts(self._external)]
         return state
-
-    def _external_tensors(self):
-        e = self._external
-        return [e.x] if len(self._widths) == 1 else [e.features, e.residuals]
 
     def load_state_dict(self, state):
         """Resume from this rank's :meth:`state_dict` on an ordering over the same
@@ -268,9 +269,7 @@ class KMeansPPOrdering:
 def _ordered(embeddings, k, mode, *, generator, first, labeled, candidates, group, backend, name):
     ordering = KMeansPPOrdering(embeddings, generator=generator, first=first, labeled=labeled, mode=mode,
                                 candidates=candidates, group=group, backend=backend)
-    if k is None or (isinstance(k, int) and not isinstance(k, bool) and k == -1):
-        k = ordering.remaining
-    return ordering.take(check_batch_size(k, ordering.remaining, name))
+    return ordering.take(picks_wanted(k, ordering.remaining, name))
 
 
 def kmeanspp(embeddings, k, *, generator=None, first="random", labeled=None, candidates=None, group=None,
