@@ -123,7 +123,7 @@ def main(argv=None):
                      f"{100 * per_step * batch / ours / bandwidth:.0f} % of copy"])
         print(rows[-1], flush=True)
 
-    cpu_paths = "BALD and the 2-BALD step: host C++ loops; pairwise MI: the torch reference, float32"
+    cpu_paths = "BALD, pairwise MI and the 2-BALD step: the host C++ twins"
     notes = [
         f"kbald_kernels runs the backend 'auto' picks on {device.type} tensors "
         f"({'the Triton kernels' if device.type == 'cuda' else cpu_paths}).",
