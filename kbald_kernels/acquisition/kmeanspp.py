@@ -116,17 +116,25 @@ class KMeansPPOrdering:
             t, _ = as_tensor(labeled, "labeled")
             is_index = not t.dtype.is_floating_point
         if is_index:
-            idx = check_indices(labeled, len(self._embeddings), "labeled")
+            idx = check_indices(labeled, len(self), "labeled")
             self._labeled_indices = idx.tolist()
-            self._selected[idx.to(self._selected.device)] = True
-            centers = self._embeddings.take(idx.to(self._embeddings.device))
+            self._take_labeled(idx)
         else:
             tensors, _ = check_embeddings(labeled, "labeled")
             self._check_kind(tensors, "labeled")
-            centers = self._external = _wrap(tensors)
-        if len(centers):
-            torch.minimum(self._min_distances, self._min_distances_to(self._embeddings, centers),
-                          out=self._min_distances)
+            self._external = _wrap(tensors)
+            self._apply(self._min_distances_to(self._embeddings, self._external))
+
+    def _take_labeled(self, idx):
+        """Pool points ``idx`` (an int64 tensor) become centers, never picked."""
+        self._selected[idx.to(self._selected.device)] = True
+        if len(idx):
+            centers = self._embeddings.take(idx.to(self._embeddings.device))
+            self._apply(self._min_distances_to(self._embeddings, centers))
+
+    def _apply(self, distances):
+        """Lower the running distances to ``distances`` [N] where those are smaller."""
+        torch.minimum(self._min_distances, distances.to(self._min_distances.dtype), out=self._min_distances)
 
     def _check_kind(self, tensors, name):
         if _shape_signature(tensors) != self._signature:

@@ -3,13 +3,14 @@
 import math
 
 import torch
+import torch.distributed as dist
 
-from ..acquisition.kmeanspp import FIRST_CHOICES, MODES, _wrap, picks_wanted
+from ..acquisition import kmeanspp as single
+from ..acquisition.kmeanspp import FIRST_CHOICES, MODES, _shape_signature, _wrap, picks_wanted
 from ..backends import implementation
 from ..reference import DenseEmbeddings, gumbel_noise
 from ..reference.workspace import chunk_size
-from ..selection import Selection
-from ..validation import as_tensor, check_batch_size, check_embeddings, to_output
+from ..validation import check_embeddings
 from .shards import Shard, global_indices
 
 
@@ -31,20 +32,22 @@ def _parts(embeddings):
     return [embeddings.x] if isinstance(embeddings, DenseEmbeddings) else [embeddings.features, embeddings.residuals]
 
 
-class KMeansPPOrdering:
+class KMeansPPOrdering(single.KMeansPPOrdering):
     """A lazy k-means++ (``mode="sample"``) or k-center greedy (``mode="argmax"``)
-    ordering over sharded embeddings, as :class:`kbald_kernels.KMeansPPOrdering`:
-    every rank gets the same picks, in global pool indices, as the single-process
-    ordering of the whole pool with the same seed.
+    ordering over sharded embeddings, as :class:`kbald_kernels.KMeansPPOrdering`
+    (``next``, ``take``, ``extend``, ``state_dict``): every rank gets the same picks,
+    in global pool indices, as the single-process ordering of the whole pool with
+    the same seed.
 
     ``embeddings``: this rank's shard (dense [N_rank, D] or BADGE factors), shards
     in rank order. ``labeled``: global pool indices, or embeddings of points outside
-    the pool (the same on every rank). ``extend(points)``: every rank calls it with
+    the pool (the same on every rank). ``candidates``: global pool indices or a mask
+    over the whole pool (the same on every rank) that may be picked; points added
+    by ``extend`` may be picked too. ``extend(points)``: every rank calls it with
     its new points (or None); the pool grows by every rank's points in rank order,
     after all earlier points, as one process's ``extend`` of their concatenation.
-    ``state_dict()`` is this rank's state; each rank loads its own. ``candidates``:
-    global pool indices or a mask over the whole pool (the same on every rank) that
-    may be picked; points added by ``extend`` may be picked too.
+    ``state_dict()`` is this rank's state; each rank loads its own. ``len()`` is
+    the whole pool's size.
 
     Communication per pick: one all-gather of 32 bytes a rank and one broadcast of
     the pick's row (8·D bytes; 8·(H + C) factored). ``labeled`` indices and
@@ -60,18 +63,19 @@ class KMeansPPOrdering:
         held = {}
         self._shard = Shard(_embedding_check(embeddings, held, "embeddings"), group, "embeddings")
         self._numpy = held["numpy"]
-        self._points = _wrap(held["tensors"])
-        self._widths = [t.shape[1] for t in held["tensors"]]
+        self._embeddings = _wrap(held["tensors"])
+        self._signature = _shape_signature(held["tensors"])
         self._first, self._mode = first, mode
         self._seed = self._shard.same_seed(generator)
-        self._min_distances_to = implementation("min_squared_distances", backend, self._points.device, strict=False)
-        self._selected = torch.zeros(len(self._points), dtype=torch.bool, device=self._points.device)
-        self._min_distances = torch.full((len(self._points),), math.inf, dtype=self._points.dtype,
-                                         device=self._points.device)
+        device = self._embeddings.device
+        self._min_distances_to = implementation("min_squared_distances", backend, device, strict=False)
+        self._selected = torch.zeros(len(self._embeddings), dtype=torch.bool, device=device)
+        self._min_distances = torch.full((len(self._embeddings),), math.inf, dtype=self._embeddings.dtype,
+                                         device=device)
         self._picked = []  # global indices, in pick order
         self._labeled_indices = []
         self._external = None
-        self._pending = None  # the newest pick: the others' distances to it are not applied yet
+        self._newest = None  # the newest pick: the others' distances to it are not applied yet
         self._step = 0
         if labeled is not None:
             self._add_labeled(labeled)
@@ -80,59 +84,44 @@ class KMeansPPOrdering:
             self._selected |= ~eligible
         self._count_remaining()
 
+    def __len__(self):
+        return self._shard.total
+
     def _count_remaining(self):
         """Pool points that may still be picked, over every rank (one all-reduce)."""
         count = (~self._selected).sum().to(torch.float64).view(1)
-        torch.distributed.all_reduce(count, group=self._shard.group)
+        dist.all_reduce(count, group=self._shard.group)
         self._remaining = int(count)
 
-    def _add_labeled(self, labeled):
-        is_index = isinstance(labeled, (list, tuple, range)) and all(isinstance(v, int) for v in labeled)
-        if not is_index and not isinstance(labeled, (list, tuple)):
-            is_index = not as_tensor(labeled, "labeled")[0].dtype.is_floating_point
-        if is_index:
-            listed = labeled if isinstance(labeled, (list, tuple, range)) else as_tensor(labeled, "labeled")[0].view(-1)
-            indices = [int(i) for i in listed]
-            total = self._shard.total
-            if any(not 0 <= i < total for i in indices) or len(set(indices)) != len(indices):
-                raise ValueError(f"labeled must hold distinct global pool indices in [0, {total})")
-            self._labeled_indices = indices
-            for i in indices:
-                if self._shard.owner(i) == self._shard.rank:
-                    self._selected[self._shard.local(i)] = True
-            self._apply(self._pool_centers_distances(self._points, indices))
-        else:
-            tensors, _ = check_embeddings(labeled, "labeled")
-            if [t.shape[1] for t in tensors] != self._widths:
-                raise ValueError(f"labeled must be embeddings of the same kind and widths as the pool "
-                                 f"({tuple(self._widths)}), got {tuple(t.shape[1] for t in tensors)}")
-            self._external = _wrap([t.to(self._points.device) for t in tensors])
-            self._apply(self._min_distances_to(self._points, self._external))
-
-    def _apply(self, distances):
-        torch.minimum(self._min_distances, distances.to(self._min_distances.dtype), out=self._min_distances)
+    def _take_labeled(self, idx):
+        shard = self._shard
+        indices = idx.tolist()
+        for i in indices:
+            if shard.owner(i) == shard.rank:
+                self._selected[shard.local(i)] = True
+        self._apply(self._pool_centers_distances(self._embeddings, indices))
 
     def _rows(self, local):
         """Local rows ``local`` (an index tensor) as float64 [len(local), Σ widths]:
         features then residuals, when factored."""
-        return torch.cat([t.index_select(0, local).to(torch.float64) for t in _parts(self._points)], dim=1)
+        return torch.cat([t.index_select(0, local).to(torch.float64) for t in _parts(self._embeddings)], dim=1)
 
     def _row(self, i):
         return self._rows(torch.tensor([i], device=self._shard.device))[0]
 
     def _as_centers(self, rows):
         """Float64 rows [M, Σ widths] as embeddings of the pool's kind and dtype."""
-        dtype = _parts(self._points)[0].dtype
-        return _wrap([part.to(dtype) for part in torch.split(rows, self._widths, dim=1)])
+        dtype = _parts(self._embeddings)[0].dtype
+        return _wrap([part.to(dtype) for part in torch.split(rows, list(self._signature), dim=1)])
 
     def _pool_centers_distances(self, points, indices):
         """min over pool points ``indices`` (global) of the squared distance of each of
         ``points`` (None: this rank has none, but takes part): each owner broadcasts its
         centers' rows, in workspace-sized chunks."""
         shard = self._shard
-        out = None if points is None else torch.full((len(points),), math.inf, dtype=self._points.dtype,
+        out = None if points is None else torch.full((len(points),), math.inf, dtype=self._embeddings.dtype,
                                                      device=shard.device)
-        width = sum(self._widths)
+        width = sum(self._signature)
         step = chunk_size(8 * width, max(1, len(indices)))
         for owner in range(shard.world):
             owned = [i for i in indices if shard.owner(i) == owner]
@@ -142,38 +131,21 @@ class KMeansPPOrdering:
                     rows = self._rows(torch.tensor([shard.local(i) for i in chunk], device=shard.device))
                 else:
                     rows = torch.empty((len(chunk), width), dtype=torch.float64, device=shard.device)
-                torch.distributed.broadcast(rows, src=shard.global_rank(owner), group=shard.group)
+                dist.broadcast(rows, src=shard.global_rank(owner), group=shard.group)
                 if out is not None:
                     torch.minimum(out, self._min_distances_to(points, self._as_centers(rows)).to(out.dtype), out=out)
         return out
-
-    @property
-    def remaining(self):
-        """Pool points that may still be picked: not picked, labeled, or outside the candidates."""
-        return self._remaining
-
-    def __len__(self):
-        return self._shard.total
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self.remaining == 0:
-            raise StopIteration
-        indices, scores = self._advance(1)
-        return int(indices[0]), scores[0]
 
     def _advance(self, n):
         shard = self._shard
         picks, scores = [], []
         for _ in range(n):
-            if self._pending is not None:
-                row = shard.broadcast_row(self._pending, self._row, sum(self._widths))
-                self._apply(self._min_distances_to(self._points, self._as_centers(row.unsqueeze(0))))
-            no_centers = self._pending is None and not self._labeled_indices and self._external is None
+            if self._newest is not None:
+                row = shard.broadcast_row(self._newest, self._row, sum(self._signature))
+                self._apply(self._min_distances_to(self._embeddings, self._as_centers(row.unsqueeze(0))))
+            no_centers = self._newest is None and not self._labeled_indices and self._external is None
             if no_centers and self._first == "max_norm":
-                keys = [torch.where(self._selected, -math.inf, self._points.squared_norms().to(torch.float64))]
+                keys = [torch.where(self._selected, -math.inf, self._embeddings.squared_norms().to(torch.float64))]
             else:
                 keys = self._keys()
             index, score = shard.best(keys, payload=self._min_distances)
@@ -181,10 +153,7 @@ class KMeansPPOrdering:
                 self._selected[shard.local(index)] = True
             picks.append(index)
             scores.append(score)
-            self._picked.append(index)
-            self._pending = index
-            self._step += 1
-            self._remaining -= 1
+            self._record([index])
         dtype, device = self._min_distances.dtype, shard.device
         return global_indices(picks, device), torch.tensor(scores, dtype=torch.float64, device=device).to(dtype)
 
@@ -203,11 +172,6 @@ class KMeansPPOrdering:
             key = torch.where(tier == 2, torch.log(torch.where(tier == 2, d, 1.0)) + noise, noise)
         return [tier.to(torch.float64), key]
 
-    def take(self, n):
-        """The next ``n`` picks as a Selection (global indices)."""
-        indices, scores = self._advance(check_batch_size(n, self.remaining, "n"))
-        return Selection(to_output(indices, self._numpy), to_output(scores, self._numpy))
-
     def extend(self, points):
         """Add this rank's ``points`` (same kind and widths; None: none) to the pool;
         every rank calls it. Their distances are to every center so far."""
@@ -221,48 +185,26 @@ class KMeansPPOrdering:
             return
         if self._external is not None:
             torch.minimum(distances, self._min_distances_to(new, self._external).to(distances.dtype), out=distances)
-        # As in one process: the old points still await the pending center, which
+        # As in one process: the old points still await the newest center, which
         # leaves the new ones (already at their distance to it) as they are.
-        self._points = self._points.cat(new)
+        self._embeddings = self._embeddings.cat(new)
         self._min_distances = torch.cat([self._min_distances, distances])
         self._selected = torch.cat([self._selected, torch.zeros(len(new), dtype=torch.bool, device=shard.device)])
 
     def state_dict(self):
         """This rank's state, on the CPU (the pool itself is not included)."""
-        state = {
-            "blocks": [list(b) for b in self._shard.blocks],
-            "seed": self._seed,
-            "step": self._step,
-            "first": self._first,
-            "mode": self._mode,
-            "picked": list(self._picked),
-            "labeled_indices": list(self._labeled_indices),
-            "pending": self._pending,
-            "min_distances": self._min_distances.cpu().clone(),
-            "selected": self._selected.cpu().clone(),
-        }
-        if self._external is not None:
-            state["external"] = [t.cpu() for t in _parts(self._external)]
-        return state
+        return {**super().state_dict(), "blocks": [list(b) for b in self._shard.blocks]}
 
     def load_state_dict(self, state):
         """Resume from this rank's :meth:`state_dict` on an ordering over the same
         sharded pool (after the same extends); every rank calls it."""
         shard = self._shard
         error = None
-        if state["blocks"] != shard.blocks or state["min_distances"].shape[0] != len(self._points):
-            error = ValueError(f"the state is for a pool sharded as {state['blocks']}, "
+        if state.get("blocks") != shard.blocks or state["num_points"] != len(self._embeddings):
+            error = ValueError(f"the state is for a pool sharded as {state.get('blocks')}, "
                                f"this ordering's is {shard.blocks}")
         shard.agree(error)
-        device = shard.device
-        self._seed, self._step = int(state["seed"]), int(state["step"])
-        self._first, self._mode = state["first"], state["mode"]
-        self._picked = list(state["picked"])
-        self._labeled_indices = list(state["labeled_indices"])
-        self._pending = state["pending"]
-        self._min_distances = state["min_distances"].to(device=device, dtype=self._points.dtype).clone()
-        self._selected = state["selected"].to(device).clone()
-        self._external = _wrap([t.to(device) for t in state["external"]]) if "external" in state else None
+        super().load_state_dict(state)
         self._count_remaining()
 
 
