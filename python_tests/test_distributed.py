@@ -15,8 +15,8 @@ import torch.multiprocessing as mp
 import kbald_kernels as kb
 from kbald_kernels import distributed as kbd
 
-SHARDS = {2: [1, 22], 3: [7, 1, 15]}
-EXTENSIONS = {2: [0, 7], 3: [2, 0, 5]}  # the rows each rank adds to a k-means++ ordering
+SHARDS = {1: [23], 2: [1, 22], 3: [7, 1, 15]}
+EXTENSIONS = {1: [7], 2: [0, 7], 3: [2, 0, 5]}  # the rows each rank adds to a k-means++ ordering
 # Global pool indices, the same on every rank; with 3 ranks, rank 1 (index 7) holds none.
 CANDIDATES = [22, 0, 2, 3, 5, 8, 9, 11, 14, 16, 17, 19, 20]  # not 13, the best point by every score
 
@@ -34,9 +34,9 @@ def _embeddings():
                                                                                 dtype=torch.float64)
 
 
-def _cases(dtype, backend):
+def _cases(dtype, backend, device):
     """(name, single-process call on the whole pool, distributed call on a shard)."""
-    targets = _pool(dtype)[::4].flip(0)
+    targets = _pool(dtype)[::4].flip(0).to(device)
     features, residuals = _embeddings()
     cases = [
         ("bald", lambda lp: kb.select_bald(lp, 6, backend=backend),
@@ -102,7 +102,7 @@ def _cases(dtype, backend):
         ("coreset labeled", lambda e: kb.select_coreset(e[0], 5, labeled=[0, 9, 22]),
          lambda e: kbd.select_coreset(e[0], 5, labeled=[0, 9, 22])),
     ]
-    return cases, embedding_cases, (features.to(dtype), residuals.to(dtype))
+    return cases, embedding_cases, (features.to(device, dtype), residuals.to(device, dtype))
 
 
 def _shard(x, rank, sizes):
@@ -123,34 +123,37 @@ def _check_equal(name, whole, sharded, dtype):
                                    msg=f"{name} {field}")
 
 
-def _worker(rank, world, port):
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=120))
+def _worker(rank, world, port, device="cpu"):
+    if device == "cuda":
+        torch.cuda.set_device(rank)
+    dist.init_process_group("nccl" if device == "cuda" else "gloo", init_method=f"tcp://127.0.0.1:{port}",
+                            rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120))
     try:
         sizes = SHARDS[world]
         for dtype, backend in ((torch.float64, "torch"), (torch.float32, None)):
-            cases, embedding_cases, embeddings = _cases(dtype, backend)
-            pool = _pool(dtype)
+            cases, embedding_cases, embeddings = _cases(dtype, backend, device)
+            pool = _pool(dtype).to(device)
             for name, whole, sharded in cases:
                 _check_equal(name, whole(pool), sharded(_shard(pool, rank, sizes)), dtype)
             local = tuple(_shard(e, rank, sizes) for e in embeddings)
             for name, whole, sharded in embedding_cases:
                 _check_equal(name, whole(embeddings), sharded(local), dtype)
-            _orderings_equal_one_process(rank, world, dtype, backend)
-        _errors_reach_every_rank(rank, sizes)
+            _orderings_equal_one_process(rank, world, dtype, backend, device)
+        if world > 1:
+            _errors_reach_every_rank(rank, sizes)
     finally:
         dist.destroy_process_group()
 
 
-def _orderings_equal_one_process(rank, world, dtype, backend):
+def _orderings_equal_one_process(rank, world, dtype, backend, device):
     """A lazy ordering used as a researcher would: take, next, extend (a rank adding
     nothing), save and resume on a fresh ordering; each result equal to one process's."""
     sizes, added = SHARDS[world], EXTENSIONS[world]
-    features, residuals = (e.to(dtype) for e in _embeddings())
+    features, residuals = (e.to(device, dtype) for e in _embeddings())
     gen = torch.Generator().manual_seed(9)
-    new = (torch.randn(7, 6, generator=gen, dtype=torch.float64).to(dtype),
-           torch.randn(7, 3, generator=gen, dtype=torch.float64).to(dtype))
-    outside = torch.randn(2, 6, generator=gen, dtype=torch.float64).to(dtype)
+    new = (torch.randn(7, 6, generator=gen, dtype=torch.float64).to(device, dtype),
+           torch.randn(7, 3, generator=gen, dtype=torch.float64).to(device, dtype))
+    outside = torch.randn(2, 6, generator=gen, dtype=torch.float64).to(device, dtype)
     settings = [
         ("dense, labeled outside the pool", lambda e: e[0], dict(generator=7, labeled=outside)),
         ("factored, max_norm", lambda e: e, dict(generator=3, first="max_norm")),
@@ -212,9 +215,16 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("world", [1, 2, 3])
 def test_sharded_acquisitions_equal_the_single_process_call(world):
     mp.spawn(_worker, args=(world, _free_port()), nprocs=world, join=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="NCCL needs a CUDA device")
+def test_sharded_acquisitions_on_cuda_tensors_over_nccl():
+    """One process a GPU (one GPU: a world of one): the collectives on CUDA tensors."""
+    world = min(torch.cuda.device_count(), 3)
+    mp.spawn(_worker, args=(world, _free_port(), "cuda"), nprocs=world, join=True)
 
 
 def test_without_a_process_group_the_error_says_so():
