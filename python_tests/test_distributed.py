@@ -5,7 +5,9 @@ on every rank instead of leaving the others waiting."""
 
 import datetime
 import math
+import os
 import socket
+import sys
 
 import pytest
 import torch
@@ -125,6 +127,8 @@ def _check_equal(name, whole, sharded, dtype):
 
 def _worker(rank, world, port, device="cpu"):
     if device == "cuda":
+        assert "triton" not in sys.modules
+        os.environ.pop("TRITON_INTERPRET", None)  # the kernels compile for the GPU, as a user's would
         torch.cuda.set_device(rank)
     dist.init_process_group("nccl" if device == "cuda" else "gloo", init_method=f"tcp://127.0.0.1:{port}",
                             rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120))
