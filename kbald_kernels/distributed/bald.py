@@ -1,6 +1,7 @@
 """Top-k and stochastic BALD and the greedy k-BALD family over a sharded pool."""
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -53,6 +54,17 @@ def mutual_information_with_row(t, entropy, row, row_entropy, backend):
     return pairwise(t, row.unsqueeze(0), (entropy, row_entropy)).view(-1)
 
 
+class _Pick(NamedTuple):
+    """A pick as its owner broadcast it; the values are [1] tensors (``pair_entropies``:
+    H[Y_pick, Y_s] for every earlier pick s), empty where not tracked."""
+
+    log_probs: torch.Tensor  # [K, C]
+    entropy: torch.Tensor
+    pairwise: torch.Tensor  # its 2-BALD increment when picked
+    triple: torch.Tensor  # its triple term when picked
+    pair_entropies: torch.Tensor
+
+
 class _ShardedIncrements:
     """The running k-BALD increments of this rank's points, as the single-process
     loop keeps them, from the picks' rows broadcast by their owners.
@@ -79,18 +91,18 @@ class _ShardedIncrements:
         return self.shard.take_best(values, self.excluded)
 
     def receive(self, index):
-        """The pick's row from its owner: (log-probabilities [K, C], H, pairwise and triple
-        increments when picked, H[Y_pick, Y_s] for every earlier pick s). One broadcast
-        of 8·(K·C + 3 + picks so far) bytes (K·C + 2 without triples)."""
+        """The pick from its owner, as a :class:`_Pick`. One broadcast of
+        8·(K·C + 3 + picks so far) bytes (K·C + 2 without triples)."""
         t = self.t
         extra = [self.entropy, self.pairwise] + ([self.triple, *self.pair_entropies] if self.triple is not None else [])
         row = self.shard.broadcast_row(index, row_message(t, extra), t[0].numel() + len(extra))
         values = row[t[0].numel():].to(self.entropy.dtype)
-        return row[: t[0].numel()].view(t.shape[1:]).to(t.dtype), values[0:1], values[1:2], values[2:3], values[3:]
+        return _Pick(row[: t[0].numel()].view(t.shape[1:]).to(t.dtype), values[0:1], values[1:2], values[2:3],
+                     values[3:])
 
-    def update(self, received):
-        """Account for the pick ``received`` (from :meth:`receive`) in the increments."""
-        row, h_row, _, _, pair_with_earlier = received
+    def update(self, pick):
+        """Account for ``pick`` (from :meth:`receive`) in the increments."""
+        row, h_row = pick.log_probs, pick.entropy
         h = self.entropy
         mi = mutual_information_with_row(self.t, h, row, h_row, self.backend)
         self.pairwise -= mi
@@ -99,7 +111,7 @@ class _ShardedIncrements:
         pair_with_row = h + h_row - mi
         dtype = compute_dtype(self.t.dtype)
         for (earlier, h_earlier), pair_with_earlier_n, h_pair in zip(self.pick_rows, self.pair_entropies,
-                                                                      pair_with_earlier):
+                                                                      pick.pair_entropies):
             configs = empty_configurations(self.t.shape[1], dtype, self.t.device)
             for point in (row, earlier):
                 configs = extend_configurations(configs, point)
@@ -149,12 +161,12 @@ def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, c
     checks = check_points(size)
     for step in range(size):
         index, _ = state.pick(state.pairwise if order == 2 else state.pairwise + state.triple)
-        received = state.receive(index)
+        pick = state.receive(index)
         picks.append(index)
-        pairwise_at.append(received[2])
-        triple_at.append(received[3])
+        pairwise_at.append(pick.pairwise)
+        triple_at.append(pick.triple)
         if step < size - 1:
-            state.update(received)
+            state.update(pick)
         if step + 1 in checks:
             traces = DynamicTraces(pairwise_at, triple_at, tolerance)
             if traces.kept <= step:
