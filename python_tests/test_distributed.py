@@ -197,6 +197,10 @@ def _errors_reach_every_rank(rank, sizes):
     with pytest.raises(ValueError, match="order must be 1, 2 or 3"):
         kbd.select_kbald(_shard(_pool(torch.float32), rank, sizes), 2, order=4)
     features = _shard(_embeddings()[0], rank, sizes)
+    with pytest.raises(ValueError, match="same trailing shape on every rank"):
+        kbd.select_badge(features[:, :5] if rank == 1 else features, 2)
+    with pytest.raises(ValueError, match="candidates"):
+        kbd.select_kbald(_shard(_pool(torch.float32), rank, sizes), 2, candidates=[3, 23])
     ordering = kbd.KMeansPPOrdering(features, generator=0)
     ordering.take(2)
     wider = torch.randn(2, 7 if rank == 0 else 6, dtype=torch.float64)
