@@ -143,6 +143,10 @@ def _worker(rank, world, port, device="cpu"):
             for name, whole, sharded in embedding_cases:
                 _check_equal(name, whole(embeddings), sharded(local), dtype)
             _orderings_equal_one_process(rank, world, dtype, backend, device)
+        features, residuals = (e.to(device) for e in _embeddings())
+        mixed = (features.bfloat16(), residuals.float())  # each part keeps its own dtype
+        _check_equal("coreset, bfloat16 features and float32 residuals", kb.select_coreset(mixed, 12, generator=1),
+                     kbd.select_coreset(tuple(_shard(e, rank, sizes) for e in mixed), 12, generator=1), torch.float32)
         if world > 1:
             _errors_reach_every_rank(rank, sizes)
     finally:
@@ -201,14 +205,30 @@ def _errors_reach_every_rank(rank, sizes):
         kbd.select_badge(features[:, :5] if rank == 1 else features, 2)
     with pytest.raises(ValueError, match="candidates"):
         kbd.select_kbald(_shard(_pool(torch.float32), rank, sizes), 2, candidates=[3, 23])
+    with pytest.raises(ValueError, match="generator as a seed must be >= 0" if rank == 1 else "rank 1 reported"):
+        kbd.select_stochastic_bald(_shard(_pool(torch.float32), rank, sizes), 2, generator=-1 if rank == 1 else 0)
+    with pytest.raises(ValueError, match="generator as a seed must be >= 0|rank 0 reported"):
+        kbd.select_badge(features, 2, generator=-1)
+    with pytest.raises(ValueError, match="rank 1: TypeError: embeddings must be a torch.Tensor"):
+        kbd.KMeansPPOrdering(None if rank == 1 else features)
     ordering = kbd.KMeansPPOrdering(features, generator=0)
+    with pytest.raises(ValueError, match=r"points must have the pool's dtype \(torch.float64\)"):
+        ordering.extend(features.float())
+    saved = ordering.state_dict()
     ordering.take(2)
+    states = [None] * len(sizes)
+    dist.all_gather_object(states, ordering.state_dict())
+    with pytest.raises(ValueError, match="the state is for rank"):
+        ordering.load_state_dict(states[(rank + 1) % len(sizes)])
+    with pytest.raises(ValueError, match="saved at different points of the ordering"):
+        ordering.load_state_dict(saved if rank == 0 else states[rank])
     wider = torch.randn(2, 7 if rank == 0 else 6, dtype=torch.float64)
-    with pytest.raises(ValueError, match="same trailing shape on every rank"):
+    with pytest.raises(ValueError, match=r"rank 0: ValueError: points must be embeddings of the same kind and "
+                                         r"widths as the pool \(\(6,\)\), got \(7,\)"):
         ordering.extend(wider)
     other = kbd.KMeansPPOrdering(features, generator=0)
     other.extend(torch.zeros(1, 6, dtype=torch.float64))
-    with pytest.raises(ValueError, match="the state is for a pool sharded as"):
+    with pytest.raises(ValueError, match=r"the state is for rank \d of a pool sharded as"):
         other.load_state_dict(ordering.state_dict())
     with pytest.raises(ValueError, match=r"between 1 and the number of selectable pool points \(23\)"):
         kbd.select_bald(_shard(_pool(torch.float32), rank, sizes), 24)

@@ -11,18 +11,27 @@ from ..backends import implementation
 from ..reference import DenseEmbeddings, gumbel_noise
 from ..reference.workspace import chunk_size
 from ..validation import check_embeddings
-from .shards import Shard, global_indices
+from .shards import Shard, ShardError, global_indices
 
 
-def _embedding_check(embeddings, held, name):
-    """A :class:`Shard` check of this rank's embeddings (None: no rows, for ``extend``)."""
+def _embedding_check(embeddings, held, name, pool=None):
+    """A :class:`Shard` check of this rank's embeddings; with the ``pool`` they join
+    (an ordering, for ``extend``), None stands for no rows, and kind, widths, dtype
+    and device must be the pool's."""
 
     def check():
-        if embeddings is None:
+        if embeddings is None and pool is not None:
             return 0, None, None
-        held["tensors"], held["numpy"] = check_embeddings(embeddings, name)
-        widths = tuple((t.shape[1], str(t.dtype)) for t in held["tensors"])
-        return held["tensors"][0].shape[0], widths, held["tensors"][0].device
+        tensors, held["numpy"] = check_embeddings(embeddings, name)
+        if pool is not None:
+            pool._check_kind(tensors, name)
+            dtypes = [str(t.dtype) for t in _parts(pool._embeddings)]
+            if [str(t.dtype) for t in tensors] != dtypes:
+                raise TypeError(f"{name} must have the pool's dtype ({', '.join(dtypes)}), got "
+                                f"{', '.join(str(t.dtype) for t in tensors)}")
+        held["tensors"] = tensors
+        widths = tuple((t.shape[1], str(t.dtype)) for t in tensors)
+        return tensors[0].shape[0], widths, tensors[0].device
 
     return check
 
@@ -110,9 +119,9 @@ class KMeansPPOrdering(single.KMeansPPOrdering):
         return self._rows(torch.tensor([i], device=self._shard.device))[0]
 
     def _as_centers(self, rows):
-        """Float64 rows [M, Σ widths] as embeddings of the pool's kind and dtype."""
-        dtype = _parts(self._embeddings)[0].dtype
-        return _wrap([part.to(dtype) for part in torch.split(rows, list(self._signature), dim=1)])
+        """Float64 rows [M, Σ widths] as embeddings of the pool's kind and dtypes."""
+        parts = torch.split(rows, list(self._signature), dim=1)
+        return _wrap([part.to(t.dtype) for part, t in zip(parts, _parts(self._embeddings))])
 
     def _pool_centers_distances(self, points, indices):
         """min over pool points ``indices`` (global) of the squared distance of each of
@@ -177,7 +186,7 @@ class KMeansPPOrdering(single.KMeansPPOrdering):
         every rank calls it. Their distances are to every center so far."""
         held = {}
         shard = self._shard
-        shard.extend(_embedding_check(points, held, "points"))
+        shard.extend(_embedding_check(points, held, "points", pool=self))
         new = _wrap(held["tensors"]) if "tensors" in held else None
         distances = self._pool_centers_distances(new, self._picked + self._labeled_indices)
         self._remaining += sum(shard.blocks[-1])
@@ -193,17 +202,27 @@ class KMeansPPOrdering(single.KMeansPPOrdering):
 
     def state_dict(self):
         """This rank's state, on the CPU (the pool itself is not included)."""
-        return {**super().state_dict(), "blocks": [list(b) for b in self._shard.blocks]}
+        return {**super().state_dict(), "blocks": [list(b) for b in self._shard.blocks], "rank": self._shard.rank}
 
     def load_state_dict(self, state):
         """Resume from this rank's :meth:`state_dict` on an ordering over the same
-        sharded pool (after the same extends); every rank calls it."""
+        sharded pool (after the same extends); every rank calls it, and a state from
+        another rank, another sharding or another point of the ordering raises on all."""
         shard = self._shard
-        error = None
-        if state.get("blocks") != shard.blocks or state["num_points"] != len(self._embeddings):
-            error = ValueError(f"the state is for a pool sharded as {state.get('blocks')}, "
-                               f"this ordering's is {shard.blocks}")
+        error, progress = None, None
+        try:
+            progress = (state["seed"], state["step"], state["newest"], len(state["picked"]))
+            if state["blocks"] != shard.blocks or state["rank"] != shard.rank:
+                error = ValueError(f"the state is for rank {state['rank']} of a pool sharded as {state['blocks']}, "
+                                   f"this is rank {shard.rank} of {shard.blocks}")
+        except KeyError as exc:
+            error = ValueError(f"not the state of a sharded KMeansPPOrdering: no {exc}")
         shard.agree(error)
+        reports = [None] * shard.world
+        dist.all_gather_object(reports, progress, group=shard.group)
+        if len(set(reports)) > 1:
+            raise ShardError(f"the ranks' states were saved at different points of the ordering "
+                             f"(seed, step, newest pick, picks): {reports}")
         super().load_state_dict(state)
         self._count_remaining()
 

@@ -185,8 +185,17 @@ class Shard:
         return merged[best, 1].to(torch.int64), merged[best, 2]
 
     def same_seed(self, generator):
-        """One seed for every rank: rank 0's, so generator=None still draws alike."""
-        seed = [seed_from(generator) if self.rank == 0 else None]
+        """One seed for every rank: rank 0's, so generator=None still draws alike (a
+        bad ``generator`` raises on every rank)."""
+        seed, error = [None], None
+        try:
+            if self.rank == 0:
+                seed[0] = seed_from(generator)
+            elif not (generator is None or isinstance(generator, torch.Generator)):
+                seed_from(generator)  # checks an int seed without drawing from this rank's streams
+        except (ValueError, TypeError) as exc:
+            error = exc
+        self.agree(error)
         dist.broadcast_object_list(seed, src=self.global_rank(0), group=self.group)
         return seed[0]
 
