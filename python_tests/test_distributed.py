@@ -147,10 +147,39 @@ def _worker(rank, world, port, device="cpu"):
         mixed = (features.bfloat16(), residuals.float())  # each part keeps its own dtype
         _check_equal("coreset, bfloat16 features and float32 residuals", kb.select_coreset(mixed, 12, generator=1),
                      kbd.select_coreset(tuple(_shard(e, rank, sizes) for e in mixed), 12, generator=1), torch.float32)
+        _random_pools_agree(rank, world, device)
         if world > 1:
             _errors_reach_every_rank(rank, sizes)
     finally:
         dist.destroy_process_group()
+
+
+def _random_pools_agree(rank, world, device):
+    """Fresh pools, shapes, shard sizes and candidates (the same draw on every rank)."""
+    for trial in range(3):
+        gen = torch.Generator().manual_seed(100 * world + trial)
+        n = int(torch.randint(world + 8, 40, (1,), generator=gen))
+        k, c = (int(torch.randint(2, 9, (1,), generator=gen)) for _ in range(2))
+        cuts = torch.randperm(n - 1, generator=gen)[: world - 1].add(1).sort().values.tolist()
+        sizes = [b - a for a, b in zip([0, *cuts], [*cuts, n])]
+        logits = torch.randn(n, k, c, generator=gen) * 3 + torch.randn(n, 1, c, generator=gen) * 2
+        pool = torch.log_softmax(logits, -1).to(device)
+        embeddings = torch.randn(n, 5, generator=gen).to(device)
+        candidates = torch.randperm(n, generator=gen)[: n // 2 + 1].tolist() if trial else None
+        mine, local = _shard(pool, rank, sizes), _shard(embeddings, rank, sizes)
+        for name, whole, sharded in [
+            ("2-bald", kb.select_kbald(pool, 5, candidates=candidates),
+             kbd.select_kbald(mine, 5, candidates=candidates)),
+            ("3-bald", kb.select_kbald(pool, 5, order=3, candidates=candidates),
+             kbd.select_kbald(mine, 5, order=3, candidates=candidates)),
+            ("softmax", kb.select_stochastic_bald(pool, 5, method="softmax", generator=trial, candidates=candidates),
+             kbd.select_stochastic_bald(mine, 5, method="softmax", generator=trial, candidates=candidates)),
+            ("batchbald sampled", kb.select_batchbald(pool, 4, num_samples=20, generator=trial, candidates=candidates),
+             kbd.select_batchbald(mine, 4, num_samples=20, generator=trial, candidates=candidates)),
+            ("kmeanspp", kb.kmeanspp(embeddings, 6, generator=trial, candidates=candidates),
+             kbd.kmeanspp(local, 6, generator=trial, candidates=candidates)),
+        ]:
+            _check_equal(f"{name}, pool {n}x{k}x{c} sharded {sizes}", whole, sharded, torch.float32)
 
 
 def _orderings_equal_one_process(rank, world, dtype, backend, device):
