@@ -145,13 +145,28 @@ class KMeansPPOrdering(single.KMeansPPOrdering):
                     torch.minimum(out, self._min_distances_to(points, self._as_centers(rows)).to(out.dtype), out=out)
         return out
 
+    def _apply_center(self, center):
+        """The running distances lowered by one more ``center``: every local row while
+        at least half may still be picked, then only those (gathered in workspace-sized
+        chunks, so a candidate subset or a late pick costs its own rows)."""
+        active = (~self._selected).nonzero().view(-1)
+        if 2 * active.numel() >= len(self._embeddings):
+            self._apply(self._min_distances_to(self._embeddings, center))
+            return
+        row_bytes = sum(t.element_size() * t.shape[1] for t in _parts(self._embeddings))
+        step = chunk_size(2 * row_bytes, active.numel())
+        for start in range(0, active.numel(), step):
+            rows = active[start : start + step]
+            distances = self._min_distances_to(self._embeddings.take(rows), center).to(self._min_distances.dtype)
+            self._min_distances[rows] = torch.minimum(self._min_distances[rows], distances)
+
     def _advance(self, n):
         shard = self._shard
         picks, scores = [], []
         for _ in range(n):
             if self._newest is not None:
                 row = shard.broadcast_row(self._newest, self._row, sum(self._signature))
-                self._apply(self._min_distances_to(self._embeddings, self._as_centers(row.unsqueeze(0))))
+                self._apply_center(self._as_centers(row.unsqueeze(0)))
             no_centers = self._newest is None and not self._labeled_indices and self._external is None
             if no_centers and self._first == "max_norm":
                 keys = [torch.where(self._selected, -math.inf, self._embeddings.squared_norms().to(torch.float64))]
