@@ -139,6 +139,12 @@ def _worker(rank, world, port, device="cpu"):
             pool = _pool(dtype).to(device)
             for name, whole, sharded in cases:
                 _check_equal(name, whole(pool), sharded(_shard(pool, rank, sizes)), dtype)
+            # Candidate rows that no longer fit the workspace: every row read, the rest masked.
+            os.environ["KBALD_WORKSPACE_BYTES"] = str(5 * pool[0].numel() * pool.element_size())
+            for name, whole, sharded in cases:
+                if "candidates" in name:
+                    _check_equal(f"{name}, masked", whole(pool), sharded(_shard(pool, rank, sizes)), dtype)
+            del os.environ["KBALD_WORKSPACE_BYTES"]
             local = tuple(_shard(e, rank, sizes) for e in embeddings)
             for name, whole, sharded in embedding_cases:
                 _check_equal(name, whole(embeddings), sharded(local), dtype)

@@ -18,10 +18,10 @@ from .shards import global_indices, log_probs_shard, row_message, validated_entr
 def select_bald(log_probs, batch_size, *, candidates=None, group=None, backend=None):
     """Top-k BALD over the sharded pool (as :func:`kbald_kernels.select_bald`).
     ``candidates`` (every sharded acquisition takes it): global pool indices or a
-    mask over the whole pool, the same on every rank; every local row is read.
+    mask over the whole pool, the same on every rank; as in one process, only their
+    rows are read when every rank's fit the workspace.
     Communication: one all-gather of 24·batch_size bytes a rank."""
-    shard, t, np_in = log_probs_shard(log_probs, group)
-    eligible, selectable = shard.eligible(candidates)
+    shard, t, np_in, eligible, selectable = log_probs_shard(log_probs, group, candidates)
     size = check_batch_size(batch_size, selectable)
     entropy, conditional = validated_entropies(shard, t, backend)
     scores = entropy - conditional
@@ -35,8 +35,7 @@ def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature
     Gumbel-top-k keyed by (seed, global index). Communication: one all-gather of
     24·batch_size bytes a rank; "softrank" also gathers every score (8·N bytes)."""
     check_stochastic(method, temperature)
-    shard, t, np_in = log_probs_shard(log_probs, group)
-    eligible, selectable = shard.eligible(candidates)
+    shard, t, np_in, eligible, selectable = log_probs_shard(log_probs, group, candidates)
     size = check_batch_size(batch_size, selectable)
     seed = shard.same_seed(generator)
     entropy, conditional = validated_entropies(shard, t, backend)
@@ -93,12 +92,11 @@ class _ShardedIncrements:
     def receive(self, index):
         """The pick from its owner, as a :class:`_Pick`. One broadcast of
         8·(K·C + 3 + picks so far) bytes (K·C + 2 without triples)."""
-        t = self.t
+        t, width = self.t, self.t.shape[1] * self.t.shape[2]
         extra = [self.entropy, self.pairwise] + ([self.triple, *self.pair_entropies] if self.triple is not None else [])
-        row = self.shard.broadcast_row(index, row_message(t, extra), t[0].numel() + len(extra))
-        values = row[t[0].numel():].to(self.entropy.dtype)
-        return _Pick(row[: t[0].numel()].view(t.shape[1:]).to(t.dtype), values[0:1], values[1:2], values[2:3],
-                     values[3:])
+        row = self.shard.broadcast_row(index, row_message(t, extra), width + len(extra))
+        values = row[width:].to(self.entropy.dtype)
+        return _Pick(row[:width].view(t.shape[1:]).to(t.dtype), values[0:1], values[1:2], values[2:3], values[3:])
 
     def update(self, pick):
         """Account for ``pick`` (from :meth:`receive`) in the increments."""
@@ -131,8 +129,7 @@ def select_kbald(log_probs, batch_size, *, order=2, candidates=None, group=None,
         raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
     if order == 1:
         return select_bald(log_probs, batch_size, candidates=candidates, group=group, backend=backend)
-    shard, t, np_in = log_probs_shard(log_probs, group)
-    eligible, selectable = shard.eligible(candidates)
+    shard, t, np_in, eligible, selectable = log_probs_shard(log_probs, group, candidates)
     size = check_batch_size(batch_size, selectable)
     state = _ShardedIncrements(shard, t, eligible, backend, track_triples=order == 3)
     picks, values = [], []
@@ -153,8 +150,7 @@ def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, c
     Communication per pick: one all-gather of 24 bytes a rank and one broadcast of
     8·(K·C + 3 + picks so far) bytes."""
     check_dynamic(order, tolerance)
-    shard, t, np_in = log_probs_shard(log_probs, group)
-    eligible, selectable = shard.eligible(candidates)
+    shard, t, np_in, eligible, selectable = log_probs_shard(log_probs, group, candidates)
     size = check_batch_size(max_batch_size, selectable, "max_batch_size")
     state = _ShardedIncrements(shard, t, eligible, backend, track_triples=True)
     picks, pairwise_at, triple_at = [], [], []  # each pick's increments when picked
@@ -180,8 +176,7 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
     :func:`kbald_kernels.select_conservative_bald`. Communication per pick: one
     all-gather of 24 bytes a rank and one broadcast of 8·(K·C + 4) bytes."""
     check_conservative(threshold, total_correlation_budget)
-    shard, t, np_in = log_probs_shard(log_probs, group)
-    eligible, selectable = shard.eligible(candidates)
+    shard, t, np_in, eligible, selectable = log_probs_shard(log_probs, group, candidates)
     size = selectable if batch_size is None else check_batch_size(batch_size, selectable)
     entropy, conditional = validated_entropies(shard, t, backend)
     bald = entropy - conditional
@@ -192,7 +187,7 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
     picks, values = [], []
     for _ in range(size):
         index, _ = shard.best([torch.where(excluded, -math.inf, bald)])
-        row = shard.broadcast_row(index, message, t[0].numel() + 4)
+        row = shard.broadcast_row(index, message, t.shape[1] * t.shape[2] + 4)
         pick_bald, mi_at_pick = row[-3:-2].to(bald.dtype), row[-2:-1].to(bald.dtype)
         with_pick = correlation + mi_at_pick.to(torch.float64)
         if float(row[-1]) > 0 or total_correlation_budget is not None and float(with_pick) > total_correlation_budget:

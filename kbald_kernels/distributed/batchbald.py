@@ -17,8 +17,7 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
     identically from the broadcast row, the sampling seeded alike (an int seed gives
     the single-process picks; None draws one seed on rank 0). Communication per
     pick: one all-gather of 24 bytes a rank and one broadcast of 8·(K·C + 1) bytes."""
-    shard, t, np_in = log_probs_shard(log_probs, group)
-    eligible, selectable = shard.eligible(candidates)
+    shard, t, np_in, eligible, selectable = log_probs_shard(log_probs, group, candidates)
     size = check_batch_size(batch_size, selectable)
     num_samples = check_positive_int(num_samples, "num_samples")
     device = t.device
@@ -37,7 +36,7 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
         picks.append(index)
         totals.append(value)
         if step < size - 1:
-            row = shard.broadcast_row(index, message, t[0].numel() + 1)
+            row = shard.broadcast_row(index, message, t.shape[1] * t.shape[2] + 1)
             conditional_sum = conditional_sum + row[-1:].to(conditional.dtype)
             configs = extend_configurations(configs, row[:-1].view(t.shape[1:]).to(t.dtype), num_samples, gen)
     scores = torch.tensor(totals, dtype=torch.float64, device=device).to(conditional.dtype)

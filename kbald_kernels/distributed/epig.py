@@ -13,7 +13,7 @@ def epig(log_probs, target_log_probs, *, target_weights=None, group=None, backen
     """EPIG of this rank's pool points about the targets (every rank passes the same
     targets), as :func:`kbald_kernels.epig`: [local N]. No communication beyond the
     shared validation."""
-    shard, t, np_in = log_probs_shard(log_probs, group)
+    shard, t, np_in, _, _ = log_probs_shard(log_probs, group)
     return to_output(_epig(shard, t, target_log_probs, target_weights, backend), np_in)
 
 
@@ -32,8 +32,7 @@ def select_epig(log_probs, target_log_probs, batch_size, *, method="top", temper
         raise ValueError(f"method must be one of {EPIG_METHODS}, got {method!r}")
     if method != "top":
         check_stochastic(method, temperature)
-    shard, t, np_in = log_probs_shard(log_probs, group)
-    eligible, selectable = shard.eligible(candidates)
+    shard, t, np_in, eligible, selectable = log_probs_shard(log_probs, group, candidates)
     size = check_batch_size(batch_size, selectable)
     seed = shard.same_seed(generator) if method != "top" else None
     scores = _epig(shard, t, target_log_probs, target_weights, backend)

@@ -14,6 +14,7 @@ import torch.distributed as dist
 
 from ..backends import implementation
 from ..candidates import check_candidates
+from ..reference.workspace import workspace_bytes
 from ..validation import check_log_probs_form, scan_log_probs, seed_from
 
 
@@ -43,6 +44,7 @@ class Shard:
         self.world = dist.get_world_size(group)
         self.name = name
         self.blocks = []  # per block: the size of every rank's slice
+        self._kept = None  # after restrict(): the sorted global rows the shard stands for
         self.signature = None
         self.total = 0
         self.size = 0
@@ -88,9 +90,18 @@ class Shard:
 
     def rows_of(self, rank):
         """The global pool index of each local row of ``rank``: int64, in local order."""
+        if self._kept is not None:
+            return self.held_by(rank, self._kept)
         return torch.cat([torch.arange(start, start + n, device=self.device)
                           for start, owner, _, n in self._slices if owner == rank]
                          + [torch.zeros(0, dtype=torch.int64, device=self.device)])
+
+    def held_by(self, rank, rows):
+        """Those of the sorted global ``rows`` that ``rank`` holds, in its local order."""
+        bounds = torch.tensor([[start, start + n] for start, owner, _, n in self._slices if owner == rank],
+                              dtype=torch.int64, device=rows.device).view(-1, 2)
+        ends = torch.searchsorted(rows, bounds).tolist()
+        return torch.cat([rows[lo:hi] for lo, hi in ends] + [rows[:0]])
 
     def global_rows(self):
         """The global pool index of each local row: int64 [size]."""
@@ -109,6 +120,8 @@ class Shard:
         """This rank's local row of global pool index ``index`` (which it holds)."""
         start, rank, local_start, _ = self._slice(index)
         assert rank == self.rank, (index, rank, self.rank)
+        if self._kept is not None:
+            return int(torch.searchsorted(self._rows, index))
         return local_start + index - start
 
     def agree(self, error):
@@ -211,16 +224,16 @@ class Shard:
         """Each local score's rank (1 = highest, ties to the smaller index) among the
         ``eligible`` points (a mask; None: all) of the whole pool; NaN outside them.
         One all-gather of 8·(largest shard) bytes a rank."""
-        sizes = [sum(block[rank] for block in self.blocks) for rank in range(self.world)]
-        padded = torch.full((max(sizes),), math.nan, dtype=torch.float64, device=self.device)
+        rows = [self.rows_of(rank) for rank in range(self.world)]
+        padded = torch.full((max(r.numel() for r in rows),), math.nan, dtype=torch.float64, device=self.device)
         padded[: self.size] = scores.to(torch.float64)
         if eligible is not None:
             padded[: self.size].masked_fill_(~eligible, math.nan)
         gathered = [torch.empty_like(padded) for _ in range(self.world)]
         dist.all_gather(gathered, padded, group=self.group)
-        every = torch.empty(self.total, dtype=torch.float64, device=self.device)
-        for rank, (g, n) in enumerate(zip(gathered, sizes)):
-            every[self.rows_of(rank)] = g[:n]
+        every = torch.full((self.total,), math.nan, dtype=torch.float64, device=self.device)
+        for rank_rows, g in zip(rows, gathered):
+            every[rank_rows] = g[: rank_rows.numel()]
         ranked = (~torch.isnan(every)).nonzero().view(-1)
         ranks = torch.full_like(every, math.nan)
         ranks[ranked[torch.sort(every[ranked], descending=True, stable=True).indices]] = torch.arange(
@@ -236,13 +249,29 @@ class Shard:
         rows = check_candidates(candidates, self.total, self.device)
         return torch.isin(self._rows, rows), rows.numel()
 
+    def restrict(self, rows):
+        """Stand for the points ``rows`` alone (sorted global pool indices, the same on
+        every rank): local rows are then this rank's among them, in the same order.
+        Returns their positions among this rank's rows before."""
+        kept = self.held_by(self.rank, rows)
+        positions = torch.searchsorted(self._rows, kept)
+        self._kept, self._rows, self.size = rows, kept, kept.numel()
+        return positions
+
     def unpicked(self, eligible):
         """A fresh mask over the local rows that no pick may take yet: those outside ``eligible``."""
         return torch.zeros(self.size, dtype=torch.bool, device=self.device) if eligible is None else ~eligible
 
 
-def log_probs_shard(log_probs, group):
-    """(Shard, this rank's log-probabilities as a tensor, whether they came as numpy)."""
+def log_probs_shard(log_probs, group, candidates=None):
+    """(Shard, this rank's log-probabilities as a tensor, whether they came as numpy,
+    a mask of the local rows that may be picked or None, how many points may be).
+
+    ``candidates`` (global pool indices or a mask over the whole pool, the same on
+    every rank): when every rank's candidate rows fit the workspace, each rank
+    gathers its own once and the shard stands for the candidates alone (no other row
+    is read); otherwise the rows stay whole and the mask marks the candidates. Both
+    give the same picks."""
     held = {}
 
     def check():
@@ -250,7 +279,14 @@ def log_probs_shard(log_probs, group):
         return held["t"].shape[0], (*held["t"].shape[1:], str(held["t"].dtype)), held["t"].device
 
     shard = Shard(check, group)
-    return shard, held["t"], held["numpy"]
+    t = held["t"]
+    if candidates is None:
+        return shard, t, held["numpy"], None, shard.total
+    rows = check_candidates(candidates, shard.total, shard.device)
+    largest = max(shard.held_by(rank, rows).numel() for rank in range(shard.world))
+    if largest * t.shape[1] * t.shape[2] * t.element_size() <= workspace_bytes():
+        return shard, t.index_select(0, shard.restrict(rows)), held["numpy"], None, rows.numel()
+    return shard, t, held["numpy"], torch.isin(shard.global_rows(), rows), rows.numel()
 
 
 def validated_entropies(shard, t, backend):
