@@ -106,17 +106,19 @@ def _prefilter(text):
     return score, int(size)
 
 
-def _candidates(args, data, arrays):
-    """The candidate pool indices of --candidates or --prefilter (None: the whole pool)."""
+def _candidates(args, data, arrays, subset=candidate_subset):
+    """The candidate pool indices of --candidates or --prefilter (None: the whole pool);
+    ``subset``: the candidate_subset of one process or of the sharded pool, whose
+    ``data`` and ``arrays`` are then this rank's rows."""
     if args.candidates:
         return pick(load_arrays(args.candidates), args.candidates).to(args.device)
     if not args.prefilter:
         return None
     score, size = args.prefilter
     if score == "random":
-        return candidate_subset(len(data[0] if isinstance(data, tuple) else data), size, generator=args.seed)
+        return subset(len(data[0] if isinstance(data, tuple) else data), size, generator=args.seed)
     if args.method not in ("badge", "coreset"):
-        return candidate_subset(data, size, score=score)
+        return subset(data, size, score=score)
     if score == "bald":
         raise ValueError(f"--prefilter bald needs posterior samples; {args.method} has one prediction a point "
                          "(its logits): use least_confidence, margin, entropy or random")
@@ -124,7 +126,7 @@ def _candidates(args, data, arrays):
         raise ValueError(f"--prefilter {score} for {args.method} needs an array named 'logits' [N, C] in "
                          f"{args.file} (or --prefilter random:{size})")
     logits = arrays["logits"].to(args.device, torch.promote_types(arrays["logits"].dtype, torch.float32))
-    return candidate_subset(torch.log_softmax(logits, -1).unsqueeze(1), size, score=score)
+    return subset(torch.log_softmax(logits, -1).unsqueeze(1), size, score=score)
 
 
 def _log_probs_from(arrays, file, args):
@@ -168,14 +170,12 @@ def run_select_distributed(args):
         "power": lambda d, a, c: kbd.select_stochastic_bald(d, a.batch_size, temperature=a.temperature,
                                                             generator=a.seed, candidates=c),
         "epig": lambda d, a, c: kbd.select_epig(d, a.target_log_probs, a.batch_size, candidates=c),
+        "uncertainty": lambda d, a, c: kbd.select_uncertainty(d, a.batch_size, score=a.score, candidates=c),
         "badge": lambda d, a, c: kbd.select_badge(d, a.batch_size, generator=a.seed, candidates=c),
         "coreset": lambda d, a, c: kbd.select_coreset(d, a.batch_size, generator=a.seed, candidates=c),
     }
     if args.method not in methods:
         raise ValueError(f"--distributed takes --method {', '.join(methods)}, got {args.method}")
-    if args.prefilter:
-        raise ValueError("--distributed does not take --prefilter (its scores need the whole pool): write the "
-                         "candidates' pool indices to a file (kbald_kernels.candidate_subset) and pass --candidates")
     if args.layout == "KNC":
         raise ValueError("--distributed shards FILE's first axis, the pool points: it takes --layout NKC or NCK")
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
@@ -188,8 +188,9 @@ def run_select_distributed(args):
         dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
     try:
         rank, world = dist.get_rank(), dist.get_world_size()
-        data = _inputs(args, load_shard(args.file, rank, world))
-        candidates = _candidates(args, data, {})
+        arrays = load_shard(args.file, rank, world)
+        data = _inputs(args, arrays)
+        candidates = _candidates(args, data, arrays, kbd.candidate_subset)
         start = time.perf_counter()
         selection = methods[args.method](data, args, candidates)
         elapsed = time.perf_counter() - start

@@ -144,10 +144,12 @@ def test_select_on_candidates_picks_what_the_library_picks(files, tmp_path, meth
     assert json.loads(out.read_text())["indices"] == expected.indices.tolist()
 
 
-@pytest.mark.parametrize("method,name,candidates", [
-    ("kbald2", "log_probs.npy", False), ("kbald3", "log_probs.npy", True), ("batchbald", "log_probs.npy", False),
-    ("badge", "factors.npz", True), ("epig", "log_probs.npy", False)])
-def test_select_under_torchrun_picks_what_one_process_picks(files, tmp_path, method, name, candidates):
+@pytest.mark.parametrize("method,name,restrict", [
+    ("kbald2", "log_probs.npy", None), ("kbald3", "log_probs.npy", "candidates"), ("batchbald", "log_probs.npy", None),
+    ("badge", "factors.npz", "candidates"), ("epig", "log_probs.npy", None),
+    ("uncertainty", "log_probs.npy", "margin:12"), ("badge", "factors.npz", "least_confidence:15"),
+    ("coreset", "embeddings.npy", "random:10")])
+def test_select_under_torchrun_picks_what_one_process_picks(files, tmp_path, method, name, restrict):
     import json
     import socket
 
@@ -157,9 +159,11 @@ def test_select_under_torchrun_picks_what_one_process_picks(files, tmp_path, met
     argv = ["select", "--method", method, "--batch-size", "4", str(files / name), "--seed", "2"]
     if method == "epig":
         argv += ["--targets", str(files / "targets.npy")]
-    if candidates:  # a rank's shard may hold no candidate
+    if restrict == "candidates":  # a rank's shard may hold no candidate
         np.save(tmp_path / "candidates.npy", np.array([30, 2, 5, 11, 39, 8, 3]))
         argv += ["--candidates", str(tmp_path / "candidates.npy")]
+    elif restrict:
+        argv += ["--prefilter", restrict]
     alone, together = tmp_path / "alone.json", tmp_path / "together.json"
     assert run(*argv, "-o", str(alone)).returncode == 0
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
@@ -185,7 +189,6 @@ def test_select_under_torchrun_picks_what_one_process_picks(files, tmp_path, met
     ("embeddings.npy", ["--method", "badge", "--prefilter", "margin:9"], "needs an array named 'logits'"),
     ("log_probs.npy", ["--distributed"], "--distributed runs under torchrun"),
     ("log_probs.npy", ["--distributed", "--layout", "KNC"], "it takes --layout NKC or NCK"),
-    ("log_probs.npy", ["--distributed", "--prefilter", "random:9"], "--distributed does not take --prefilter"),
     ("factors.npz", ["--method", "badge", "--prefilter", "bald:9"], "--prefilter bald needs posterior samples"),
 ])
 def test_select_reports_bad_input_in_one_line(files, name, args, message):

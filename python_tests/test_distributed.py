@@ -73,7 +73,12 @@ def _cases(dtype, backend, device):
     ]
     mask = torch.zeros(23, dtype=torch.bool)
     mask[CANDIDATES] = True
+    for score in ("entropy", "least_confidence", "margin", "bald"):
+        cases.append((f"uncertainty {score}",
+                      lambda lp, s=score: kb.select_uncertainty(lp, 6, score=s, backend=backend),
+                      lambda lp, s=score: kbd.select_uncertainty(lp, 6, score=s, backend=backend)))
     for name, call, options in [
+        ("margin", "select_uncertainty", dict(batch_size=5, score="margin")),
         ("bald", "select_bald", dict(batch_size=5)),
         ("softrank", "select_stochastic_bald", dict(batch_size=5, method="softrank", generator=4)),
         ("3-bald", "select_kbald", dict(batch_size=5, order=3)),
@@ -149,6 +154,7 @@ def _worker(rank, world, port, device="cpu"):
             for name, whole, sharded in embedding_cases:
                 _check_equal(name, whole(embeddings), sharded(local), dtype)
             _orderings_equal_one_process(rank, world, dtype, backend, device)
+            _candidate_subsets_equal_one_process(rank, world, pool, backend)
         features, residuals = (e.to(device) for e in _embeddings())
         mixed = (features.bfloat16(), residuals.float())  # each part keeps its own dtype
         _check_equal("coreset, bfloat16 features and float32 residuals", kb.select_coreset(mixed, 12, generator=1),
@@ -158,6 +164,16 @@ def _worker(rank, world, port, device="cpu"):
             _errors_reach_every_rank(rank, sizes)
     finally:
         dist.destroy_process_group()
+
+
+def _candidate_subsets_equal_one_process(rank, world, pool, backend):
+    sizes = SHARDS[world]
+    local = _shard(pool, rank, sizes)
+    for score in ("random", "least_confidence", "margin", "entropy", "bald"):
+        whole = kb.candidate_subset(pool, 9, score=score, generator=4, backend=backend)
+        assert torch.equal(kbd.candidate_subset(local, 9, score=score, generator=4, backend=backend), whole), score
+    counted = kbd.candidate_subset(sizes[rank], 9, generator=4)
+    assert torch.equal(counted, kb.candidate_subset(23, 9, generator=4)), counted
 
 
 def _random_pools_agree(rank, world, device):

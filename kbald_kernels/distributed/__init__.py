@@ -18,7 +18,8 @@ from .batchbald import select_batchbald
 from .epig import epig, select_epig
 from .kmeanspp import KMeansPPOrdering, kmeanspp, select_badge, select_coreset
 from .shards import ShardError
+from .uncertainty import candidate_subset, select_uncertainty
 
-__all__ = ["KMeansPPOrdering", "ShardError", "epig", "kmeanspp", "select_badge", "select_bald", "select_batchbald",
-           "select_conservative_bald", "select_coreset", "select_epig", "select_kbald", "select_kbald_dynamic",
-           "select_stochastic_bald"]
+__all__ = ["KMeansPPOrdering", "ShardError", "candidate_subset", "epig", "kmeanspp", "select_badge", "select_bald",
+           "select_batchbald", "select_conservative_bald", "select_coreset", "select_epig", "select_kbald",
+           "select_kbald_dynamic", "select_stochastic_bald", "select_uncertainty"]

@@ -289,9 +289,10 @@ def log_probs_shard(log_probs, group, candidates=None):
     return shard, t, held["numpy"], torch.isin(shard.global_rows(), rows), rows.numel()
 
 
-def validated_entropies(shard, t, backend):
-    """(entropy, conditional entropy) of the local rows, validated on every rank at once."""
-    *terms, invalid = implementation("entropies", backend, t.device, strict=False)(t)
+def validated_entropies(shard, t, backend, op="entropies"):
+    """(entropy, conditional entropy) of the local rows, validated on every rank at once
+    (``op="uncertainties"``: and least confidence, margin)."""
+    *terms, invalid = implementation(op, backend, t.device, strict=False)(t)
     error = None
     if bool(invalid):  # the pass's flag: the scan decides, and names the element
         try:
