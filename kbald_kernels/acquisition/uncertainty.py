@@ -28,13 +28,15 @@ def select_uncertainty(log_probs, batch_size, *, score="entropy", candidates=Non
     t, np_in = check_log_probs_form(log_probs)
     pool = CandidatePool(t, candidates)
     size = check_batch_size(batch_size, pool.size)
-    entropy, conditional, confidence, margin = validated_uncertainties(pool.t, backend, strict=False,
-                                                                       rows=pool.t_rows)
-    values = {"entropy": entropy, "least_confidence": confidence, "margin": margin,
-              "bald": entropy - conditional}[score]
-    values = pool.per_candidate(values)
+    terms = validated_uncertainties(pool.t, backend, strict=False, rows=pool.t_rows)
+    values = pool.per_candidate(uncertainty_values(score, *terms))
     order = torch.sort(values, descending=score != "margin", stable=True).indices[:size]
     return Selection(to_output(pool.from_candidates(order), np_in), to_output(values[order], np_in))
+
+
+def uncertainty_values(score, entropy, conditional, confidence, margin):
+    """The per-point values of ``score`` from the uncertainties' pass."""
+    return {"entropy": entropy, "least_confidence": confidence, "margin": margin, "bald": entropy - conditional}[score]
 
 
 def candidate_subset(log_probs, size, *, score="random", generator=None, backend=None):

@@ -2,7 +2,7 @@
 
 import torch
 
-from ..acquisition.uncertainty import PROXY_SCORES, UNCERTAINTY_SCORES
+from ..acquisition.uncertainty import PROXY_SCORES, UNCERTAINTY_SCORES, uncertainty_values
 from ..reference import gumbel_noise
 from ..selection import Selection
 from ..validation import check_batch_size, to_output
@@ -22,9 +22,7 @@ def select_uncertainty(log_probs, batch_size, *, score="entropy", candidates=Non
 
 def _most_uncertain(shard, t, size, score, eligible, backend):
     """(global indices, their scores) of the ``size`` most uncertain points by ``score``."""
-    entropy, conditional, confidence, margin = validated_entropies(shard, t, backend, op="uncertainties")
-    values = {"entropy": entropy, "least_confidence": confidence, "margin": margin,
-              "bald": entropy - conditional}[score]
+    values = uncertainty_values(score, *validated_entropies(shard, t, backend, op="uncertainties"))
     # The smallest margins are the most uncertain.
     indices, picked = shard.top(-values if score == "margin" else values, size, values, eligible)
     return indices, picked.to(values.dtype)
