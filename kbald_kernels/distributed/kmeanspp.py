@@ -88,7 +88,7 @@ class KMeansPPOrdering(single.KMeansPPOrdering):
         self._step = 0
         if labeled is not None:
             self._add_labeled(labeled)
-        eligible = self._shard.eligible(candidates)[0]
+        eligible = self._shard.eligible(candidates)
         if eligible is not None:
             self._selected |= ~eligible
         self._count_remaining()

@@ -242,12 +242,10 @@ class Shard:
 
     def eligible(self, candidates):
         """``candidates`` (global pool indices or a mask over the whole pool, the same on
-        every rank; None: every point) as (a mask over the local rows or None, how many
-        points of the whole pool they name)."""
+        every rank; None: every point) as a mask over the local rows (None for all)."""
         if candidates is None:
-            return None, self.total
-        rows = check_candidates(candidates, self.total, self.device)
-        return torch.isin(self._rows, rows), rows.numel()
+            return None
+        return torch.isin(self._rows, check_candidates(candidates, self.total, self.device))
 
     def restrict(self, rows):
         """Stand for the points ``rows`` alone (sorted global pool indices, the same on
