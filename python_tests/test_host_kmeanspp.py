@@ -41,6 +41,19 @@ def test_picks_are_the_reference_picks(widths, dtype, mode):
     torch.testing.assert_close(got.scores, expected.scores, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("widths", [(37,), (13, 4), (70, 10)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("mode", ["sample", "argmax"])
+def test_picks_one_at_a_time_are_the_reference_picks(widths, dtype, mode):
+    """A lazy ordering's next() runs single steps (their own norm products, row by row),
+    through the whole pool: the duplicate's zero distance orders the end."""
+    emb = _embeddings(101, widths, dtype, seed=widths[0])
+    expected = kb.KMeansPPOrdering(emb, generator=9, labeled=[4, 50], mode=mode, backend="torch").take(99)
+    picks = list(kb.KMeansPPOrdering(emb, generator=9, labeled=[4, 50], mode=mode, backend="cuda"))
+    assert [i for i, _ in picks] == expected.indices.tolist()
+    torch.testing.assert_close(torch.stack([s for _, s in picks]), expected.scores, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("factored", [False, True])
 def test_a_whole_ordering_resumed_and_extended_matches_the_reference(factored):
     emb = _embeddings(60, (9, 3) if factored else (9,), torch.float32, seed=1)

@@ -2,6 +2,7 @@
 
 #include "cpu_clones.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -92,6 +93,18 @@ std::vector<float> row(const Rows<T>& a, int64_t n) {
   return out;
 }
 
+// |h_n|²·|r_n|² by the cross terms' own dot products (a row against its float copy,
+// in a per-thread buffer: no allocation per row).
+template <typename T>
+float norm_product(const Rows<T>& x, const Rows<T>& residuals, int64_t n) {
+  thread_local std::vector<float> copy;
+  copy.resize(std::max(x.width, residuals.width));
+  for (int64_t f = 0; f < x.width; ++f) copy[f] = x(n, f);
+  const float features = dot(x, n, copy.data());
+  for (int64_t f = 0; f < residuals.width; ++f) copy[f] = residuals(n, f);
+  return features * dot(residuals, n, copy.data());
+}
+
 }  // namespace
 
 double gumbel_noise(uint64_t seed, int64_t step, int64_t index) {
@@ -104,17 +117,19 @@ template <typename T>
 void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, float* min_distances,
                     uint8_t* selected, int64_t newest, uint64_t seed, int64_t first_step, int64_t steps, bool argmax,
                     int64_t* indices, float* scores) {
-  // Factored: |h|²·|r|² of the points still selectable and of the newest center (no
-  // other row is read), by the same dot products as the cross terms, so an exact
-  // duplicate of a center is at distance exactly 0.
+  // Factored: |h|²·|r|² by the same dot products as the cross terms, so an exact
+  // duplicate of a center is at distance exactly 0. Over several steps they are
+  // computed once, for the points still selectable and the newest center (no other
+  // row is read); a single step (a lazy ordering's next) computes each point's as
+  // it reads the row: one pass over the pool, not two.
+  const bool cached_norms = residuals != nullptr && steps > 1;
   std::vector<float> norm_products;
-  if (residuals != nullptr) {
+  if (cached_norms) {
     norm_products.resize(points);
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < points; ++n) {
       if (selected[n] && n != newest) continue;
-      const std::vector<float> h = row(x, n), r = row(*residuals, n);
-      norm_products[n] = dot(x, n, h.data()) * dot(*residuals, n, r.data());
+      norm_products[n] = norm_product(x, *residuals, n);
     }
   }
   const double infinity = std::numeric_limits<double>::infinity();
@@ -126,7 +141,7 @@ void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, 
       center = row(x, newest);
       if (residuals != nullptr) {
         center_residual = row(*residuals, newest);
-        center_norms = norm_products[newest];
+        center_norms = cached_norms ? norm_products[newest] : norm_product(x, *residuals, newest);
       }
     }
     Best best;
@@ -143,7 +158,8 @@ void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, 
             distance = squared_distance(x, n, center.data());
           } else {
             const float cross = dot(x, n, center.data()) * dot(*residuals, n, center_residual.data());
-            distance = std::max(0.0f, norm_products[n] + center_norms - 2.0f * cross);
+            const float norms = cached_norms ? norm_products[n] : norm_product(x, *residuals, n);
+            distance = std::max(0.0f, norms + center_norms - 2.0f * cross);
           }
           d = std::min(d, distance);
           min_distances[n] = d;
@@ -186,8 +202,7 @@ void min_squared_distances(const Rows<T>& x, const Rows<T>* residuals, int64_t p
     if (residuals == nullptr) {
       for (int64_t j = 0; j < centers; ++j) d = std::min(d, squared_distance(x, n, center_x + j * width));
     } else {
-      const std::vector<float> h = row(x, n), r = row(*residuals, n);
-      const float norms = dot_of(h.data(), h.data(), width) * dot_of(r.data(), r.data(), width_r);
+      const float norms = norm_product(x, *residuals, n);
       for (int64_t j = 0; j < centers; ++j) {
         const float cross = dot(x, n, center_x + j * width) * dot(*residuals, n, center_r + j * width_r);
         d = std::min(d, std::max(0.0f, norms + center_norms[j] - 2.0f * cross));
