@@ -32,6 +32,11 @@ def _wrap(tensors):
     return DenseEmbeddings(tensors[0]) if len(tensors) == 1 else FactoredEmbeddings(*tensors)
 
 
+def _parts(embeddings):
+    """The tensors of dense embeddings or of BADGE factors: :func:`_wrap` undone."""
+    return [embeddings.x] if isinstance(embeddings, DenseEmbeddings) else [embeddings.features, embeddings.residuals]
+
+
 def _shape_signature(tensors):
     return tuple(t.shape[1] for t in tensors)
 
@@ -243,8 +248,7 @@ class KMeansPPOrdering:
             "selected": self._selected.cpu().clone(),
         }
         if self._external is not None:
-            e = self._external
-            state["external"] = [e.x.cpu()] if isinstance(e, DenseEmbeddings) else [e.features.cpu(), e.residuals.cpu()]
+            state["external"] = [t.cpu() for t in _parts(self._external)]
         return state
 
     def load_state_dict(self, state):

@@ -6,9 +6,9 @@ import torch
 import torch.distributed as dist
 
 from ..acquisition import kmeanspp as single
-from ..acquisition.kmeanspp import FIRST_CHOICES, MODES, _shape_signature, _wrap, picks_wanted
+from ..acquisition.kmeanspp import FIRST_CHOICES, MODES, _parts, _shape_signature, _wrap, picks_wanted
 from ..backends import implementation
-from ..reference import DenseEmbeddings, gumbel_noise
+from ..reference import gumbel_noise
 from ..reference.workspace import chunk_size
 from ..validation import check_embeddings
 from .shards import Shard, ShardError, global_indices
@@ -34,11 +34,6 @@ def _embedding_check(embeddings, held, name, pool=None):
         return tensors[0].shape[0], widths, tensors[0].device
 
     return check
-
-
-def _parts(embeddings):
-    """The tensors of dense embeddings or of BADGE factors."""
-    return [embeddings.x] if isinstance(embeddings, DenseEmbeddings) else [embeddings.features, embeddings.residuals]
 
 
 class KMeansPPOrdering(single.KMeansPPOrdering):
@@ -149,10 +144,10 @@ class KMeansPPOrdering(single.KMeansPPOrdering):
         """The running distances lowered by one more ``center``: every local row while
         at least half may still be picked, then only those (gathered in workspace-sized
         chunks, so a candidate subset or a late pick costs its own rows)."""
-        active = (~self._selected).nonzero().view(-1)
-        if 2 * active.numel() >= len(self._embeddings):
+        if 2 * int((~self._selected).sum()) >= len(self._embeddings):
             self._apply(self._min_distances_to(self._embeddings, center))
             return
+        active = (~self._selected).nonzero().view(-1)
         row_bytes = sum(t.element_size() * t.shape[1] for t in _parts(self._embeddings))
         step = chunk_size(2 * row_bytes, active.numel())
         for start in range(0, active.numel(), step):
