@@ -9,6 +9,7 @@ Every op takes ``backend="auto" | "triton" | "cuda" | "torch"`` (default from th
 choose among some pool points only.
 """
 
+from . import kernel_ops  # registers the kernels' ops  # noqa: F401
 from .acquisition.bald import (
     DynamicSelection,
     select_bald,

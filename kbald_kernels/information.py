@@ -1,15 +1,20 @@
 """Public information-theoretic ops over log-probabilities [N, K, C].
 
-Each validates its input, picks a backend (:mod:`kbald_kernels.backends`) and
-returns a tensor on the input's device (numpy in, numpy out). Results are
-float64 for float64 input and float32 otherwise.
+Each is a custom op (:mod:`kbald_kernels.library`) that validates its input,
+picks a backend (:mod:`kbald_kernels.backends`) and returns a tensor on the
+input's device (numpy in, numpy out). Results are float64 for float64 input and
+float32 otherwise.
 """
+
+from typing import Optional
 
 import torch
 
 from .backends import implementation
+from .library import (custom_op, fake_per_point, fresh, index_argument, is_numpy, leading, optional_tensor,
+                      result_dtype, seed_argument, seeded_generator, tensor_argument)
 from .validation import (as_tensor, check_indices, check_log_probs, check_log_probs_form, check_positive_int,
-                         confirm_log_probs, to_output, torch_generator)
+                         check_same_device, confirm_log_probs, to_output)
 
 
 def validated_entropies(t, backend, strict=True, name="log_probs", rows=None):
@@ -38,39 +43,62 @@ def entropy(log_probs, *, backend=None):
 
     Raises ValueError/TypeError for input that is not log-probabilities [N, K, C].
     One pass over the input, which also validates it; memory beyond the O(N) output
-    is bounded by the workspace.
+    is bounded by the workspace. ``torch.ops.kbald_kernels.entropy``.
     """
-    t, np_in = check_log_probs_form(log_probs)
-    return to_output(validated_entropies(t, backend)[0], np_in)
+    return _per_point(_entropy_op, log_probs, backend)
 
 
 def conditional_entropy(log_probs, *, backend=None):
     """Expected entropy -mean_k Σ_c p log p; shape [N]. One pass, as :func:`entropy`."""
-    t, np_in = check_log_probs_form(log_probs)
-    return to_output(validated_entropies(t, backend)[1], np_in)
+    return _per_point(_conditional_entropy_op, log_probs, backend)
 
 
 def bald(log_probs, *, backend=None):
     """BALD mutual information I[Y_n; W] = entropy - conditional_entropy; shape [N].
     One pass, as :func:`entropy`."""
-    t, np_in = check_log_probs_form(log_probs)
-    h, ch = validated_entropies(t, backend)
-    return to_output(h - ch, np_in)
+    return _per_point(_bald_op, log_probs, backend)
 
 
 def least_confidence(log_probs, *, backend=None):
     """Least confidence 1 - max_c pbar[n, c] (pbar = mean_k p); shape [N]. Larger is
     more uncertain. One pass, as :func:`entropy`."""
-    t, np_in = check_log_probs_form(log_probs)
-    return to_output(validated_uncertainties(t, backend)[2], np_in)
+    return _per_point(_least_confidence_op, log_probs, backend)
 
 
 def margin(log_probs, *, backend=None):
     """Margin pbar_(1) - pbar_(2) between the two most probable classes of the mean
     prediction (0 for the second of a single class); shape [N]. Smaller is more
     uncertain. One pass, as :func:`entropy`."""
-    t, np_in = check_log_probs_form(log_probs)
-    return to_output(validated_uncertainties(t, backend)[3], np_in)
+    return _per_point(_margin_op, log_probs, backend)
+
+
+def _per_point(op, log_probs, backend):
+    return to_output(op(tensor_argument(log_probs, "log_probs"), backend), is_numpy(log_probs))
+
+
+# Each term of the validating pass: the pass it needs and its value from that pass's results.
+_TERMS = {
+    "entropy": (lambda t, backend: validated_entropies(t, backend), lambda h, ch: h),
+    "conditional_entropy": (lambda t, backend: validated_entropies(t, backend), lambda h, ch: ch),
+    "bald": (lambda t, backend: validated_entropies(t, backend), lambda h, ch: h - ch),
+    "least_confidence": (lambda t, backend: validated_uncertainties(t, backend), lambda h, ch, lc, m: lc),
+    "margin": (lambda t, backend: validated_uncertainties(t, backend), lambda h, ch, lc, m: m),
+}
+
+
+def _information_term(term):
+    """The op ``torch.ops.kbald_kernels.<term>`` of one term of the validating pass."""
+    validating_pass, value = _TERMS[term]
+
+    def impl(log_probs: torch.Tensor, backend: Optional[str] = None) -> torch.Tensor:
+        t, _ = check_log_probs_form(log_probs)
+        return fresh((value(*validating_pass(t, backend)),), (log_probs,))[0]
+
+    impl.__name__ = term
+    return custom_op(term, fake_per_point)(impl)
+
+
+_entropy_op, _conditional_entropy_op, _bald_op, _least_confidence_op, _margin_op = map(_information_term, _TERMS)
 
 
 def pairwise_mutual_information(a, b=None, *, backend=None):
@@ -80,9 +108,23 @@ def pairwise_mutual_information(a, b=None, *, backend=None):
     between two conditionally independent draws of the same point).
     ``a`` and ``b`` need the same K (shared posterior samples), C, and device.
     The entropies' pass over each input validates it; beyond the [Na, Nb] output,
-    memory is bounded by the workspace.
+    memory is bounded by the workspace. ``torch.ops.kbald_kernels.pairwise_mutual_information``.
     """
-    ta, np_in = check_log_probs_form(a, "a")
+    out = _pairwise_mutual_information_op(tensor_argument(a, "a"), optional_tensor(b, "b"), backend)
+    return to_output(out, is_numpy(a))
+
+
+def _fake_pairwise(a, b, *args, **kwargs):
+    if b is not None:  # on meta tensors the fake runs in place of the op: it must refuse as the op does
+        check_same_device(a=a, b=b)
+    other = a if b is None else b
+    return a.new_empty((leading(a), leading(other)), dtype=result_dtype(a.dtype))
+
+
+@custom_op("pairwise_mutual_information", _fake_pairwise)
+def _pairwise_mutual_information_op(a: torch.Tensor, b: Optional[torch.Tensor],
+                                    backend: Optional[str] = None) -> torch.Tensor:
+    ta, _ = check_log_probs_form(a, "a")
     if b is not None:
         tb, _ = check_log_probs_form(b, "b", like=("a", ta))
         if tb.shape[1:] != ta.shape[1:]:
@@ -95,7 +137,7 @@ def pairwise_mutual_information(a, b=None, *, backend=None):
     pairwise = implementation("pairwise_mutual_information", backend, ta.device)
     entropy_a = validated_entropies(ta, backend, strict=False, name="a")[0]
     entropy_b = entropy_a if tb is None else validated_entropies(tb, backend, strict=False, name="b")[0]
-    return to_output(pairwise(ta, tb, (entropy_a, entropy_b)), np_in)
+    return fresh((pairwise(ta, tb, (entropy_a, entropy_b)),), (a, b))[0]
 
 
 def epig(log_probs, target_log_probs, *, target_weights=None, backend=None):
@@ -106,10 +148,23 @@ def epig(log_probs, target_log_probs, *, target_weights=None, backend=None):
     samples (the same model draws). ``target_weights`` [T]: non-negative, normalised
     to sum 1 (default uniform; e.g. for the pool-as-proxy estimator). The [N, T]
     mutual informations are never stored; both inputs are validated by their
-    entropies' pass.
+    entropies' pass. ``torch.ops.kbald_kernels.epig``.
     """
-    t, np_in = check_log_probs_form(log_probs)
-    return to_output(validated_epig(t, target_log_probs, target_weights, backend), np_in)
+    out = _epig_op(tensor_argument(log_probs, "log_probs"), tensor_argument(target_log_probs, "target_log_probs"),
+                   optional_tensor(target_weights, "target_weights"), backend)
+    return to_output(out, is_numpy(log_probs))
+
+
+def _fake_epig(log_probs, target_log_probs, *args, **kwargs):
+    check_same_device(log_probs=log_probs, target_log_probs=target_log_probs)
+    return fake_per_point(log_probs)
+
+
+@custom_op("epig", _fake_epig)
+def _epig_op(log_probs: torch.Tensor, target_log_probs: torch.Tensor, target_weights: Optional[torch.Tensor],
+             backend: Optional[str] = None) -> torch.Tensor:
+    t, _ = check_log_probs_form(log_probs)
+    return validated_epig(t, target_log_probs, target_weights, backend)
 
 
 def validated_epig(t, target_log_probs, target_weights, backend, strict=True, rows=None):
@@ -144,14 +199,26 @@ def epig_targets(t, target_log_probs, target_weights):
 
 
 def triple_interaction(log_probs, triples, *, backend=None):
-    """Interaction information I[Y_a; Y_b; Y_c] for each row (a, b, c) of ``triples`` [T, 3]; shape [T]."""
-    t, np_in = check_log_probs(log_probs)
-    idx, _ = as_tensor(triples, "triples") if not isinstance(triples, (list, tuple)) else \
-        (torch.as_tensor(triples, dtype=torch.int64), False)
-    if idx.dim() != 2 or idx.shape[1] != 3:
-        raise ValueError(f"triples must have shape [T, 3], got {tuple(idx.shape)}")
-    idx = check_indices(idx.reshape(-1), t.shape[0], "triples", distinct=False).view(-1, 3).to(t.device)
-    return to_output(implementation("triple_interaction", backend, t.device)(t, idx), np_in)
+    """Interaction information I[Y_a; Y_b; Y_c] for each row (a, b, c) of ``triples`` [T, 3]; shape [T].
+    ``torch.ops.kbald_kernels.triple_interaction``."""
+    triples = torch.as_tensor(triples, dtype=torch.int64) if isinstance(triples, (list, tuple)) else \
+        tensor_argument(triples, "triples")
+    out = _triple_interaction_op(tensor_argument(log_probs, "log_probs"), triples, backend)
+    return to_output(out, is_numpy(log_probs))
+
+
+def _fake_triples(log_probs, triples, *args, **kwargs):
+    return log_probs.new_empty((leading(triples),), dtype=result_dtype(log_probs.dtype))
+
+
+@custom_op("triple_interaction", _fake_triples)
+def _triple_interaction_op(log_probs: torch.Tensor, triples: torch.Tensor,
+                           backend: Optional[str] = None) -> torch.Tensor:
+    t, _ = check_log_probs(log_probs)
+    if triples.dim() != 2 or triples.shape[1] != 3:
+        raise ValueError(f"triples must have shape [T, 3], got {tuple(triples.shape)}")
+    idx = check_indices(triples.reshape(-1), t.shape[0], "triples", distinct=False).view(-1, 3).to(t.device)
+    return implementation("triple_interaction", backend, t.device)(t, idx)
 
 
 def joint_entropy(log_probs, selected, *, num_samples=None, generator=None, backend=None):
@@ -159,12 +226,20 @@ def joint_entropy(log_probs, selected, *, num_samples=None, generator=None, back
 
     ``num_samples=None`` enumerates all C^|S| label configurations exactly; an
     integer keeps at most that many, sampling them ancestrally once the exact count
-    would exceed it (seeded by ``generator``: an int or a torch.Generator).
+    would exceed it (seeded by ``generator``: an int, or a torch.Generator, which
+    gives the seed by one draw). ``torch.ops.kbald_kernels.joint_entropy``.
     """
-    t, np_in = check_log_probs(log_probs)
+    out = _joint_entropy_op(tensor_argument(log_probs, "log_probs"), index_argument(selected, "selected"),
+                            num_samples, seed_argument(generator), backend)
+    return to_output(out, is_numpy(log_probs))
+
+
+@custom_op("joint_entropy", fake_per_point)
+def _joint_entropy_op(log_probs: torch.Tensor, selected: torch.Tensor, num_samples: Optional[int],
+                      seed: Optional[int], backend: Optional[str] = None) -> torch.Tensor:
+    t, _ = check_log_probs(log_probs)
     sel = check_indices(selected, t.shape[0], "selected")
     if num_samples is not None:
         num_samples = check_positive_int(num_samples, "num_samples")
-    gen = torch_generator(generator, t.device)
     fn = implementation("joint_entropy", backend, t.device)
-    return to_output(fn(t, sel.tolist(), num_samples, gen), np_in)
+    return fn(t, sel.tolist(), num_samples, seeded_generator(seed, t.device))

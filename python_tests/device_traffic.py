@@ -11,7 +11,8 @@ takes on a GPU:
   ``.tolist()``, ``.numpy()``, a copy to the CPU, and the ops whose output size
   depends on the data (``nonzero``, boolean-mask indexing, ``masked_select``, …).
 
-Ops run inside a Triton launch (the interpreter's own tensor work) are not counted.
+Ops run inside a Triton launch (the interpreter's own tensor work) are not counted;
+the package's own ops (``torch.ops.kbald_kernels``) are counted by what they run.
 
 ``python python_tests/device_traffic.py`` prints launches and reads per pick of
 every greedy loop on the Triton path.
@@ -61,6 +62,12 @@ class _Counter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if func.namespace == "kbald_kernels":
+            # One of our ops: count the work inside it, not the op as one launch.
+            from kbald_kernels.library import IMPLEMENTATIONS
+
+            with self:
+                return IMPLEMENTATIONS[func._opname](*args, **kwargs)
         if not self.paused:
             self._count(func, args, kwargs)
         return func(*args, **kwargs)

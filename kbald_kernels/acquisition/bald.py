@@ -2,16 +2,18 @@
 2-BALD, 3-BALD, a dynamic batch size, and conservative batches."""
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import torch
 
 from ..backends import implementation
 from ..candidates import CandidatePool
 from ..information import validated_entropies
+from ..library import (as_selection, custom_op, fake_batch, fresh, index_argument, integer_argument, is_numpy,
+                       seed_argument, seed_value, tensor_argument)
 from ..reference import argmax_unselected, gumbel_noise
 from ..selection import Selection
-from ..validation import check_batch_size, check_log_probs_form, seed_from, to_output
+from ..validation import check_batch_size, check_log_probs_form, to_output
 
 STOCHASTIC_METHODS = ("power", "softmax", "softrank")
 
@@ -22,19 +24,25 @@ def select_bald(log_probs, batch_size, *, candidates=None, backend=None):
     ``candidates`` (every acquisition takes it): pool indices or a boolean mask over
     the pool to choose among (default: all); indices returned are pool indices.
     Returns ``Selection(indices, scores)``; scores are the cumulative BALD sum, the
-    batch's value when points are treated as independent.
+    batch's value when points are treated as independent. ``torch.ops.kbald_kernels.select_bald``.
     """
-    pool, np_in = _candidate_pool(log_probs, candidates)
+    return as_selection(_select_bald_op(tensor_argument(log_probs, "log_probs"),
+                                        integer_argument(batch_size, "batch_size"),
+                                        index_argument(candidates, "candidates"), backend), is_numpy(log_probs))
+
+
+@custom_op("select_bald", fake_batch)
+def _select_bald_op(log_probs: torch.Tensor, batch_size: int, candidates: Optional[torch.Tensor],
+                    backend: Optional[str] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    pool = _candidate_pool(log_probs, candidates)
     size = check_batch_size(batch_size, pool.size)
     entropy, conditional = validated_entropies(pool.t, backend, strict=False, rows=pool.t_rows)
     values, order = torch.sort(pool.per_candidate(entropy - conditional), descending=True, stable=True)
-    return Selection(to_output(pool.from_candidates(order[:size]), np_in),
-                     to_output(values[:size].cumsum(0), np_in))
+    return fresh((pool.from_candidates(order[:size]), values[:size].cumsum(0)), (log_probs, candidates))
 
 
 def _candidate_pool(log_probs, candidates):
-    t, np_in = check_log_probs_form(log_probs)
-    return CandidatePool(t, candidates), np_in
+    return CandidatePool(check_log_probs_form(log_probs)[0], candidates)
 
 
 def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature=1.0, generator=None,
@@ -46,15 +54,28 @@ def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature
     Sampling is Gumbel-top-k over the counter-based stream keyed by the seed, so the
     same ``generator`` gives the same batch. For "power", BALD values that rounding
     left below 0 count as 0. Scores are the cumulative BALD sum in pick order.
+    ``torch.ops.kbald_kernels.select_stochastic_bald``.
     """
     check_stochastic(method, temperature)
-    pool, np_in = _candidate_pool(log_probs, candidates)
+    out = _select_stochastic_bald_op(tensor_argument(log_probs, "log_probs"),
+                                     integer_argument(batch_size, "batch_size"), method, float(temperature),
+                                     seed_argument(generator),
+                                     index_argument(candidates, "candidates"), backend)
+    return as_selection(out, is_numpy(log_probs))
+
+
+@custom_op("select_stochastic_bald", fake_batch)
+def _select_stochastic_bald_op(log_probs: torch.Tensor, batch_size: int, method: str, temperature: float,
+                               seed: Optional[int], candidates: Optional[torch.Tensor],
+                               backend: Optional[str] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    check_stochastic(method, temperature)
+    pool = _candidate_pool(log_probs, candidates)
     size = check_batch_size(batch_size, pool.size)
-    seed = seed_from(generator)
+    seed = seed_value(seed)
     entropy, conditional = validated_entropies(pool.t, backend, strict=False, rows=pool.t_rows)
     scores = pool.per_candidate(entropy - conditional)
     order = stochastic_order(scores, size, method, temperature, seed, pool.rows)
-    return Selection(to_output(pool.from_candidates(order), np_in), to_output(scores[order].cumsum(0), np_in))
+    return fresh((pool.from_candidates(order), scores[order].cumsum(0)), (log_probs, candidates))
 
 
 def check_stochastic(method, temperature):
@@ -148,16 +169,24 @@ def select_kbald(log_probs, batch_size, *, order=2, candidates=None, backend=Non
     ``bald[i] - Σ_{s∈S} I[Y_i; Y_s]`` (``order=2``) ``+ Σ_{s<t∈S} I[Y_i; Y_s; Y_t]``
     (``order=3``); ``order=1`` is top-k BALD. Each step takes the largest increment
     (ties: smaller index). Scores are the cumulative k-BALD value of the batch.
-    ``candidates``: as in :func:`select_bald`.
+    ``candidates``: as in :func:`select_bald`. ``torch.ops.kbald_kernels.select_kbald``.
 
     The entropies' pass validates the input; the pool is never copied. Memory beyond
     O(N): ``order=3`` keeps H[Y_n, Y_s] for every pick s, batch_size × N.
     """
-    if order not in (1, 2, 3):
-        raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
+    check_order(order, (1, 2, 3))
+    out = _select_kbald_op(tensor_argument(log_probs, "log_probs"), integer_argument(batch_size, "batch_size"),
+                           int(order), index_argument(candidates, "candidates"), backend)
+    return as_selection(out, is_numpy(log_probs))
+
+
+@custom_op("select_kbald", fake_batch)
+def _select_kbald_op(log_probs: torch.Tensor, batch_size: int, order: int, candidates: Optional[torch.Tensor],
+                     backend: Optional[str] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    check_order(order, (1, 2, 3))
     if order == 1:
-        return select_bald(log_probs, batch_size, candidates=candidates, backend=backend)
-    pool, np_in = _candidate_pool(log_probs, candidates)
+        return _select_bald_op(log_probs, batch_size, candidates, backend)
+    pool = _candidate_pool(log_probs, candidates)
     size = check_batch_size(batch_size, pool.size)
     if order == 2:
         t = pool.t
@@ -165,7 +194,7 @@ def select_kbald(log_probs, batch_size, *, order=2, candidates=None, backend=Non
         increment = entropy - conditional
         steps = implementation("kbald_pairwise_steps", backend, t.device, strict=False)
         indices, increments = steps(t, entropy, increment, pool.unpicked(), None, size)
-        return Selection(to_output(pool.from_rows(indices), np_in), to_output(increments.cumsum(0), np_in))
+        return fresh((pool.from_rows(indices), increments.cumsum(0)), (log_probs, candidates))
     state = _KBALDIncrements(pool, backend, track_triples=True, capacity=size)
     increments = []
     for step in range(size):
@@ -174,8 +203,7 @@ def select_kbald(log_probs, batch_size, *, order=2, candidates=None, backend=Non
         increments.append(increment.index_select(0, pick))
         if step < size - 1:
             state.update(pick)
-    return Selection(to_output(pool.from_rows(state.picks), np_in),
-                     to_output(torch.cat(increments).cumsum(0), np_in))
+    return fresh((pool.from_rows(state.picks), torch.cat(increments).cumsum(0)), (log_probs, candidates))
 
 
 def check_points(size):
@@ -201,9 +229,14 @@ class DynamicSelection(NamedTuple):
     triple_scores: Any
 
 
+def check_order(order, orders):
+    if order not in orders:
+        names = ", ".join(map(str, orders[:-1])) + f" or {orders[-1]}"
+        raise ValueError(f"order must be {names}, got {order!r}")
+
+
 def check_dynamic(order, tolerance):
-    if order not in (2, 3):
-        raise ValueError(f"order must be 2 or 3, got {order!r}")
+    check_order(order, (2, 3))
     if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
 
@@ -248,7 +281,8 @@ def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, c
     as in :func:`select_bald`.
     """
     check_dynamic(order, tolerance)
-    pool, np_in = _candidate_pool(log_probs, candidates)
+    t, np_in = check_log_probs_form(log_probs)
+    pool = CandidatePool(t, candidates)
     size = check_batch_size(max_batch_size, pool.size, "max_batch_size")
     state = _KBALDIncrements(pool, backend, track_triples=True, capacity=size)
     pairwise_at, triple_at = [], []  # each pick's increments when picked
@@ -278,7 +312,8 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
     ``candidates``: as in :func:`select_bald`; only candidates are taken or dropped.
     """
     check_conservative(threshold, total_correlation_budget)
-    pool, np_in = _candidate_pool(log_probs, candidates)
+    t, np_in = check_log_probs_form(log_probs)
+    pool = CandidatePool(t, candidates)
     size = pool.size if batch_size is None else check_batch_size(batch_size, pool.size)
     state = _KBALDIncrements(pool, backend, track_triples=False, capacity=size)
     bald_scores = state.pairwise.clone()

@@ -1,5 +1,7 @@
 """Greedy BatchBALD (Kirsch et al. 2019) on the posterior-weight configurations."""
 
+from typing import Optional
+
 import torch
 
 from ..backends import implementation
@@ -7,8 +9,9 @@ from ..candidates import CandidatePool
 from ..information import validated_entropies
 from ..reference import argmax_unselected, configurations_entropy, empty_configurations, extend_configurations
 from ..reference.workspace import compute_dtype
-from ..selection import Selection
-from ..validation import check_batch_size, check_log_probs_form, check_positive_int, to_output, torch_generator
+from ..library import (as_selection, custom_op, fake_batch, fresh, index_argument, integer_argument, is_numpy,
+                       seed_argument, seeded_generator, tensor_argument)
+from ..validation import check_batch_size, check_log_probs_form, check_positive_int
 
 
 def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=None, candidates=None, backend=None):
@@ -23,14 +26,26 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
 
     Memory beyond O(N): the configurations' weights, at most ``num_samples`` × K.
     The conditional entropies' pass validates the input; the pool is never copied.
+    ``torch.ops.kbald_kernels.select_batchbald``; a torch.Generator gives its seed by one draw.
     """
-    t, np_in = check_log_probs_form(log_probs)
+    num_samples = check_positive_int(num_samples, "num_samples")
+    out = _select_batchbald_op(tensor_argument(log_probs, "log_probs"), integer_argument(batch_size, "batch_size"),
+                               num_samples, seed_argument(generator), index_argument(candidates, "candidates"),
+                               backend)
+    return as_selection(out, is_numpy(log_probs))
+
+
+@custom_op("select_batchbald", fake_batch)
+def _select_batchbald_op(log_probs: torch.Tensor, batch_size: int, num_samples: int, seed: Optional[int],
+                         candidates: Optional[torch.Tensor],
+                         backend: Optional[str] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    t, _ = check_log_probs_form(log_probs)
     pool = CandidatePool(t, candidates)
     t = pool.t
     size = check_batch_size(batch_size, pool.size)
     num_samples = check_positive_int(num_samples, "num_samples")
     device = t.device
-    gen = torch_generator(generator, device)
+    gen = seeded_generator(seed, device)
     conditional = validated_entropies(t, backend, strict=False, rows=pool.t_rows)[1]
     accumulate = implementation("accumulate_joint_entropy", backend, device, strict=False)
 
@@ -49,4 +64,4 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
         conditional_sum = conditional_sum + conditional.index_select(0, pick)
         if step < size - 1:
             configs = extend_configurations(configs, t.index_select(0, pick)[0], num_samples, gen)
-    return Selection(to_output(pool.from_rows(torch.cat(picks)), np_in), to_output(torch.cat(totals), np_in))
+    return fresh((pool.from_rows(torch.cat(picks)), torch.cat(totals)), (log_probs, candidates))

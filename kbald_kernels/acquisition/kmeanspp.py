@@ -7,12 +7,15 @@ time while new pool points arrive.
 
 import math
 import sys
+from typing import Optional
 
 import torch
 
 from ..backends import implementation
 from ..candidates import check_candidates
 from ..reference import DenseEmbeddings, FactoredEmbeddings
+from ..library import (as_selection, custom_op, fake_selection, fresh, index_argument, integer_argument, is_numpy,
+                       result_dtype, seed_argument, seed_value, tensor_argument)
 from ..selection import Selection
 from ..validation import (
     as_tensor,
@@ -274,12 +277,6 @@ class KMeansPPOrdering:
         self._external = _wrap([t.to(device) for t in state["external"]]) if "external" in state else None
 
 
-def _ordered(embeddings, k, mode, *, generator, first, labeled, candidates, progress, backend, name):
-    ordering = KMeansPPOrdering(embeddings, generator=generator, first=first, labeled=labeled, mode=mode,
-                                candidates=candidates, backend=backend)
-    return ordering.take(picks_wanted(k, ordering.remaining, name), progress=progress)
-
-
 def picks_wanted(k, remaining, name):
     """``k`` checked against the ``remaining`` points; None or -1 asks for all of them."""
     if k is None or (isinstance(k, int) and not isinstance(k, bool) and k == -1):
@@ -298,9 +295,9 @@ def kmeanspp(embeddings, k, *, generator=None, first="random", labeled=None, can
     the pick's d at the time of the pick as score (+inf for a first pick with no centers).
     ``candidates``: pool indices or a boolean mask of the points that may be picked
     (``k=None`` then orders the candidates); their embeddings alone are read.
+    ``torch.ops.kbald_kernels.kmeanspp`` (with ``k=None`` its size is data-dependent).
     """
-    return _ordered(embeddings, k, "sample", generator=generator, first=first, labeled=labeled,
-                    candidates=candidates, progress=progress, backend=backend, name="k")
+    return _ordered(_kmeanspp_op, embeddings, k, generator, first, labeled, candidates, progress, backend)
 
 
 def select_badge(embeddings, batch_size, *, generator=None, first="max_norm", labeled=None, candidates=None,
@@ -308,15 +305,83 @@ def select_badge(embeddings, batch_size, *, generator=None, first="max_norm", la
     """BADGE (Ash et al. 2020): k-means++ over gradient embeddings, dense or as
     :func:`badge_factors`. Starts from the largest-norm point as BADGE does.
     ``candidates`` (a random subset or a proxy's prefilter, :func:`candidate_subset`):
-    as in :func:`kmeanspp`."""
-    return _ordered(embeddings, batch_size, "sample", generator=generator, first=first, labeled=labeled,
-                    candidates=candidates, progress=None, backend=backend, name="batch_size")
+    as in :func:`kmeanspp`. ``torch.ops.kbald_kernels.select_badge``."""
+    return _ordered(_select_badge_op, embeddings, batch_size, generator, first, labeled, candidates, None, backend)
 
 
 def select_coreset(embeddings, batch_size, *, labeled=None, generator=None, first="random", candidates=None,
                    backend=None):
     """CORESET k-center greedy: repeatedly take the point farthest from every center
     (``labeled`` points and earlier picks; ties to the smaller index). ``candidates``:
-    as in :func:`kmeanspp`."""
-    return _ordered(embeddings, batch_size, "argmax", generator=generator, first=first, labeled=labeled,
-                    candidates=candidates, progress=None, backend=backend, name="batch_size")
+    as in :func:`kmeanspp`. ``torch.ops.kbald_kernels.select_coreset``."""
+    return _ordered(_select_coreset_op, embeddings, batch_size, generator, first, labeled, candidates, None, backend)
+
+
+def _ordered(op, embeddings, k, generator, first, labeled, candidates, progress, backend):
+    """Run a k-means++ selection op on the public arguments, turned into tensors."""
+    parts = embedding_parts(embeddings, "embeddings")
+    labeled_indices, labeled_embeddings = None, []
+    if labeled is not None:
+        if _labeled_as_indices(labeled):
+            labeled_indices = index_argument(labeled, "labeled")
+        else:
+            labeled_embeddings = embedding_parts(labeled, "labeled")
+    if k is not None:
+        k = integer_argument(k, "k" if op is _kmeanspp_op else "batch_size")
+    out = op(parts, k, seed_argument(generator), first, labeled_indices, labeled_embeddings,
+             index_argument(candidates, "candidates"), progress, backend)
+    return as_selection(out, is_numpy(embeddings[0] if isinstance(embeddings, (tuple, list)) else embeddings))
+
+
+def embedding_parts(embeddings, name):
+    """Dense embeddings or BADGE factors as the op's list of tensors (one or two)."""
+    if isinstance(embeddings, (tuple, list)):
+        if len(embeddings) != 2:
+            raise ValueError(f"{name} as factors must be (features [N, H], residuals [N, C]), "
+                             f"got a sequence of {len(embeddings)}")
+        return [tensor_argument(e, f"{name}[{i}]") for i, e in enumerate(embeddings)]
+    return [tensor_argument(embeddings, name)]
+
+
+def _labeled_as_indices(labeled):
+    """``labeled`` names pool points (integers) rather than giving outside embeddings."""
+    if isinstance(labeled, (list, tuple, range)):
+        return all(isinstance(v, int) for v in labeled)
+    return not tensor_argument(labeled, "labeled").dtype.is_floating_point
+
+
+def _embeddings(parts):
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _fake_ordering(embeddings, k, *args, **kwargs):
+    if len(embeddings) == 2:  # on meta tensors the fake runs in place of the op: it must refuse as the op does
+        check_same_device(**{"embeddings features": embeddings[0], "embeddings residuals": embeddings[1]})
+    first = embeddings[0]
+    if k is None or k == -1:  # the whole ordering: as many picks as points remain selectable
+        size = torch.library.get_ctx().new_dynamic_size()
+        return first.new_empty(size, dtype=torch.int64), first.new_empty(size, dtype=result_dtype(first.dtype))
+    return fake_selection(k, result_dtype(first.dtype), first.device)
+
+
+def _selection_op(name, mode, k_name):
+    """The op ``torch.ops.kbald_kernels.<name>``: a k-means++ (``mode="sample"``) or
+    k-center (``"argmax"``) ordering's first ``k`` picks."""
+    def impl(embeddings: list[torch.Tensor], k: Optional[int], seed: Optional[int], first: str,
+             labeled: Optional[torch.Tensor], labeled_embeddings: list[torch.Tensor],
+             candidates: Optional[torch.Tensor], progress: Optional[bool],
+             backend: Optional[str] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if labeled_embeddings:  # outside embeddings, else pool indices (or none)
+            labeled = _embeddings(labeled_embeddings)
+        ordering = KMeansPPOrdering(_embeddings(embeddings), generator=seed_value(seed), first=first, labeled=labeled,
+                                    mode=mode, candidates=candidates, backend=backend)
+        picks = ordering.take(picks_wanted(k, ordering.remaining, k_name), progress=progress)
+        return fresh(picks, (*embeddings, labeled, candidates))
+
+    impl.__name__ = name
+    return custom_op(name, _fake_ordering)(impl)
+
+
+_kmeanspp_op = _selection_op("kmeanspp", "sample", "k")
+_select_badge_op = _selection_op("select_badge", "sample", "batch_size")
+_select_coreset_op = _selection_op("select_coreset", "argmax", "batch_size")

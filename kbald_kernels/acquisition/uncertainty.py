@@ -2,13 +2,16 @@
 and the candidate subsets that cheap proxies (or a seeded draw) make for any
 acquisition's ``candidates=``."""
 
+from typing import Optional
+
 import torch
 
 from ..candidates import CandidatePool
 from ..information import validated_uncertainties
+from ..library import (as_selection, custom_op, fake_batch, fresh, index_argument, integer_argument, is_numpy,
+                       seed_argument, seed_value, tensor_argument)
 from ..reference import gumbel_noise
-from ..selection import Selection
-from ..validation import check_batch_size, check_log_probs_form, seed_from, to_output
+from ..validation import check_batch_size, check_log_probs_form, to_output
 
 UNCERTAINTY_SCORES = ("entropy", "least_confidence", "margin", "bald")
 PROXY_SCORES = ("random",) + UNCERTAINTY_SCORES
@@ -22,16 +25,30 @@ def select_uncertainty(log_probs, batch_size, *, score="entropy", candidates=Non
 
     Returns ``Selection(indices, scores)`` with each picked point's own score (not a
     running sum: a batch's margins do not add up to anything).
+    ``torch.ops.kbald_kernels.select_uncertainty``.
     """
-    if score not in UNCERTAINTY_SCORES:
-        raise ValueError(f"score must be one of {UNCERTAINTY_SCORES}, got {score!r}")
-    t, np_in = check_log_probs_form(log_probs)
+    check_score(score, UNCERTAINTY_SCORES)
+    out = _select_uncertainty_op(tensor_argument(log_probs, "log_probs"), integer_argument(batch_size, "batch_size"),
+                                 score, index_argument(candidates, "candidates"), backend)
+    return as_selection(out, is_numpy(log_probs))
+
+
+def check_score(score, scores):
+    if score not in scores:
+        raise ValueError(f"score must be one of {scores}, got {score!r}")
+
+
+@custom_op("select_uncertainty", fake_batch)
+def _select_uncertainty_op(log_probs: torch.Tensor, batch_size: int, score: str, candidates: Optional[torch.Tensor],
+                           backend: Optional[str] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    check_score(score, UNCERTAINTY_SCORES)
+    t, _ = check_log_probs_form(log_probs)
     pool = CandidatePool(t, candidates)
     size = check_batch_size(batch_size, pool.size)
     terms = validated_uncertainties(pool.t, backend, strict=False, rows=pool.t_rows)
     values = pool.per_candidate(uncertainty_values(score, *terms))
     order = torch.sort(values, descending=score != "margin", stable=True).indices[:size]
-    return Selection(to_output(pool.from_candidates(order), np_in), to_output(values[order], np_in))
+    return fresh((pool.from_candidates(order), values[order]), (log_probs, candidates))
 
 
 def uncertainty_values(score, entropy, conditional, confidence, margin):
@@ -48,21 +65,40 @@ def candidate_subset(log_probs, size, *, score="random", generator=None, backend
     may then be the pool size N instead of predictions. ``"least_confidence"``,
     ``"margin"``, ``"entropy"`` or ``"bald"``: the ``size`` points that proxy ranks
     most uncertain (:func:`select_uncertainty`). Returns int64 indices on the
-    predictions' device (numpy for numpy input).
+    predictions' device (numpy for numpy input). ``torch.ops.kbald_kernels.candidate_subset``.
     """
-    if score not in PROXY_SCORES:
-        raise ValueError(f"score must be one of {PROXY_SCORES}, got {score!r}")
+    check_score(score, PROXY_SCORES)
+    size = integer_argument(size, "size")
     if score == "random" and isinstance(log_probs, int) and not isinstance(log_probs, bool):
         if log_probs < 1:
             raise ValueError(f"the pool size must be >= 1, got {log_probs}")
-        n, device, np_in = log_probs, torch.device("cpu"), False
-    else:
-        t, np_in = check_log_probs_form(log_probs)
-        n, device = t.shape[0], t.device
-    size = check_batch_size(size, n, "size")
+        return _random_subset_op(log_probs, size, seed_argument(generator))
+    out = _candidate_subset_op(tensor_argument(log_probs, "log_probs"), size, score, seed_argument(generator), backend)
+    return to_output(out, is_numpy(log_probs))
+
+
+def _fake_subset(log_probs, size, *args, **kwargs):
+    return torch.empty(torch.sym_max(size, 0), dtype=torch.int64, device=log_probs.device)
+
+
+@custom_op("candidate_subset", _fake_subset)
+def _candidate_subset_op(log_probs: torch.Tensor, size: int, score: str, seed: Optional[int],
+                         backend: Optional[str] = None) -> torch.Tensor:
+    check_score(score, PROXY_SCORES)
+    t, _ = check_log_probs_form(log_probs)
     if score == "random":
-        keys = gumbel_noise(seed_from(generator), 0, torch.arange(n, device=device))
-        rows = torch.topk(keys, size).indices
-    else:
-        rows = select_uncertainty(t, size, score=score, backend=backend).indices
-    return to_output(rows.sort().values, np_in)
+        return _random_subset(t.shape[0], size, seed, t.device)
+    size = check_batch_size(size, t.shape[0], "size")
+    return _select_uncertainty_op(t, size, score, None, backend)[0].sort().values
+
+
+@custom_op("random_subset", lambda pool_size, size, seed: torch.empty(torch.sym_max(size, 0), dtype=torch.int64))
+def _random_subset_op(pool_size: int, size: int, seed: Optional[int]) -> torch.Tensor:
+    """:func:`candidate_subset` of a pool given by its size alone (CPU indices)."""
+    return _random_subset(pool_size, size, seed, torch.device("cpu"))
+
+
+def _random_subset(n, size, seed, device):
+    size = check_batch_size(size, n, "size")
+    keys = gumbel_noise(seed_value(seed), 0, torch.arange(n, device=device))
+    return torch.topk(keys, size).indices.sort().values

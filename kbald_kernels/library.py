@@ -1,0 +1,154 @@
+"""The torch custom operators (``torch.ops.kbald_kernels.<op>``) behind the public API.
+
+Every public op and every selection whose batch size follows from its arguments is
+one ``torch.library.custom_op`` with a fake implementation, so ``torch.compile``
+(``fullgraph=True``), ``torch.export`` and CUDA graphs see one op per call. An op
+takes tensors and plain scalars only; the public functions around them turn numpy
+arrays, index lists and generators into those, and op results back into numpy and
+:class:`~kbald_kernels.selection.Selection`.
+
+Validation runs inside the op, when it runs: a call raises the same ``ValueError``
+with the same message compiled or not. Fake implementations never raise; they give
+the shapes a valid call returns.
+"""
+
+import numbers
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .selection import Selection
+from .validation import as_tensor, seed_from, to_output
+
+NAMESPACE = "kbald_kernels"
+_LIBRARY = torch.library.Library(NAMESPACE, "DEF")
+
+# name -> the registered op (the tests opcheck each one), and its Python kernel (the
+# overhead report calls it past the dispatcher).
+REGISTERED: dict[str, Callable] = {}
+IMPLEMENTATIONS: dict[str, Callable] = {}
+
+_U64 = 2**64
+
+
+def custom_op(name, fake, mutates_args=()):
+    """Register the decorated function as ``torch.ops.kbald_kernels.<name>``: schema from its
+    annotations (as ``torch.library.custom_op`` infers it), the function as the kernel of
+    every device, ``fake`` as the fake; returns the op.
+
+    Registered through ``torch.library.Library`` rather than ``custom_op``, whose Python
+    autograd wrapper costs about 30 µs a call (15 % of BALD on a 1 000-point pool): no
+    output has a gradient, so autograd falls through to the kernel and outputs never
+    require grad.
+    """
+    def register(impl):
+        schema = torch.library.infer_schema(impl, mutates_args=mutates_args)
+        _LIBRARY.define(name + schema)
+        _LIBRARY.impl(name, impl, "CompositeExplicitAutograd")
+        _LIBRARY.impl(name, torch.library.fallthrough_kernel, "Autograd")
+        torch.library.register_fake(f"{NAMESPACE}::{name}", fake, lib=_LIBRARY)
+        IMPLEMENTATIONS[name] = impl
+        op = REGISTERED[name] = getattr(getattr(torch.ops, NAMESPACE), name).default
+        return op
+
+    return register
+
+
+def fresh(outputs, inputs):
+    """``outputs`` as an op may return them: each a contiguous tensor of its own, neither
+    aliasing an input or an earlier output nor offset into a larger buffer (the fake
+    says so of every result). Only the tensors that are not already are copied."""
+    seen = {t.untyped_storage().data_ptr() for t in inputs if isinstance(t, torch.Tensor) and t.numel()}
+    result = []
+    for t in outputs:
+        if t.numel():
+            if t.untyped_storage().data_ptr() in seen or t.storage_offset() or not t.is_contiguous():
+                t = t.clone(memory_format=torch.contiguous_format)
+            seen.add(t.untyped_storage().data_ptr())
+        result.append(t)
+    return tuple(result)
+
+
+def result_dtype(dtype):
+    """The dtype of an op's scores: float64 for float64 input, float32 otherwise."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def leading(t):
+    """``t``'s first size, 0 for a 0-dim tensor: what a fake may read of any input."""
+    return t.shape[0] if t.dim() else 0
+
+
+def fake_per_point(log_probs, *args, **kwargs):
+    """Fake of an op returning one score per pool point."""
+    return log_probs.new_empty((leading(log_probs),), dtype=result_dtype(log_probs.dtype))
+
+
+def fake_selection(size, dtype, device):
+    """Fake (indices, scores) of a selection of ``size`` points."""
+    size = torch.sym_max(size, 0)
+    return (torch.empty(size, dtype=torch.int64, device=device), torch.empty(size, dtype=dtype, device=device))
+
+
+def fake_batch(log_probs, batch_size, *args, **kwargs):
+    """Fake of a selection of ``batch_size`` points from log-probabilities."""
+    return fake_selection(batch_size, result_dtype(log_probs.dtype), log_probs.device)
+
+
+def integer_argument(value, name):
+    """An integer argument as an int (numpy integers included); TypeError otherwise, as the op would say."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    return int(value)
+
+
+def tensor_argument(x, name):
+    """A tensor for an op: tensors as they are, numpy arrays wrapped (TypeError otherwise)."""
+    return as_tensor(x, name)[0]
+
+
+def optional_tensor(x, name):
+    return None if x is None else tensor_argument(x, name)
+
+
+def index_argument(x, name):
+    """Pool indices (a sequence, a range, a boolean list, an array or a tensor) as a tensor; the op checks them."""
+    if x is None:
+        return None
+    if isinstance(x, (list, tuple, range)):
+        values = list(x)
+        if values and all(isinstance(v, bool) for v in values):
+            return torch.tensor(values)
+        return torch.as_tensor(values, dtype=torch.int64)
+    return tensor_argument(x, name)
+
+
+def seed_argument(generator):
+    """The op's form of ``generator``: None (torch's global RNG, drawn inside the op),
+    or a 64-bit seed as a signed int64 (a torch.Generator gives one draw, as before)."""
+    if generator is None:
+        return None
+    seed = seed_from(generator)
+    return seed - _U64 if seed >= 2**63 else seed
+
+
+def seed_value(seed):
+    """:func:`seed_argument` undone inside the op: the unsigned 64-bit seed."""
+    return seed_from(None if seed is None else seed % _U64)
+
+
+def is_numpy(x):
+    return isinstance(x, np.ndarray)
+
+
+def as_selection(result, np_in):
+    indices, scores = result
+    return Selection(to_output(indices, np_in), to_output(scores, np_in))
+
+
+
+def seeded_generator(seed, device):
+    """Inside an op: a torch.Generator on ``device`` seeded from :func:`seed_argument`'s
+    value, or None (torch's global RNG) for None."""
+    return None if seed is None else torch.Generator(device=device).manual_seed(seed % _U64)
