@@ -22,6 +22,9 @@ from .common import synchronize, write_report
 from .information import pool
 
 
+ROUNDS = 5
+
+
 def per_call(fn, device, calls, repeats):
     """Median seconds a call over ``repeats`` runs of ``calls`` calls each."""
     for _ in range(max(1, calls // 10)):
@@ -57,7 +60,7 @@ def main(argv=None):
             compiled = torch.compile(traced, fullgraph=True)
             times = {}
             # Interleaved rounds, so a load on the machine hits every column alike.
-            for _ in range(3):
+            for _ in range(ROUNDS):
                 for column, fn in (("direct", direct), ("op", public), ("compiled", lambda: compiled(lp))):
                     times.setdefault(column, []).append(per_call(fn, device, calls, repeats))
             direct_s, op_s, compiled_s = (min(times[c]) for c in ("direct", "op", "compiled"))
@@ -69,7 +72,7 @@ def main(argv=None):
              "the backend included: the work of the public function before the ops existed); 'through the op': "
              "the public function, which calls torch.ops.kbald_kernels.<op>; 'compiled': "
              "torch.compile(fullgraph=True) of a function calling it.",
-             f"Each cell: the best of 3 interleaved rounds, each the median of {repeats} runs of {calls} calls.",
+             f"Each cell: the best of {ROUNDS} interleaved rounds, each the median of {repeats} runs of {calls} calls.",
              "Goal: the op layer within 5 % or 20 µs of the kernel alone."]
     print(write_report("ops", device, "Op-layer overhead per call",
                        ["call", "kernel alone", "through the op", "op layer", "compiled"], rows, notes))

@@ -152,16 +152,8 @@ def check_embeddings(embeddings, name="embeddings"):
 
     Returns (list of tensors: one for dense, two for factored, came_from_numpy).
     """
-    if isinstance(embeddings, (tuple, list)):
-        if len(embeddings) != 2:
-            raise ValueError(f"{name} as factors must be (features [N, H], residuals [N, C]), "
-                             f"got a sequence of {len(embeddings)}")
-        parts = [as_tensor(e, f"{name}[{i}]") for i, e in enumerate(embeddings)]
-        names = (f"{name} features", f"{name} residuals")
-    else:
-        parts = [as_tensor(embeddings, name)]
-        names = (name,)
-    tensors = [p[0] for p in parts]
+    tensors, from_numpy = embedding_parts(embeddings, name)
+    names = (f"{name} features", f"{name} residuals") if len(tensors) == 2 else (name,)
     for t, n in zip(tensors, names):
         if t.dim() != 2:
             raise ValueError(f"{n} must have shape [N, D], got shape {tuple(t.shape)}")
@@ -176,7 +168,20 @@ def check_embeddings(embeddings, name="embeddings"):
         check_same_device(**{names[0]: features, names[1]: residuals})
     for t, n in zip(tensors, names):
         _check_finite(t, n)
-    return tensors, parts[0][1]
+    return tensors, from_numpy
+
+
+def embedding_parts(embeddings, name="embeddings"):
+    """Dense embeddings (one tensor or array) or BADGE factors (a pair) as a list of one
+    or two tensors, and whether they came from numpy; their values are not read."""
+    if isinstance(embeddings, (tuple, list)):
+        if len(embeddings) != 2:
+            raise ValueError(f"{name} as factors must be (features [N, H], residuals [N, C]), "
+                             f"got a sequence of {len(embeddings)}")
+        parts = [as_tensor(e, f"{name}[{i}]") for i, e in enumerate(embeddings)]
+    else:
+        parts = [as_tensor(embeddings, name)]
+    return [p[0] for p in parts], parts[0][1]
 
 
 def check_same_device(**tensors):

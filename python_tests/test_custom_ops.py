@@ -81,6 +81,27 @@ def test_opcheck(name, dtype):
         assert set(results.values()) == {"SUCCESS"}, results
 
 
+def _on(device, value):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_on(device, v) for v in value)
+    return value
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA tensors need a CUDA device")
+def test_opcheck_and_fullgraph_on_cuda_tensors():
+    """Every op's opcheck, and every selection compiled against eager, on CUDA tensors
+    (the Triton and CUDA kernels inside the ops)."""
+    for name, cases in op_cases(torch.float32).items():
+        for args in cases:
+            results = opcheck(REGISTERED[name], _on("cuda", args))
+            assert set(results.values()) == {"SUCCESS"}, (name, results)
+    lp = log_probs(41).cuda()
+    for name, fn in SELECTIONS.items():
+        _assert_identical(_compiled(fn)(lp), fn(lp))
+
+
 def _compiled(fn, backend="inductor"):
     torch._dynamo.reset()
     return torch.compile(fn, fullgraph=True, backend=backend)
@@ -188,3 +209,21 @@ def test_export_of_a_module_returning_bald_and_epig():
 def test_ops_have_no_gradient():
     lp = log_probs(9).requires_grad_()
     assert not kb.bald(lp).requires_grad
+
+
+@pytest.mark.parametrize("call", [lambda lp: kb.select_kbald_dynamic(lp, 6, tolerance=0.05),
+                                  lambda lp: kb.select_conservative_bald(lp, 6, threshold=0.02)],
+                         ids=["dynamic", "conservative"])
+def test_data_dependent_selections_graph_break_and_still_match_eager(call):
+    """Their batch size is decided on the device as they go: not one op, so
+    fullgraph refuses them, and a compile with graph breaks gives eager's batch
+    (the torch arithmetic between the ops, fused by inductor, may round otherwise)."""
+    lp = log_probs(30)
+    with pytest.raises(torch._dynamo.exc.Unsupported):
+        _compiled(call)(lp)
+    torch._dynamo.reset()
+    compiled = torch.compile(call)(lp)
+    eager = call(lp)
+    assert torch.equal(compiled.indices, eager.indices)
+    for got, want in zip(compiled[1:], eager[1:]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)

@@ -8,8 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-import kbald_kernels as kb
-
 # Big enough that every host twin splits its pool across threads.
 _WORKLOAD = """
 import torch, kbald_kernels as kb

@@ -14,7 +14,7 @@ import torch
 from ..backends import implementation
 from ..candidates import check_candidates
 from ..reference import DenseEmbeddings, FactoredEmbeddings
-from ..library import (as_selection, custom_op, fake_selection, fresh, index_argument, integer_argument, is_numpy,
+from ..library import (as_selection, custom_op, fake_selection, fresh, index_argument, integer_argument,
                        result_dtype, seed_argument, seed_value, tensor_argument)
 from ..selection import Selection
 from ..validation import (
@@ -23,6 +23,7 @@ from ..validation import (
     check_embeddings,
     check_indices,
     check_same_device,
+    embedding_parts,
     seed_from,
     to_output,
 )
@@ -319,28 +320,18 @@ def select_coreset(embeddings, batch_size, *, labeled=None, generator=None, firs
 
 def _ordered(op, embeddings, k, generator, first, labeled, candidates, progress, backend):
     """Run a k-means++ selection op on the public arguments, turned into tensors."""
-    parts = embedding_parts(embeddings, "embeddings")
+    parts, np_in = embedding_parts(embeddings)
     labeled_indices, labeled_embeddings = None, []
     if labeled is not None:
         if _labeled_as_indices(labeled):
             labeled_indices = index_argument(labeled, "labeled")
         else:
-            labeled_embeddings = embedding_parts(labeled, "labeled")
+            labeled_embeddings = embedding_parts(labeled, "labeled")[0]
     if k is not None:
         k = integer_argument(k, "k" if op is _kmeanspp_op else "batch_size")
     out = op(parts, k, seed_argument(generator), first, labeled_indices, labeled_embeddings,
              index_argument(candidates, "candidates"), progress, backend)
-    return as_selection(out, is_numpy(embeddings[0] if isinstance(embeddings, (tuple, list)) else embeddings))
-
-
-def embedding_parts(embeddings, name):
-    """Dense embeddings or BADGE factors as the op's list of tensors (one or two)."""
-    if isinstance(embeddings, (tuple, list)):
-        if len(embeddings) != 2:
-            raise ValueError(f"{name} as factors must be (features [N, H], residuals [N, C]), "
-                             f"got a sequence of {len(embeddings)}")
-        return [tensor_argument(e, f"{name}[{i}]") for i, e in enumerate(embeddings)]
-    return [tensor_argument(embeddings, name)]
+    return as_selection(out, np_in)
 
 
 def _labeled_as_indices(labeled):
