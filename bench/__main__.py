@@ -1,13 +1,13 @@
 """Every benchmark report in one run: ``python -m bench [--device cuda] [--quick]``.
 
-Runs bench.information, bench.epig, bench.batchbald, bench.kmeanspp and bench.scaling with the
-same options, and bench.distributed (gloo processes on the CPU); each writes its Markdown
+Runs bench.information, bench.epig, bench.batchbald, bench.kmeanspp, bench.scaling and bench.ops
+with the same options, and bench.distributed (gloo processes on the CPU); each writes its Markdown
 and JSON report (scaling also a PNG plot) under bench/results/ and prints its table.
 """
 
 import argparse
 
-from . import batchbald, distributed, epig, information, kmeanspp, scaling
+from . import batchbald, distributed, epig, information, kmeanspp, ops, scaling
 
 
 def main(argv=None):
@@ -21,6 +21,7 @@ def main(argv=None):
     batchbald.main(common)
     kmeanspp.main(common)
     scaling.main(common)
+    ops.main(common)
     distributed.main(["--quick"] if args.quick else [])
     return 0
 

@@ -89,6 +89,7 @@ def _on(device, value):
     return value
 
 
+@pytest.mark.gpu_smoke
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA tensors need a CUDA device")
 def test_opcheck_and_fullgraph_on_cuda_tensors():
     """Every op's opcheck, and every selection compiled against eager, on CUDA tensors

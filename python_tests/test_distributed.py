@@ -299,6 +299,7 @@ def test_sharded_acquisitions_equal_the_single_process_call(world):
     mp.spawn(_worker, args=(world, _free_port()), nprocs=world, join=True)
 
 
+@pytest.mark.gpu_smoke
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="NCCL needs a CUDA device")
 def test_sharded_acquisitions_on_cuda_tensors_over_nccl():
     """One process a GPU (one GPU: a world of one): the collectives on CUDA tensors."""

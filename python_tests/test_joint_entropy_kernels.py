@@ -155,6 +155,7 @@ def test_sampled_estimate_converges_to_the_exact_value():
     torch.testing.assert_close(standard_errors[2] * 4, standard_errors[0], rtol=0.2, atol=0)
 
 
+@pytest.mark.gpu_smoke
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA kernel needs a CUDA device")
 def test_cuda_kernel_matches_the_host_twin_and_the_reference():
     for (m, n, k, c), dtype in itertools.product(SIZES + [(10_000, 3000, 20, 10)],
@@ -171,6 +172,7 @@ def test_cuda_kernel_matches_the_host_twin_and_the_reference():
         assert torch.equal(got, again), (m, n, k, c, dtype)
 
 
+@pytest.mark.gpu_smoke
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA kernel needs a CUDA device")
 def test_batchbald_on_the_cuda_kernel_picks_as_the_host_twin():
     log_probs = random_log_probs(500, 20, 10, device="cpu", dtype=torch.float32)
