@@ -110,3 +110,46 @@ def test_a_state_saved_without_the_selected_mask_resumes():
     resumed = kb.KMeansPPOrdering(emb)
     resumed.load_state_dict(state)
     assert resumed.remaining == 22 and torch.equal(resumed.take(10).indices, expected)
+
+
+def _reference_candidate(distances, selected, pool_indices, seed, step, mode):
+    """A step's (tier, key, row) over a shard by the reference's arithmetic: tier 3 (no
+    center), 2 (d > 0), 1 (d = 0); keys as the step's draw; ties to the smaller pool index."""
+    d = distances.to(torch.float64)
+    tier = torch.where(torch.isinf(d), 3, torch.where(d > 0, 2, 1)).masked_fill(selected, 0)
+    noise = reference.gumbel_noise(seed, step, pool_indices)
+    if mode == "argmax":
+        key = torch.where(tier == 3, noise, d)
+    else:
+        key = torch.where(tier == 2, torch.log(torch.where(tier == 2, d, 1.0)) + noise, noise)
+    if not bool((tier > 0).any()):
+        return None
+    best = max((int(tier[n]), float(key[n]), -int(pool_indices[n]), n) for n in range(d.shape[0]) if tier[n] > 0)
+    return best[0], best[1], best[3]
+
+
+@pytest.mark.parametrize("mode", ["sample", "argmax"])
+@pytest.mark.parametrize("case", ["mixed tiers", "no center yet", "all zero", "ties", "all selected"])
+def test_shard_candidate_is_the_step_pick_keyed_by_pool_index(mode, case):
+    """The sharded ordering's scan: the step's pick among a shard's rows, drawn by each
+    row's index in the whole pool (not its row), as the reference ranks them."""
+    gen = torch.Generator().manual_seed(len(case))
+    n = 257
+    distances = torch.rand(n, generator=gen) * 5
+    distances[torch.rand(n, generator=gen) < 0.2] = 0.0
+    if case == "no center yet":
+        distances[::7] = float("inf")
+    elif case == "all zero":
+        distances.zero_()
+    elif case == "ties":
+        distances = torch.full((n,), 2.5)
+    selected = torch.rand(n, generator=gen) < (1.0 if case == "all selected" else 0.3)
+    pool_indices = torch.sort(torch.randperm(10 * n, generator=gen)[:n] + 2**33).values
+    for seed, step in ((0, 0), (2**63 + 5, 17)):
+        tier, key, row = native.kmeanspp_candidate(distances, selected, pool_indices, seed, step, mode)
+        expected = _reference_candidate(distances, selected, pool_indices, seed, step, mode)
+        if expected is None:
+            assert row == -1
+            continue
+        assert (tier, row) == (expected[0], expected[2]), (case, seed)
+        assert key == pytest.approx(expected[1], rel=1e-14, abs=1e-14)

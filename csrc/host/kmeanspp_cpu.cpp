@@ -30,18 +30,40 @@ uint32_t philox_first_word(uint64_t index, uint64_t step, uint64_t seed) {
   return c0;
 }
 
-// The best candidate so far: the larger tier, then the larger key, then the smaller index.
+// The best candidate so far: the larger tier, then the larger key, then the smaller
+// pool index `rank_index` (the point's index in the whole pool; `index` is its row here).
 struct Best {
   int tier = -1;
   double key = -std::numeric_limits<double>::infinity();
-  int64_t index = -1;
+  int64_t index = -1, rank_index = -1;
 
-  void offer(int t, double k, int64_t i) {
-    if (t > tier || (t == tier && (k > key || (k == key && i < index)))) {
+  void offer(int t, double k, int64_t i, int64_t pool_index) {
+    if (t > tier || (t == tier && (k > key || (k == key && pool_index < rank_index)))) {
       tier = t;
       key = k;
       index = i;
+      rank_index = pool_index;
     }
+  }
+
+  void offer(const Best& other) {
+    if (other.index >= 0) offer(other.tier, other.key, other.index, other.rank_index);
+  }
+
+  // A point at running distance d: tier 3 (no center yet: uniform), 2 (d > 0: log d +
+  // Gumbel, or d itself with argmax), 1 (d = 0: uniform); the noise keyed by its pool index.
+  void offer_point(float distance, int64_t n, int64_t pool_index, uint64_t seed, int64_t step, bool argmax) {
+    const double d = distance;
+    const int t = d == std::numeric_limits<double>::infinity() ? 3 : d > 0 ? 2 : 1;
+    if (t < tier) return;  // a higher tier always wins: no noise needed
+    double k;
+    if (argmax && t != 3) {
+      k = d;
+    } else {
+      const double noise = gumbel_noise(seed, step, pool_index);
+      k = t == 2 ? std::log(d) + noise : noise;
+    }
+    offer(t, k, n, pool_index);
   }
 };
 
@@ -132,7 +154,6 @@ void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, 
       norm_products[n] = norm_product(x, *residuals, n);
     }
   }
-  const double infinity = std::numeric_limits<double>::infinity();
   for (int64_t slot = 0; slot < steps; ++slot) {
     const int64_t step = first_step + slot;
     std::vector<float> center, center_residual;
@@ -164,20 +185,10 @@ void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, 
           d = std::min(d, distance);
           min_distances[n] = d;
         }
-        const double dd = d;
-        const int tier = dd == infinity ? 3 : dd > 0 ? 2 : 1;
-        if (tier < mine.tier) continue;  // a higher tier always wins: no noise needed
-        double key;
-        if (argmax && tier != 3) {
-          key = dd;
-        } else {
-          const double noise = gumbel_noise(seed, step, n);
-          key = tier == 2 ? std::log(dd) + noise : noise;
-        }
-        mine.offer(tier, key, n);
+        mine.offer_point(d, n, n, seed, step, argmax);
       }
 #pragma omp critical
-      best.offer(mine.tier, mine.key, mine.index);
+      best.offer(mine);
     }
     if (best.index < 0) return;  // nothing left to pick (the caller bounds the steps)
     indices[slot] = best.index;
@@ -185,6 +196,21 @@ void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, 
     selected[best.index] = 1;
     newest = best.index;
   }
+}
+
+Candidate kmeanspp_candidate(const float* min_distances, const uint8_t* selected, const int64_t* pool_indices,
+                             int64_t points, uint64_t seed, int64_t step, bool argmax) {
+  Best best;
+#pragma omp parallel
+  {
+    Best mine;
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < points; ++n)
+      if (!selected[n]) mine.offer_point(min_distances[n], n, pool_indices[n], seed, step, argmax);
+#pragma omp critical
+    best.offer(mine);
+  }
+  return {best.tier, best.key, best.index};
 }
 
 template <typename T>

@@ -43,4 +43,19 @@ void min_squared_distances(const Rows<T>& x, const Rows<T>* residuals, int64_t p
 // The standard Gumbel noise of (seed, step, index), as kbald_kernels.reference.gumbel_noise.
 double gumbel_noise(uint64_t seed, int64_t step, int64_t index);
 
+// A step's pick among this part of a pool (a shard): tier and key as kmeanspp_steps
+// ranks them, and the row; index -1 when every row is selected.
+struct Candidate {
+  int tier;
+  double key;
+  int64_t index;
+};
+
+// The candidate of step `step` over running distances already updated by the newest
+// center: rows not `selected`, each keyed by its index in the whole pool,
+// pool_indices[n], so that shards of one pool draw as the whole pool does; ties to
+// the smaller pool index.
+Candidate kmeanspp_candidate(const float* min_distances, const uint8_t* selected, const int64_t* pool_indices,
+                             int64_t points, uint64_t seed, int64_t step, bool argmax);
+
 }  // namespace kbald::host

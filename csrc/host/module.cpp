@@ -143,6 +143,19 @@ void kmeanspp_steps(std::uintptr_t x, int type, int64_t stride_x, int64_t width,
   });
 }
 
+py::tuple kmeanspp_candidate(std::uintptr_t min_distances, std::uintptr_t selected, std::uintptr_t pool_indices,
+                             int64_t points, uint64_t seed, int64_t step, bool argmax) {
+  if (points < 0) throw std::invalid_argument("kmeanspp_candidate: need points >= 0");
+  kbald::host::Candidate best;
+  {
+    py::gil_scoped_release release;
+    best = kbald::host::kmeanspp_candidate(reinterpret_cast<const float*>(min_distances),
+                                           reinterpret_cast<const uint8_t*>(selected),
+                                           reinterpret_cast<const int64_t*>(pool_indices), points, seed, step, argmax);
+  }
+  return py::make_tuple(best.tier, best.key, best.index);
+}
+
 void min_squared_distances(std::uintptr_t x, int type, int64_t stride_x, int64_t width, std::uintptr_t residuals,
                            int64_t stride_r, int64_t width_r, int64_t points, std::uintptr_t center_x,
                            std::uintptr_t center_r, int64_t centers, std::uintptr_t out) {
@@ -294,6 +307,10 @@ PYBIND11_MODULE(_host, m) {
         py::call_guard<py::gil_scoped_release>(),
         "out[n] = min over float32 center rows of each point's squared distance, dense or factored (raw "
         "pointers; +inf without centers).");
+  m.def("kmeanspp_candidate", &kmeanspp_candidate, py::arg("min_distances"), py::arg("selected"),
+        py::arg("pool_indices"), py::arg("points"), py::arg("seed"), py::arg("step"), py::arg("argmax"),
+        "A k-means++ / k-center step's (tier, key, row) among a shard's float32 running distances, uint8 "
+        "selected flags and int64 pool indices (raw pointers); row -1 when every row is selected.");
   m.def("gumbel_noise", &gumbel_noise, py::arg("seed"), py::arg("step"), py::arg("index"),
         "Standard Gumbel noise of (seed, step, index) from the Philox stream of the k-means++ step.");
   m.def("openmp_threads", &openmp_threads, "Threads OpenMP will use (1 when built without OpenMP).");

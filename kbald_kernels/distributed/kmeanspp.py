@@ -7,7 +7,8 @@ import torch.distributed as dist
 
 from ..acquisition import kmeanspp as single
 from ..acquisition.kmeanspp import FIRST_CHOICES, MODES, _parts, _shape_signature, _wrap, picks_wanted
-from ..backends import implementation
+from .. import native
+from ..backends import choose_backend, implementation
 from ..reference import gumbel_noise
 from ..reference.workspace import chunk_size
 from ..validation import check_embeddings
@@ -73,6 +74,9 @@ class KMeansPPOrdering(single.KMeansPPOrdering):
         self._seed = self._shard.same_seed(generator)
         device = self._embeddings.device
         self._min_distances_to = implementation("min_squared_distances", backend, device, strict=False)
+        # The host twin scans for each step's candidate where it would run the single-process step.
+        self._host_step = (device.type == "cpu" and self._embeddings.dtype == torch.float32
+                           and choose_backend("kmeanspp_steps", backend, device, strict=False) == "cuda")
         self._selected = torch.zeros(len(self._embeddings), dtype=torch.bool, device=device)
         self._min_distances = torch.full((len(self._embeddings),), math.inf, dtype=self._embeddings.dtype,
                                          device=device)
@@ -162,12 +166,7 @@ class KMeansPPOrdering(single.KMeansPPOrdering):
             if self._newest is not None:
                 row = shard.broadcast_row(self._newest, self._row, sum(self._signature))
                 self._apply_center(self._as_centers(row.unsqueeze(0)))
-            no_centers = self._newest is None and not self._labeled_indices and self._external is None
-            if no_centers and self._first == "max_norm":
-                keys = [torch.where(self._selected, -math.inf, self._embeddings.squared_norms().to(torch.float64))]
-            else:
-                keys = self._keys()
-            index, score = shard.best(keys, payload=self._min_distances)
+            index, score = self._pick()
             if shard.owner(index) == shard.rank:
                 self._selected[shard.local(index)] = True
             picks.append(index)
@@ -175,6 +174,21 @@ class KMeansPPOrdering(single.KMeansPPOrdering):
             self._record([index])
         dtype, device = self._min_distances.dtype, shard.device
         return global_indices(picks, device), torch.tensor(scores, dtype=torch.float64, device=device).to(dtype)
+
+    def _pick(self):
+        """The step's pick over every rank, (global index, its running distance): each
+        rank's best by the host twin's scan where the step runs on the host twin, else
+        by :meth:`_keys`; one all-gather."""
+        shard = self._shard
+        no_centers = self._newest is None and not self._labeled_indices and self._external is None
+        if no_centers and self._first == "max_norm":
+            keys = [torch.where(self._selected, -math.inf, self._embeddings.squared_norms().to(torch.float64))]
+            return shard.best(keys, payload=self._min_distances)
+        if self._host_step:
+            tier, key, local = native.kmeanspp_candidate(self._min_distances, self._selected, shard.global_rows(),
+                                                         self._seed, self._step, self._mode)
+            return shard.best_of([tier, key], local, payload=self._min_distances)
+        return shard.best(self._keys(), payload=self._min_distances)
 
     def _keys(self):
         """(tier, key) of every local point, compared in that order across ranks: the

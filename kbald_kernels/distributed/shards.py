@@ -144,17 +144,27 @@ class Shard:
         bytes a rank."""
         keys = [torch.nan_to_num(k.to(torch.float64), nan=-math.inf) for k in keys]
         payload = keys[-1] if payload is None else payload.to(torch.float64)
-        if self.size:
-            # Local rows are in global order, so the first local maximum has the smallest global index.
-            candidates = torch.ones(self.size, dtype=torch.bool, device=self.device)
-            for key in keys:
-                candidates &= key == torch.where(candidates, key, -math.inf).max()
-            local = int(torch.argmax(candidates.to(torch.uint8)))
-            index = self._rows[local].to(torch.float64)
-            entry = torch.stack([*(k[local] for k in keys), index, payload[local]])
+        if not self.size:
+            return self.best_of([-math.inf] * len(keys), -1)
+        # Local rows are in global order, so the first local maximum has the smallest global index.
+        candidates = torch.ones(self.size, dtype=torch.bool, device=self.device)
+        for key in keys:
+            candidates &= key == torch.where(candidates, key, -math.inf).max()
+        local = int(torch.argmax(candidates.to(torch.uint8)))
+        index = self._rows[local].to(torch.float64)
+        return self._gathered_best(torch.stack([*(k[local] for k in keys), index, payload[local]]))
+
+    def best_of(self, keys, local, payload=None):
+        """:meth:`best` from this rank's own choice, made elsewhere (a host step): local
+        row ``local`` (-1: none here) with ``keys`` (floats) and its ``payload`` value
+        (a [size] tensor). The same all-gather."""
+        if local < 0:
+            entry = [-math.inf] * len(keys) + [math.inf, math.nan]
         else:
-            entry = torch.tensor([-math.inf] * len(keys) + [math.inf, math.nan], dtype=torch.float64,
-                                 device=self.device)
+            entry = [*keys, float(self._rows[local]), float(payload[local])]
+        return self._gathered_best(torch.tensor(entry, dtype=torch.float64, device=self.device))
+
+    def _gathered_best(self, entry):
         gathered = [torch.empty_like(entry) for _ in range(self.world)]
         dist.all_gather(gathered, entry, group=self.group)
         rows = [g.tolist() for g in gathered]

@@ -56,6 +56,18 @@ def min_squared_distances(embeddings, centers):
     return out
 
 
+def kmeanspp_candidate(min_distances, selected, pool_indices, seed, step, mode):
+    """One k-means++ / k-center step's (tier, key, row) among a shard's rows on the host
+    C++ module, as :func:`kmeanspp_steps` ranks them, the draw keyed by ``pool_indices``
+    (each row's index in the whole pool): float32 running distances already lowered
+    by the newest center, bool ``selected`` flags; row -1 when every row is selected."""
+    import torch
+
+    return module_for(min_distances.device).kmeanspp_candidate(
+        min_distances.data_ptr(), selected.view(torch.uint8).data_ptr(), pool_indices.contiguous().data_ptr(),
+        min_distances.shape[0], seed & (2**64 - 1), step, mode == "argmax")
+
+
 def _mixed(embeddings):
     """Factors stored in two dtypes: the compiled step reads both as one (the reference takes them)."""
     return hasattr(embeddings, "residuals") and embeddings.residuals.dtype != embeddings.features.dtype
