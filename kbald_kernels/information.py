@@ -10,9 +10,10 @@ from typing import Optional
 
 import torch
 
+from . import kernel_ops
 from .backends import implementation
-from .library import (custom_op, fake_per_point, fresh, index_argument, is_numpy, leading, optional_tensor,
-                      result_dtype, seed_argument, seeded_generator, tensor_argument)
+from .library import (custom_op, fake_per_point, fresh, index_argument, integer_argument, is_numpy, leading,
+                      optional_tensor, result_dtype, seed_argument, seeded_generator, tensor_argument)
 from .validation import (as_tensor, check_indices, check_log_probs, check_log_probs_form, check_positive_int,
                          check_same_device, confirm_log_probs, to_output)
 
@@ -33,7 +34,7 @@ def validated_uncertainties(t, backend, strict=True, name="log_probs", rows=None
 
 
 def _validated(op, t, backend, strict, name, rows):
-    *terms, invalid = implementation(op, backend, t.device, strict)(t)
+    *terms, invalid = getattr(kernel_ops, op)(t, backend, strict)
     confirm_log_probs(t, invalid, name, rows)
     return tuple(terms)
 
@@ -78,11 +79,11 @@ def _per_point(op, log_probs, backend):
 
 # Each term of the validating pass: the pass it needs and its value from that pass's results.
 _TERMS = {
-    "entropy": (lambda t, backend: validated_entropies(t, backend), lambda h, ch: h),
-    "conditional_entropy": (lambda t, backend: validated_entropies(t, backend), lambda h, ch: ch),
-    "bald": (lambda t, backend: validated_entropies(t, backend), lambda h, ch: h - ch),
-    "least_confidence": (lambda t, backend: validated_uncertainties(t, backend), lambda h, ch, lc, m: lc),
-    "margin": (lambda t, backend: validated_uncertainties(t, backend), lambda h, ch, lc, m: m),
+    "entropy": (validated_entropies, lambda h, ch: h),
+    "conditional_entropy": (validated_entropies, lambda h, ch: ch),
+    "bald": (validated_entropies, lambda h, ch: h - ch),
+    "least_confidence": (validated_uncertainties, lambda h, ch, lc, m: lc),
+    "margin": (validated_uncertainties, lambda h, ch, lc, m: m),
 }
 
 
@@ -229,6 +230,8 @@ def joint_entropy(log_probs, selected, *, num_samples=None, generator=None, back
     would exceed it (seeded by ``generator``: an int, or a torch.Generator, which
     gives the seed by one draw). ``torch.ops.kbald_kernels.joint_entropy``.
     """
+    if num_samples is not None:
+        num_samples = integer_argument(num_samples, "num_samples", lambda v: check_positive_int(v, "num_samples"))
     out = _joint_entropy_op(tensor_argument(log_probs, "log_probs"), index_argument(selected, "selected"),
                             num_samples, seed_argument(generator), backend)
     return to_output(out, is_numpy(log_probs))

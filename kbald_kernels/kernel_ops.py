@@ -1,11 +1,14 @@
 """The kernels the acquisitions chain, as custom ops ``torch.ops.kbald_kernels.<op>``.
 
-Each dispatches on ``backend`` and the input's device as the acquisitions do
+Each dispatches on ``backend`` and the input's device
 (:func:`kbald_kernels.backends.implementation`; ``strict=False`` falls back per op
 as "auto" would) and returns what that implementation returns, as fresh tensors.
 They take validated input, as the kernels do: the public functions validate.
 Ops that update running state in place (increments, selected flags, distances)
-declare it in their schema.
+declare it in their schema. The acquisitions over log-probabilities call these
+ops; the k-means++ orderings call the same implementations on their embeddings
+objects (which keep the factored norms across steps), and the two k-means++ ops
+are for other libraries.
 """
 
 from typing import Optional
@@ -56,11 +59,14 @@ def mutual_information_with_pick(log_probs: torch.Tensor, entropy: torch.Tensor,
     return fresh((fn(log_probs, entropy, pick).to(result_dtype(log_probs.dtype)),), (log_probs, entropy, pick))[0]
 
 
-def _fake_steps(log_probs, entropy, increment, selected, newest, n_steps, *args, **kwargs):
-    return (increment.new_empty((n_steps,), dtype=torch.int64), increment.new_empty((n_steps,)))
+def _fake_steps(state, n_steps):
+    """Fake (indices, scores) of ``n_steps`` greedy steps whose scores are in ``state``'s dtype."""
+    return state.new_empty((n_steps,), dtype=torch.int64), state.new_empty((n_steps,))
 
 
-@custom_op("kbald_pairwise_steps", _fake_steps, mutates_args=("increment", "selected"))
+@custom_op("kbald_pairwise_steps",
+           lambda log_probs, entropy, increment, selected, newest, n_steps, *args, **kwargs:
+           _fake_steps(increment, n_steps), mutates_args=("increment", "selected"))
 def kbald_pairwise_steps(log_probs: torch.Tensor, entropy: torch.Tensor, increment: torch.Tensor,
                          selected: torch.Tensor, newest: Optional[int], n_steps: int, backend: Optional[str] = None,
                          strict: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,11 +100,9 @@ def embeddings_of(parts):
     return DenseEmbeddings(parts[0]) if len(parts) == 1 else FactoredEmbeddings(*parts)
 
 
-def _fake_kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, *args, **kwargs):
-    return min_distances.new_empty((n_steps,), dtype=torch.int64), min_distances.new_empty((n_steps,))
-
-
-@custom_op("kmeanspp_steps", _fake_kmeanspp_steps, mutates_args=("min_distances", "selected"))
+@custom_op("kmeanspp_steps",
+           lambda embeddings, min_distances, selected, newest, seed, first_step, n_steps, *args, **kwargs:
+           _fake_steps(min_distances, n_steps), mutates_args=("min_distances", "selected"))
 def kmeanspp_steps(embeddings: list[torch.Tensor], min_distances: torch.Tensor, selected: torch.Tensor,
                    newest: Optional[int], seed: int, first_step: int, n_steps: int, pick: str = "sample",
                    backend: Optional[str] = None, strict: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

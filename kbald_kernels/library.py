@@ -1,15 +1,18 @@
 """The torch custom operators (``torch.ops.kbald_kernels.<op>``) behind the public API.
 
 Every public op and every selection whose batch size follows from its arguments is
-one ``torch.library.custom_op`` with a fake implementation, so ``torch.compile``
-(``fullgraph=True``), ``torch.export`` and CUDA graphs see one op per call. An op
-takes tensors and plain scalars only; the public functions around them turn numpy
-arrays, index lists and generators into those, and op results back into numpy and
+one custom operator with a fake implementation, so ``torch.compile``
+(``fullgraph=True``) and ``torch.export`` see one op per call. An op takes tensors
+and plain scalars only; the public functions around them turn numpy arrays, index
+lists and generators into those, and op results back into numpy and
 :class:`~kbald_kernels.selection.Selection`.
 
-Validation runs inside the op, when it runs: a call raises the same ``ValueError``
-with the same message compiled or not. Fake implementations never raise; they give
-the shapes a valid call returns.
+Validation of the inputs and of every argument that reaches the op runs inside
+it, when it runs: such an error is the same ``ValueError`` with the same message
+compiled or not. What the wrappers check before the op (a Python argument of the
+wrong type, a negative int seed) raises while tracing under ``torch.compile``.
+Fake implementations give the shapes a valid call returns; they raise only for
+inputs on different devices (on meta tensors they run in place of the op).
 """
 
 import numbers
@@ -39,13 +42,18 @@ def custom_op(name, fake, mutates_args=()):
 
     Registered through ``torch.library.Library`` rather than ``custom_op``, whose Python
     autograd wrapper costs about 30 µs a call (15 % of BALD on a 1 000-point pool): no
-    output has a gradient, so autograd falls through to the kernel and outputs never
-    require grad.
+    output has a gradient, so autograd falls through to the kernel, which runs under
+    ``no_grad``, and outputs never require grad, eager or compiled.
     """
     def register(impl):
         schema = torch.library.infer_schema(impl, mutates_args=mutates_args)
+
+        def kernel(*args, **kwargs):
+            with torch.no_grad():
+                return impl(*args, **kwargs)
+
         _LIBRARY.define(name + schema)
-        _LIBRARY.impl(name, impl, "CompositeExplicitAutograd")
+        _LIBRARY.impl(name, kernel, "CompositeExplicitAutograd")
         _LIBRARY.impl(name, torch.library.fallthrough_kernel, "Autograd")
         torch.library.register_fake(f"{NAMESPACE}::{name}", fake, lib=_LIBRARY)
         IMPLEMENTATIONS[name] = impl
@@ -85,10 +93,15 @@ def fake_per_point(log_probs, *args, **kwargs):
     return log_probs.new_empty((leading(log_probs),), dtype=result_dtype(log_probs.dtype))
 
 
+def fake_indices(size, device):
+    """Fake int64 indices of ``size`` points (a size the op refuses below 0 gives none)."""
+    return torch.empty(torch.sym_max(size, 0), dtype=torch.int64, device=device)
+
+
 def fake_selection(size, dtype, device):
     """Fake (indices, scores) of a selection of ``size`` points."""
-    size = torch.sym_max(size, 0)
-    return (torch.empty(size, dtype=torch.int64, device=device), torch.empty(size, dtype=dtype, device=device))
+    indices = fake_indices(size, device)
+    return indices, torch.empty(indices.shape, dtype=dtype, device=device)
 
 
 def fake_batch(log_probs, batch_size, *args, **kwargs):
@@ -96,11 +109,26 @@ def fake_batch(log_probs, batch_size, *args, **kwargs):
     return fake_selection(batch_size, result_dtype(log_probs.dtype), log_probs.device)
 
 
-def integer_argument(value, name):
-    """An integer argument as an int (numpy integers included); TypeError otherwise, as the op would say."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+def integer_argument(value, name, check=None):
+    """An integer argument as an int for the op (numpy integers included), which checks
+    its value. Anything else goes to ``check`` (the op's own check: it raises, or the
+    value is a whole number it accepts), or gets a TypeError."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if check is None:
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    check(value)
     return int(value)
+
+
+def number_argument(value, name, needed=True):
+    """A float argument for the op, which checks its value; not a number: ValueError
+    here, unless not ``needed`` (the op ignores it), then 1.0."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if needed:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return 1.0
 
 
 def tensor_argument(x, name):
@@ -112,21 +140,34 @@ def optional_tensor(x, name):
     return None if x is None else tensor_argument(x, name)
 
 
-def index_argument(x, name):
-    """Pool indices (a sequence, a range, a boolean list, an array or a tensor) as a tensor; the op checks them."""
+def index_argument(x, name, masks=False):
+    """Pool indices (a sequence, a range, an array or a tensor) as a tensor; the op checks
+    them. With ``masks``, a list of bools is a mask (as ``candidates=`` takes one)."""
     if x is None:
         return None
     if isinstance(x, (list, tuple, range)):
         values = list(x)
-        if values and all(isinstance(v, bool) for v in values):
+        if masks and values and all(isinstance(v, bool) for v in values):
             return torch.tensor(values)
         return torch.as_tensor(values, dtype=torch.int64)
     return tensor_argument(x, name)
 
 
+def candidates_argument(candidates):
+    return index_argument(candidates, "candidates", masks=True)
+
+
+def choice_argument(value, name, choices):
+    """A string argument for the op, which checks it against ``choices``; anything but a
+    string gets the op's ValueError here (the schema takes strings only)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
 def seed_argument(generator):
     """The op's form of ``generator``: None (torch's global RNG, drawn inside the op),
-    or a 64-bit seed as a signed int64 (a torch.Generator gives one draw, as before)."""
+    or a 64-bit seed as a signed int64 (a torch.Generator gives its seed by one draw)."""
     if generator is None:
         return None
     seed = seed_from(generator)
@@ -134,8 +175,15 @@ def seed_argument(generator):
 
 
 def seed_value(seed):
-    """:func:`seed_argument` undone inside the op: the unsigned 64-bit seed."""
+    """:func:`seed_argument` undone inside the op: the unsigned 64-bit seed (None: one
+    drawn from torch's global RNG)."""
     return seed_from(None if seed is None else seed % _U64)
+
+
+def seeded_generator(seed, device):
+    """Inside an op: a torch.Generator on ``device`` seeded by :func:`seed_value`, or None
+    (torch's global RNG) for None."""
+    return None if seed is None else torch.Generator(device=device).manual_seed(seed_value(seed))
 
 
 def is_numpy(x):
@@ -145,10 +193,3 @@ def is_numpy(x):
 def as_selection(result, np_in):
     indices, scores = result
     return Selection(to_output(indices, np_in), to_output(scores, np_in))
-
-
-
-def seeded_generator(seed, device):
-    """Inside an op: a torch.Generator on ``device`` seeded from :func:`seed_argument`'s
-    value, or None (torch's global RNG) for None."""
-    return None if seed is None else torch.Generator(device=device).manual_seed(seed % _U64)

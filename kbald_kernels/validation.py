@@ -130,11 +130,13 @@ def scan_log_probs(t, name="log_probs", rows=None):
     _scan(t, check)
 
 
+@torch.compiler.disable
 def confirm_log_probs(t, invalid, name="log_probs", rows=None):
     """Finish the validation an op's first pass carried: ``invalid`` is that pass's
     flag (a 0-dim tensor, or a count), read here once. Only when it is raised is the
     input scanned again, to name the first offending element (``rows``: as in
-    :func:`scan_log_probs`)."""
+    :func:`scan_log_probs`). Inside the ops it runs eagerly; where torch.compile
+    traces it (the selections that are not ops), the read is a graph break."""
     if bool(invalid):
         scan_log_probs(t, name, rows)
 

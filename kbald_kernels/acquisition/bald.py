@@ -2,15 +2,16 @@
 2-BALD, 3-BALD, a dynamic batch size, and conservative batches."""
 
 import math
+from functools import partial
 from typing import Any, NamedTuple, Optional
 
 import torch
 
-from ..backends import implementation
+from .. import kernel_ops
 from ..candidates import CandidatePool
 from ..information import validated_entropies
-from ..library import (as_selection, custom_op, fake_batch, fresh, index_argument, integer_argument, is_numpy,
-                       seed_argument, seed_value, tensor_argument)
+from ..library import (as_selection, candidates_argument, choice_argument, custom_op, fake_batch, fresh,
+                       integer_argument, is_numpy, number_argument, seed_argument, seed_value, tensor_argument)
 from ..reference import argmax_unselected, gumbel_noise
 from ..selection import Selection
 from ..validation import check_batch_size, check_log_probs_form, to_output
@@ -28,7 +29,7 @@ def select_bald(log_probs, batch_size, *, candidates=None, backend=None):
     """
     return as_selection(_select_bald_op(tensor_argument(log_probs, "log_probs"),
                                         integer_argument(batch_size, "batch_size"),
-                                        index_argument(candidates, "candidates"), backend), is_numpy(log_probs))
+                                        candidates_argument(candidates), backend), is_numpy(log_probs))
 
 
 @custom_op("select_bald", fake_batch)
@@ -56,11 +57,11 @@ def select_stochastic_bald(log_probs, batch_size, *, method="power", temperature
     left below 0 count as 0. Scores are the cumulative BALD sum in pick order.
     ``torch.ops.kbald_kernels.select_stochastic_bald``.
     """
-    check_stochastic(method, temperature)
     out = _select_stochastic_bald_op(tensor_argument(log_probs, "log_probs"),
-                                     integer_argument(batch_size, "batch_size"), method, float(temperature),
-                                     seed_argument(generator),
-                                     index_argument(candidates, "candidates"), backend)
+                                     integer_argument(batch_size, "batch_size"),
+                                     choice_argument(method, "method", STOCHASTIC_METHODS),
+                                     number_argument(temperature, "temperature"), seed_argument(generator),
+                                     candidates_argument(candidates), backend)
     return as_selection(out, is_numpy(log_probs))
 
 
@@ -130,9 +131,9 @@ class _KBALDIncrements:
         self.entropy, conditional = validated_entropies(t, backend, strict=False, rows=pool.t_rows)
         self.pairwise = self.entropy - conditional
         self.triple = torch.zeros_like(self.pairwise) if track_triples else None
-        self.mutual_information_with = implementation("mutual_information_with_pick", backend, device,
-                                                      strict=False)
-        self.add_triples = implementation("add_triple_interactions", backend, device, strict=False)
+        self.mutual_information_with = partial(kernel_ops.mutual_information_with_pick, backend=backend,
+                                               strict=False)
+        self.add_triples = partial(kernel_ops.add_triple_interactions, backend=backend, strict=False)
         self.selected = pool.unpicked()
         # The picks in order, on the device; the first ``count`` are made.
         self.picks = torch.full((capacity,), -1, dtype=torch.int64, device=device)
@@ -174,9 +175,9 @@ def select_kbald(log_probs, batch_size, *, order=2, candidates=None, backend=Non
     The entropies' pass validates the input; the pool is never copied. Memory beyond
     O(N): ``order=3`` keeps H[Y_n, Y_s] for every pick s, batch_size × N.
     """
-    check_order(order, (1, 2, 3))
     out = _select_kbald_op(tensor_argument(log_probs, "log_probs"), integer_argument(batch_size, "batch_size"),
-                           int(order), index_argument(candidates, "candidates"), backend)
+                           integer_argument(order, "order", lambda v: check_order(v, (1, 2, 3))),
+                           candidates_argument(candidates), backend)
     return as_selection(out, is_numpy(log_probs))
 
 
@@ -192,8 +193,8 @@ def _select_kbald_op(log_probs: torch.Tensor, batch_size: int, order: int, candi
         t = pool.t
         entropy, conditional = validated_entropies(t, backend, strict=False, rows=pool.t_rows)
         increment = entropy - conditional
-        steps = implementation("kbald_pairwise_steps", backend, t.device, strict=False)
-        indices, increments = steps(t, entropy, increment, pool.unpicked(), None, size)
+        indices, increments = kernel_ops.kbald_pairwise_steps(t, entropy, increment, pool.unpicked(), None, size,
+                                                              backend, False)
         return fresh((pool.from_rows(indices), increments.cumsum(0)), (log_probs, candidates))
     state = _KBALDIncrements(pool, backend, track_triples=True, capacity=size)
     increments = []
@@ -281,8 +282,7 @@ def select_kbald_dynamic(log_probs, max_batch_size, *, tolerance=0.1, order=2, c
     as in :func:`select_bald`.
     """
     check_dynamic(order, tolerance)
-    t, np_in = check_log_probs_form(log_probs)
-    pool = CandidatePool(t, candidates)
+    pool, np_in = _candidate_pool(log_probs, candidates), is_numpy(log_probs)
     size = check_batch_size(max_batch_size, pool.size, "max_batch_size")
     state = _KBALDIncrements(pool, backend, track_triples=True, capacity=size)
     pairwise_at, triple_at = [], []  # each pick's increments when picked
@@ -312,8 +312,7 @@ def select_conservative_bald(log_probs, batch_size=None, *, threshold, total_cor
     ``candidates``: as in :func:`select_bald`; only candidates are taken or dropped.
     """
     check_conservative(threshold, total_correlation_budget)
-    t, np_in = check_log_probs_form(log_probs)
-    pool = CandidatePool(t, candidates)
+    pool, np_in = _candidate_pool(log_probs, candidates), is_numpy(log_probs)
     size = pool.size if batch_size is None else check_batch_size(batch_size, pool.size)
     state = _KBALDIncrements(pool, backend, track_triples=False, capacity=size)
     bald_scores = state.pairwise.clone()

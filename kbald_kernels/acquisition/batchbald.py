@@ -1,15 +1,16 @@
 """Greedy BatchBALD (Kirsch et al. 2019) on the posterior-weight configurations."""
 
+from functools import partial
 from typing import Optional
 
 import torch
 
-from ..backends import implementation
+from .. import kernel_ops
 from ..candidates import CandidatePool
 from ..information import validated_entropies
 from ..reference import argmax_unselected, configurations_entropy, empty_configurations, extend_configurations
 from ..reference.workspace import compute_dtype
-from ..library import (as_selection, custom_op, fake_batch, fresh, index_argument, integer_argument, is_numpy,
+from ..library import (as_selection, candidates_argument, custom_op, fake_batch, fresh, integer_argument, is_numpy,
                        seed_argument, seeded_generator, tensor_argument)
 from ..validation import check_batch_size, check_log_probs_form, check_positive_int
 
@@ -28,9 +29,10 @@ def select_batchbald(log_probs, batch_size, *, num_samples=10_000, generator=Non
     The conditional entropies' pass validates the input; the pool is never copied.
     ``torch.ops.kbald_kernels.select_batchbald``; a torch.Generator gives its seed by one draw.
     """
-    num_samples = check_positive_int(num_samples, "num_samples")
     out = _select_batchbald_op(tensor_argument(log_probs, "log_probs"), integer_argument(batch_size, "batch_size"),
-                               num_samples, seed_argument(generator), index_argument(candidates, "candidates"),
+                               integer_argument(num_samples, "num_samples",
+                                                lambda v: check_positive_int(v, "num_samples")),
+                               seed_argument(generator), candidates_argument(candidates),
                                backend)
     return as_selection(out, is_numpy(log_probs))
 
@@ -47,7 +49,7 @@ def _select_batchbald_op(log_probs: torch.Tensor, batch_size: int, num_samples: 
     device = t.device
     gen = seeded_generator(seed, device)
     conditional = validated_entropies(t, backend, strict=False, rows=pool.t_rows)[1]
-    accumulate = implementation("accumulate_joint_entropy", backend, device, strict=False)
+    accumulate = partial(kernel_ops.accumulate_joint_entropy, backend=backend, strict=False)
 
     configs = empty_configurations(t.shape[1], compute_dtype(t.dtype), device)
     selected = pool.unpicked()

@@ -6,8 +6,9 @@ import torch
 
 from ..candidates import CandidatePool
 from ..information import validated_epig
-from ..library import (as_selection, custom_op, fake_batch, fresh, index_argument, integer_argument, is_numpy,
-                       optional_tensor, seed_argument, seed_value, tensor_argument)
+from ..library import (as_selection, candidates_argument, choice_argument, custom_op, fake_batch, fresh,
+                       integer_argument, is_numpy, number_argument, optional_tensor, seed_argument, seed_value,
+                       tensor_argument)
 from ..validation import check_batch_size, check_log_probs_form, check_same_device
 from .bald import check_stochastic, stochastic_order
 
@@ -24,12 +25,13 @@ def select_epig(log_probs, target_log_probs, batch_size, *, method="top", temper
     Returns ``Selection(indices, scores)`` with the cumulative EPIG in pick order.
     ``torch.ops.kbald_kernels.select_epig``.
     """
-    check_epig_method(method, temperature)
+    method = choice_argument(method, "method", EPIG_METHODS)
     out = _select_epig_op(tensor_argument(log_probs, "log_probs"),
                           tensor_argument(target_log_probs, "target_log_probs"),
-                          integer_argument(batch_size, "batch_size"), method, float(temperature),
+                          integer_argument(batch_size, "batch_size"), method,
+                          number_argument(temperature, "temperature", needed=method != "top"),
                           seed_argument(generator), optional_tensor(target_weights, "target_weights"),
-                          index_argument(candidates, "candidates"), backend)
+                          candidates_argument(candidates), backend)
     return as_selection(out, is_numpy(log_probs))
 
 

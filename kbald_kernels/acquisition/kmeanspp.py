@@ -14,8 +14,8 @@ import torch
 from ..backends import implementation
 from ..candidates import check_candidates
 from ..reference import DenseEmbeddings, FactoredEmbeddings
-from ..library import (as_selection, custom_op, fake_selection, fresh, index_argument, integer_argument,
-                       result_dtype, seed_argument, seed_value, tensor_argument)
+from ..library import (as_selection, candidates_argument, choice_argument, custom_op, fake_selection, fresh,
+                       index_argument, integer_argument, result_dtype, seed_argument, seed_value)
 from ..selection import Selection
 from ..validation import (
     as_tensor,
@@ -120,11 +120,7 @@ class KMeansPPOrdering:
             self._remaining = int((~self._selected).sum())
 
     def _add_labeled(self, labeled):
-        is_index = isinstance(labeled, (list, tuple, range)) and all(isinstance(v, int) for v in labeled)
-        if not is_index and not isinstance(labeled, (list, tuple)):
-            t, _ = as_tensor(labeled, "labeled")
-            is_index = not t.dtype.is_floating_point
-        if is_index:
+        if labeled_as_indices(labeled):
             idx = check_indices(labeled, len(self), "labeled")
             self._labeled_indices = idx.tolist()
             self._take_labeled(idx)
@@ -323,22 +319,22 @@ def _ordered(op, embeddings, k, generator, first, labeled, candidates, progress,
     parts, np_in = embedding_parts(embeddings)
     labeled_indices, labeled_embeddings = None, []
     if labeled is not None:
-        if _labeled_as_indices(labeled):
+        if labeled_as_indices(labeled):
             labeled_indices = index_argument(labeled, "labeled")
         else:
             labeled_embeddings = embedding_parts(labeled, "labeled")[0]
     if k is not None:
         k = integer_argument(k, "k" if op is _kmeanspp_op else "batch_size")
-    out = op(parts, k, seed_argument(generator), first, labeled_indices, labeled_embeddings,
-             index_argument(candidates, "candidates"), progress, backend)
+    out = op(parts, k, seed_argument(generator), choice_argument(first, "first", FIRST_CHOICES), labeled_indices,
+             labeled_embeddings, candidates_argument(candidates), None if progress is None else bool(progress), backend)
     return as_selection(out, np_in)
 
 
-def _labeled_as_indices(labeled):
+def labeled_as_indices(labeled):
     """``labeled`` names pool points (integers) rather than giving outside embeddings."""
     if isinstance(labeled, (list, tuple, range)):
         return all(isinstance(v, int) for v in labeled)
-    return not tensor_argument(labeled, "labeled").dtype.is_floating_point
+    return not as_tensor(labeled, "labeled")[0].dtype.is_floating_point
 
 
 def _embeddings(parts):

@@ -8,8 +8,8 @@ import torch
 
 from ..candidates import CandidatePool
 from ..information import validated_uncertainties
-from ..library import (as_selection, custom_op, fake_batch, fresh, index_argument, integer_argument, is_numpy,
-                       seed_argument, seed_value, tensor_argument)
+from ..library import (as_selection, candidates_argument, choice_argument, custom_op, fake_batch, fake_indices,
+                       fresh, integer_argument, is_numpy, seed_argument, seed_value, tensor_argument)
 from ..reference import gumbel_noise
 from ..validation import check_batch_size, check_log_probs_form, to_output
 
@@ -27,9 +27,9 @@ def select_uncertainty(log_probs, batch_size, *, score="entropy", candidates=Non
     running sum: a batch's margins do not add up to anything).
     ``torch.ops.kbald_kernels.select_uncertainty``.
     """
-    check_score(score, UNCERTAINTY_SCORES)
     out = _select_uncertainty_op(tensor_argument(log_probs, "log_probs"), integer_argument(batch_size, "batch_size"),
-                                 score, index_argument(candidates, "candidates"), backend)
+                                 choice_argument(score, "score", UNCERTAINTY_SCORES), candidates_argument(candidates),
+                                 backend)
     return as_selection(out, is_numpy(log_probs))
 
 
@@ -77,11 +77,7 @@ def candidate_subset(log_probs, size, *, score="random", generator=None, backend
     return to_output(out, is_numpy(log_probs))
 
 
-def _fake_subset(log_probs, size, *args, **kwargs):
-    return torch.empty(torch.sym_max(size, 0), dtype=torch.int64, device=log_probs.device)
-
-
-@custom_op("candidate_subset", _fake_subset)
+@custom_op("candidate_subset", lambda log_probs, size, *args, **kwargs: fake_indices(size, log_probs.device))
 def _candidate_subset_op(log_probs: torch.Tensor, size: int, score: str, seed: Optional[int],
                          backend: Optional[str] = None) -> torch.Tensor:
     check_score(score, PROXY_SCORES)
@@ -92,7 +88,7 @@ def _candidate_subset_op(log_probs: torch.Tensor, size: int, score: str, seed: O
     return _select_uncertainty_op(t, size, score, None, backend)[0].sort().values
 
 
-@custom_op("random_subset", lambda pool_size, size, seed: torch.empty(torch.sym_max(size, 0), dtype=torch.int64))
+@custom_op("random_subset", lambda pool_size, size, seed: fake_indices(size, "cpu"))
 def _random_subset_op(pool_size: int, size: int, seed: Optional[int]) -> torch.Tensor:
     """:func:`candidate_subset` of a pool given by its size alone (CPU indices)."""
     return _random_subset(pool_size, size, seed, torch.device("cpu"))
