@@ -258,3 +258,35 @@ def test_front_heuristic_drives_baals_active_learning_loop():
         else:
             np.testing.assert_array_equal(ours, labelled)
     assert len(ours) == 13
+
+
+def test_power_bald_falls_back_to_uniform_as_baal_does():
+    """Fewer informative points than the query: baal draws uniformly, and so does the front."""
+    _baal()
+    from baal.active.heuristics.aliases import PowerBALD
+
+    probs = _predictions(n=12)[1]
+    probs[3:] = 0.0
+    probs[3:, 0] = 1.0  # 9 certain points: BALD exactly 0
+    ranks, weights = front.PowerBALD(5, generator=2).get_ranks(probs)
+    np.testing.assert_allclose(weights, PowerBALD(5).get_ranks(probs)[1], rtol=1e-12)
+    assert len(set(ranks)) == 5
+    with pytest.raises(ValueError):
+        front.PowerBALD(13).get_ranks(probs)  # a query larger than the pool, as baal's choice refuses
+
+
+def test_one_item_lists_and_clear_errors():
+    probs, targets = _predictions(n=30)[1], _predictions(n=8, seed=4)[1]
+    np.testing.assert_array_equal(front.EPIG()([probs], [targets]), front.EPIG()(probs, targets))
+    with pytest.raises(ValueError, match="C >= 2 classes"):
+        front.BALD().compute_score(probs[:, :1])
+    with pytest.raises(ValueError, match="no point"):
+        front.Entropy().compute_score(probs[:0])
+
+
+def test_batchbald_applies_the_deprecated_shuffle():
+    probs = _predictions(n=40)[1]
+    with pytest.warns(DeprecationWarning):
+        shuffled = front.BatchBALD(3, shuffle_prop=0.9, generator=1)
+    np.random.seed(0)
+    assert not np.array_equal(shuffled(probs), front.BatchBALD(3, generator=1)(probs))

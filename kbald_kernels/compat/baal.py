@@ -21,7 +21,12 @@ chunks (as baal's ``ModelWrapper.predict_on_dataset_generator`` yields), scored
 chunk by chunk and ranked over the whole stream. Segmentation maps are scored per
 position on the kernels, in chunks of points under the workspace.
 
-Deliberate differences from baal: Entropy, Margin and Certainty of logits average
+Deliberate differences from baal: predictions holding NaN or +inf raise a
+ValueError naming the first (baal scores them and sets the score to 0 or 10 000);
+one class (a sigmoid output, C=1) is refused (pass [p, 1 - p]); float16/bfloat16
+probabilities are taken as probabilities (baal's tolerance takes them for
+logits); PowerBALD's draw is Gumbel-top-k keyed by its seed (the same law as
+baal's numpy draw, other points). Entropy, Margin and Certainty of logits average
 the probabilities over samples (the predictive distribution), where baal averages
 the logits before its softmax (Certainty: the largest averaged value, not
 softmaxed); BatchBALD's batch holds ``num_samples`` points (baal's holds one more,
@@ -59,6 +64,14 @@ class PredictionShapeError(ValueError, AssertionError):
     """Predictions of a shape the heuristic does not take (where baal fails an assert)."""
 
 
+def _shuffled(ranks, shuffle_prop):
+    """baal's deprecated shuffle: each rank swapped, with probability ``shuffle_prop``,
+    among the others drawn (numpy's global RNG, as baal)."""
+    drawn = np.nonzero(np.random.rand(ranks.shape[0]) < shuffle_prop)[0]
+    ranks[drawn] = ranks[np.random.permutation(drawn)]
+    return ranks
+
+
 class _Standalone:
     """baal's ``AbstractHeuristic`` contract, for when baal is not installed: the
     deprecated shuffle, the reductions, the non-finite fix, streams and ranks."""
@@ -89,11 +102,7 @@ class _Standalone:
             raise ValueError(f"cannot rank scores of {scores.ndim} dimensions; is the heuristic's reduction "
                              f"({self._reduction_name}) set?")
         ranks = np.argsort(scores)
-        if self.reversed:
-            ranks = ranks[::-1]
-        shuffled = np.nonzero(np.random.rand(ranks.shape[0]) < self.shuffle_prop)[0]
-        ranks[shuffled] = ranks[np.random.permutation(shuffled)]
-        return ranks
+        return _shuffled(ranks[::-1] if self.reversed else ranks, self.shuffle_prop)
 
     def get_ranks(self, predictions, target_predictions=None):
         if isinstance(predictions, types.GeneratorType):
@@ -150,13 +159,18 @@ def _single(predictions):
     return predictions
 
 
-def _positions(predictions, least_axes):
+def _positions(predictions, least_axes, name="predictions"):
     """(probabilities or logits as a tensor [N, C, ..., K] with K last, its spatial shape)."""
-    t, _ = as_tensor(predictions, "predictions")
+    t, _ = as_tensor(predictions, name)
     t = t.detach()
     if t.dim() < least_axes:
-        raise PredictionShapeError(f"predictions must be [N, C, ..., K] with at least {least_axes} axes, got shape "
+        raise PredictionShapeError(f"{name} must be [N, C, ..., K] with at least {least_axes} axes, got shape "
                                    f"{tuple(t.shape)}")
+    if t.shape[0] == 0 or t.shape[-1] == 0:
+        raise ValueError(f"{name} has no point or no sample: shape {tuple(t.shape)}")
+    if t.shape[1] < 2:
+        raise ValueError(f"{name} must have C >= 2 classes, got shape {tuple(t.shape)}; for one sigmoid output "
+                         "pass the two classes [p, 1 - p]")
     if t.dim() == 2:
         t = t.unsqueeze(-1)
     if not t.dtype.is_floating_point:
@@ -165,12 +179,19 @@ def _positions(predictions, least_axes):
 
 
 def _is_probabilities(t):
-    """baal's rule (to_prob): probabilities when every value is in [0, 1] and, with more
-    than one class, each position's classes sum to 1 (fp16/bf16: to their rounding)."""
-    bounded = bool((t.min() >= 0) & (t.max() <= 1))
+    """baal's rule (to_prob): probabilities when every value is in [0, 1] and each
+    position's classes sum to 1 (fp16/bf16: to their rounding, where baal's float64
+    tolerance would take them for logits). Read in chunks under the workspace."""
     atol = NORMALISATION_TOLERANCE[t.dtype] if t.dtype in (torch.float16, torch.bfloat16) else 1e-8
-    return bounded and (t.shape[1] == 1 or bool(torch.isclose(t.sum(1).double(), torch.ones((), dtype=torch.float64),
-                                                               rtol=1e-5, atol=atol).all()))
+    step = chunk_size(3 * t[0].numel() * 8, t.shape[0])
+    for start in range(0, t.shape[0], step):
+        chunk = t[start : start + step]
+        if not bool((chunk.min() >= 0) & (chunk.max() <= 1)):
+            return False
+        if not bool(torch.isclose(chunk.sum(1, dtype=torch.float64), torch.ones((), dtype=torch.float64),
+                                  rtol=1e-5, atol=atol).all()):
+            return False
+    return True
 
 
 def _position_chunks(t, spatial, mean_first=False):
@@ -198,7 +219,7 @@ def _position_chunks(t, spatial, mean_first=False):
 def to_log_probs(predictions, name="predictions"):
     """baal's classification predictions ``[N, C, K]`` or ``[N, C]`` (probabilities, or
     logits when they are not probabilities) as log-probabilities ``[N, K, C]``."""
-    t, spatial = _positions(predictions, 2)
+    t, spatial = _positions(_single(predictions), 2, name)
     if spatial:
         raise PredictionShapeError(f"{name} must be [N, C, K] or [N, C] classification outputs, got shape "
                                    f"{tuple(t.shape)}")
@@ -262,6 +283,7 @@ class EPIG(_Front):
     def compute_score(self, predictions, target_predictions=None):
         if target_predictions is None:
             raise ValueError("EPIG needs target_predictions [T, C, K]")
+        predictions, target_predictions = _single(predictions), _single(target_predictions)
         for x, name in ((predictions, "predictions"), (target_predictions, "target_predictions")):
             if isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim != 3:
                 raise PredictionShapeError(f"EPIG takes classification outputs: {name} must be [N, C, K], "
@@ -318,7 +340,7 @@ class BatchBALD(_Front):
         others[picks] = False
         others = others.nonzero().view(-1)
         by_bald = torch.sort(bald(log_probs, backend=self.backend).cpu()[others], descending=True, stable=True)
-        return torch.cat([picks, others[by_bald.indices]]).numpy(), scores.numpy()
+        return _shuffled(torch.cat([picks, others[by_bald.indices]]).numpy(), self.shuffle_prop), scores.numpy()
 
 
 class PowerBALD(BALD):
@@ -342,11 +364,12 @@ class PowerBALD(BALD):
         else:
             scores = self.get_uncertainties(predictions)
         scores = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float64))
-        size = check_batch_size(min(self.query_size, scores.shape[0]), scores.shape[0], "query_size")
-        draw = stochastic_order(scores, size, "power", self.temperature, seed_from(self.generator))
+        size = check_batch_size(self.query_size, scores.shape[0], "query_size")
         weights = scores.numpy().clip(0) ** (1 / self.temperature)
-        if not weights.sum() > 0:  # every BALD is 0 (one sample a point): uniform, as baal falls back to
+        if np.count_nonzero(weights) < size:  # too few informative points: uniform, as baal falls back to
             weights = np.ones_like(weights)
+            scores = torch.ones_like(scores)
+        draw = stochastic_order(scores, size, "power", self.temperature, seed_from(self.generator))
         return _numpy(draw), weights / weights.sum()
 
 

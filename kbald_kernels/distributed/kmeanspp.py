@@ -74,8 +74,11 @@ class KMeansPPOrdering(single.KMeansPPOrdering):
         self._seed = self._shard.same_seed(generator)
         device = self._embeddings.device
         self._min_distances_to = implementation("min_squared_distances", backend, device, strict=False)
-        # The host twin scans for each step's candidate where it would run the single-process step.
+        # The host twin scans for each step's candidate where it would run the single-process step
+        # (factors stored in two dtypes take the reference there, and its torch.log here).
+        parts = _parts(self._embeddings)
         self._host_step = (device.type == "cpu" and self._embeddings.dtype == torch.float32
+                           and len({t.dtype for t in parts}) == 1
                            and choose_backend("kmeanspp_steps", backend, device, strict=False) == "cuda")
         self._selected = torch.zeros(len(self._embeddings), dtype=torch.bool, device=device)
         self._min_distances = torch.full((len(self._embeddings),), math.inf, dtype=self._embeddings.dtype,

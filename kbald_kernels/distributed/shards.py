@@ -145,7 +145,7 @@ class Shard:
         keys = [torch.nan_to_num(k.to(torch.float64), nan=-math.inf) for k in keys]
         payload = keys[-1] if payload is None else payload.to(torch.float64)
         if not self.size:
-            return self.best_of([-math.inf] * len(keys), -1)
+            return self.best_of([-math.inf] * len(keys), -1, None)
         # Local rows are in global order, so the first local maximum has the smallest global index.
         candidates = torch.ones(self.size, dtype=torch.bool, device=self.device)
         for key in keys:
@@ -154,7 +154,7 @@ class Shard:
         index = self._rows[local].to(torch.float64)
         return self._gathered_best(torch.stack([*(k[local] for k in keys), index, payload[local]]))
 
-    def best_of(self, keys, local, payload=None):
+    def best_of(self, keys, local, payload):
         """:meth:`best` from this rank's own choice, made elsewhere (a host step): local
         row ``local`` (-1: none here) with ``keys`` (floats) and its ``payload`` value
         (a [size] tensor). The same all-gather."""
