@@ -182,16 +182,15 @@ def _is_probabilities(t):
     """baal's rule (to_prob): probabilities when every value is in [0, 1] and each
     position's classes sum to 1 (fp16/bf16: to their rounding, where baal's float64
     tolerance would take them for logits). Read in chunks under the workspace."""
-    atol = NORMALISATION_TOLERANCE[t.dtype] if t.dtype in (torch.float16, torch.bfloat16) else 1e-8
-    step = chunk_size(3 * t[0].numel() * 8, t.shape[0])
-    for start in range(0, t.shape[0], step):
-        chunk = t[start : start + step]
-        if not bool((chunk.min() >= 0) & (chunk.max() <= 1)):
-            return False
-        if not bool(torch.isclose(chunk.sum(1, dtype=torch.float64), torch.ones((), dtype=torch.float64),
-                                  rtol=1e-5, atol=atol).all()):
-            return False
-    return True
+    if not bool((t.min() >= 0) & (t.max() <= 1)):
+        return False
+    low_precision = t.dtype in (torch.float16, torch.bfloat16)
+    atol = NORMALISATION_TOLERANCE[t.dtype] if low_precision else 1e-8
+    dtype = torch.float32 if low_precision else t.dtype  # as baal's numpy sums: in the input's precision
+    step = chunk_size(2 * (t[0].numel() // t.shape[1]) * 8, t.shape[0])
+    one = torch.ones((), dtype=dtype)
+    return all(bool(torch.isclose(t[start : start + step].sum(1, dtype=dtype), one, rtol=1e-5, atol=atol).all())
+               for start in range(0, t.shape[0], step))
 
 
 def _position_chunks(t, spatial, mean_first=False):
