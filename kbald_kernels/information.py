@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from . import kernel_ops
+from . import kernel_ops  # noqa: F401  (registers the kernels' ops before the public ones)
 from .backends import implementation
 from .library import (custom_op, fake_per_point, fresh, index_argument, integer_argument, is_numpy, leading,
                       optional_tensor, result_dtype, seed_argument, seeded_generator, tensor_argument)
@@ -34,7 +34,9 @@ def validated_uncertainties(t, backend, strict=True, name="log_probs", rows=None
 
 
 def _validated(op, t, backend, strict, name, rows):
-    *terms, invalid = getattr(kernel_ops, op)(t, backend, strict)
+    # The implementation itself, not the ``entropies`` op: this pass opens every call,
+    # and a nested dispatch (with its fresh copies) would double a small pool's cost.
+    *terms, invalid = implementation(op, backend, t.device, strict)(t)
     confirm_log_probs(t, invalid, name, rows)
     return tuple(terms)
 

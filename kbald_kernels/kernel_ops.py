@@ -5,10 +5,11 @@ Each dispatches on ``backend`` and the input's device
 as "auto" would) and returns what that implementation returns, as fresh tensors.
 They take validated input, as the kernels do: the public functions validate.
 Ops that update running state in place (increments, selected flags, distances)
-declare it in their schema. The acquisitions over log-probabilities call these
-ops; the k-means++ orderings call the same implementations on their embeddings
-objects (which keep the factored norms across steps), and the two k-means++ ops
-are for other libraries.
+declare it in their schema. The greedy loops over log-probabilities call these
+ops for their steps; the validating first pass of every call and the k-means++
+orderings (whose embeddings objects keep the factored norms across steps) call
+the same implementations directly, so ``entropies``, ``uncertainties`` and the
+two k-means++ ops are entry points for other libraries.
 """
 
 from typing import Optional
