@@ -10,7 +10,6 @@ from typing import Optional
 
 import torch
 
-from . import kernel_ops  # noqa: F401  (registers the kernels' ops before the public ones)
 from .backends import implementation
 from .library import (custom_op, fake_per_point, fresh, index_argument, integer_argument, is_numpy, leading,
                       optional_tensor, result_dtype, seed_argument, seeded_generator, tensor_argument)

@@ -222,7 +222,8 @@ def to_log_probs(predictions, name="predictions"):
     if spatial:
         raise PredictionShapeError(f"{name} must be [N, C, K] or [N, C] classification outputs, got shape "
                                    f"{tuple(t.shape)}")
-    return torch.cat(list(_position_chunks(t, ())))
+    # One conversion of the whole (chunks joined by a cat would hold the pool twice).
+    return as_log_probs(t, layout="NCK", kind="probs" if _is_probabilities(t) else "logits")
 
 
 def _numpy(x):
