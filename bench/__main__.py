@@ -1,13 +1,13 @@
 """Every benchmark report in one run: ``python -m bench [--device cuda] [--quick]``.
 
-Runs bench.information, bench.epig, bench.batchbald, bench.kmeanspp, bench.scaling and bench.ops
-with the same options, and bench.fronts (baal's heuristics against the front) and bench.distributed (gloo processes on the CPU); each writes its Markdown
+Runs bench.information, bench.epig, bench.batchbald, bench.kmeanspp, bench.classes, bench.scaling and
+bench.ops with the same options, and bench.fronts (baal's heuristics against the front) and bench.distributed (gloo processes on the CPU); each writes its Markdown
 and JSON report (scaling also a PNG plot) under bench/results/ and prints its table.
 """
 
 import argparse
 
-from . import batchbald, distributed, epig, fronts, information, kmeanspp, ops, scaling
+from . import batchbald, classes, distributed, epig, fronts, information, kmeanspp, ops, scaling
 
 
 def main(argv=None):
@@ -20,6 +20,7 @@ def main(argv=None):
     epig.main(common)
     batchbald.main(common)
     kmeanspp.main(common)
+    classes.main(common)
     scaling.main(common)
     ops.main(common)
     fronts.main(["--quick"] if args.quick else [])

@@ -12,7 +12,7 @@ lease that ends early still leaves everything done so far:
   compile   every Triton launch compiled for sm_90/sm_80, registers and spills
   traffic   launches and device→host reads per pick of every greedy loop
   tests     the whole suite, natively (no Triton interpreter on a CUDA machine)
-  information, epig, batchbald, kmeanspp, scaling, ops
+  information, epig, batchbald, kmeanspp, classes, scaling, ops
             the full benchmark reports ("bench": all of them)
 
 The first three have shares (build 150 s, smoke 180 s, headline 150 s); the rest
@@ -37,7 +37,7 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_REPORTS = ("information", "epig", "batchbald", "kmeanspp", "scaling", "ops")
+BENCH_REPORTS = ("information", "epig", "batchbald", "kmeanspp", "classes", "scaling", "ops")
 ORDER = ("build", "smoke", "headline", "compile", "traffic", "tests", *BENCH_REPORTS)
 NEEDS_GPU = {"build", "smoke", "headline", "tests", *BENCH_REPORTS}
 # Seconds a stage may take at most; the others take what is left.

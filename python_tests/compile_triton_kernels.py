@@ -109,7 +109,8 @@ def _record(kernel, *args, grid, warmup, first_config=True, **kwargs):
 
 
 def _record_every_config(tuner, *args, **kwargs):
-    for number, config in enumerate(tuner.configs):
+    tuner.nargs = dict(zip(tuner.arg_names, args))  # what the tuner's own pruning reads
+    for number, config in enumerate(tuner.prune_configs(kwargs)):
         tuner.fn.run(*args, **kwargs, **config.all_kwargs(), first_config=number == 0)
 
 
@@ -119,11 +120,12 @@ def _log_probs(n, k, c, dtype):
 
 def drive_launchers():
     """Call every launcher on shapes that select each of its specialisations: every
-    class-padding width (C = 3, 10, 17, 100 pad to 4, 16, 32, 128; the triple kernel
-    also at C = 7 and 32), every input dtype,
-    K below the K block, both pairwise layouts, every k-means++ mode and embedding kind."""
+    class-padding width (C = 3, 10, 17, 100 pad to 4, 16, 32, 128; C = 257 and 1 000
+    take the kernels' class blocks; the triple kernel also at C = 7 and 32), every
+    input dtype, K below the K block, both pairwise layouts, every k-means++ mode and
+    embedding kind."""
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
-        for c in (3, 10, 17, 100):
+        for c in (3, 10, 17, 100, 257, 1000):
             lp = _log_probs(9, 20, c, dtype)
             information_terms.entropies(lp)
             information_terms.uncertainties(lp)
@@ -134,7 +136,7 @@ def drive_launchers():
                 kbald_step.kbald_pairwise_steps(lp, entropy, torch.zeros(9), torch.zeros(9, dtype=torch.bool),
                                                 newest, 2)
             kbald_step.mutual_information_with_pick(lp, entropy, torch.tensor([1]))
-        for c in (3, 7, 10, 17, 32):
+        for c in (3, 7, 10, 17, 32, 100, 1000):
             lp = _log_probs(9, 20, c, dtype)
             kbald_step.add_triple_interactions(lp, torch.zeros(9), torch.zeros(3, 9), torch.tensor([0, 1, 2]),
                                                torch.zeros(9))

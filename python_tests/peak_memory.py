@@ -35,7 +35,7 @@ import torch
 import kbald_kernels as kb
 
 call, n, dtype = sys.argv[1], int(sys.argv[2]), getattr(torch, sys.argv[3])
-K, C, D = {samples}, {classes}, {features}
+K, C, D = (int(v) for v in sys.argv[4:7])
 
 
 def make(n):
@@ -64,17 +64,21 @@ with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
 before = status("VmRSS")
 eval(call)
-print(json.dumps({{"extra": status("VmHWM") - before, "pool": pool.nbytes, "embeddings": embeddings.nbytes}}))
-""".format(samples=SAMPLES, classes=CLASSES, features=FEATURES)
+print(json.dumps({"extra": status("VmHWM") - before, "pool": pool.nbytes, "embeddings": embeddings.nbytes}))
+"""
 
 
-def peak_extra_bytes(call, n_points, dtype="float16", workspace=None):
-    """{"extra", "pool", "embeddings"} in bytes for one call of CALLS, measured in a fresh process."""
+def peak_extra_bytes(call, n_points, dtype="float16", workspace=None, samples=SAMPLES, classes=CLASSES,
+                     features=FEATURES):
+    """{"extra", "pool", "embeddings"} in bytes for one call of CALLS, measured in a fresh process, on a
+    pool [n_points, samples, classes] and embeddings [n_points, features] (BADGE: the last ``classes``
+    columns are the residuals, the rest the features)."""
     env = dict(os.environ)
     env.pop("TRITON_INTERPRET", None)
     if workspace is not None:
         env["KBALD_WORKSPACE_BYTES"] = str(workspace)
-    out = subprocess.run([sys.executable, "-c", _CHILD, CALLS[call], str(n_points), dtype], env=env,
+    shape = (str(samples), str(classes), str(features))
+    out = subprocess.run([sys.executable, "-c", _CHILD, CALLS[call], str(n_points), dtype, *shape], env=env,
                          capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         raise RuntimeError(f"{call} failed:\n{out.stderr[-3000:]}")

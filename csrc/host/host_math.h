@@ -66,18 +66,17 @@ typedef int32_t IntLanes __attribute__((vector_size(64), aligned(4)));
 }
 
 // Σ over rows c0 .. c0+kRows-1 (all < C) of the joint J[c, d] = mean_k p[k, c]·s[k, d]
-// of one pool point p [K, C] and the pick s, given padded to [K, 16·kVectors] with
-// zero columns (which add -0·log 0 = 0), of -J log J. The kRows × kVectors tile lives
+// of one pool point p [K, C] and 16·kVectors columns of the pick s (rows `stride`
+// floats apart, zero columns past C adding -0·log 0 = 0), of -J log J. The kRows × kVectors tile lives
 // in registers over all of K: per k, kVectors loads of s and kRows·kVectors
 // independent vector FMAs. The terms add up lane-wise (at most 8 to a lane), then
 // across the lanes, in float; the caller adds tiles in double.
 template <int64_t kVectors, int64_t kRows>
-[[gnu::always_inline]] inline float joint_rows_entropy(const float* p, const float* pick, int64_t samples,
-                                                       int64_t classes, int64_t c0, float inverse) {
-  constexpr int64_t kPadded = kVectors * kLanesPerVector;
+[[gnu::always_inline]] inline float joint_rows_entropy(const float* p, const float* pick, int64_t stride,
+                                                       int64_t samples, int64_t classes, int64_t c0, float inverse) {
   Lanes tile[kRows][kVectors] = {};
   for (int64_t k = 0; k < samples; ++k) {
-    const Lanes* s = reinterpret_cast<const Lanes*>(pick + k * kPadded);
+    const Lanes* s = reinterpret_cast<const Lanes*>(pick + k * stride);
     for (int64_t r = 0; r < kRows; ++r) {
       const float a = p[k * classes + c0 + r];
       for (int64_t v = 0; v < kVectors; ++v) tile[r][v] += a * s[v];
@@ -89,42 +88,46 @@ template <int64_t kVectors, int64_t kRows>
   return horizontal_sum(terms);
 }
 
-// H of that joint over all C rows: tiles of kRows rows (8 lanes-vectors of
-// accumulators), then the rest in tiles of 4, 2 and 1, so no row past C is computed.
-// always_inline: GCC does not otherwise inline it into the per-instruction-set clones.
+// Σ -J log J over all C rows and those 16·kVectors columns: tiles of kRows rows (8
+// lanes-vectors of accumulators), then the rest in tiles of 4, 2 and 1, so no row
+// past C is computed. always_inline: GCC does not otherwise inline it into the
+// per-instruction-set clones.
 template <int64_t kVectors>
-[[gnu::always_inline]] inline float pair_joint_entropy(const float* p, const float* pick, int64_t samples,
-                                                       int64_t classes) {
+[[gnu::always_inline]] inline double pair_joint_entropy_columns(const float* p, const float* pick, int64_t stride,
+                                                                int64_t samples, int64_t classes) {
   constexpr int64_t kRows = kVectors >= 8 ? 1 : 8 / kVectors;
   const float inverse = 1.0f / static_cast<float>(samples);
   double h = 0.0;
   int64_t c0 = 0;
   for (; c0 + kRows <= classes; c0 += kRows)
-    h += joint_rows_entropy<kVectors, kRows>(p, pick, samples, classes, c0, inverse);
+    h += joint_rows_entropy<kVectors, kRows>(p, pick, stride, samples, classes, c0, inverse);
   if constexpr (kRows > 4) {
     if (c0 + 4 <= classes) {
-      h += joint_rows_entropy<kVectors, 4>(p, pick, samples, classes, c0, inverse);
+      h += joint_rows_entropy<kVectors, 4>(p, pick, stride, samples, classes, c0, inverse);
       c0 += 4;
     }
   }
   if constexpr (kRows > 2) {
     if (c0 + 2 <= classes) {
-      h += joint_rows_entropy<kVectors, 2>(p, pick, samples, classes, c0, inverse);
+      h += joint_rows_entropy<kVectors, 2>(p, pick, stride, samples, classes, c0, inverse);
       c0 += 2;
     }
   }
   if constexpr (kRows > 1) {
-    if (c0 < classes) h += joint_rows_entropy<kVectors, 1>(p, pick, samples, classes, c0, inverse);
+    if (c0 < classes) h += joint_rows_entropy<kVectors, 1>(p, pick, stride, samples, classes, c0, inverse);
   }
-  return static_cast<float>(h);
+  return h;
 }
 
-// The register-row widths of pair_joint_entropy (C <= 16, 32, 64, 128), each cloned
-// per instruction set (host_math.cpp).
+// H(J) of one pool point against the pick padded to padded_classes(C) columns: C <=
+// 16, 32, 64, 128 in one register row of that width; wider C in column blocks of 128
+// (the pool point's K·C floats, re-read per block, stay in L1/L2). Each cloned per
+// instruction set (host_math.cpp).
 float pair_joint_entropy_16(const float* p, const float* pick, int64_t samples, int64_t classes);
 float pair_joint_entropy_32(const float* p, const float* pick, int64_t samples, int64_t classes);
 float pair_joint_entropy_64(const float* p, const float* pick, int64_t samples, int64_t classes);
 float pair_joint_entropy_128(const float* p, const float* pick, int64_t samples, int64_t classes);
+float pair_joint_entropy_wide(const float* p, const float* pick, int64_t samples, int64_t classes);
 
 using PairJointEntropy = float (*)(const float*, const float*, int64_t, int64_t);
 
@@ -146,16 +149,17 @@ void for_each_point_probs(const LogProbs<T>& log_probs, int64_t points, int64_t 
   }
 }
 
-// Class paddings of 16, 32, 64 and 128 lanes cover C <= 128 (the bindings refuse more).
+// Class paddings of 16, 32, 64 and 128 lanes, and past 128 a multiple of 128.
 inline int64_t padded_classes(int64_t classes) {
-  return classes <= 16 ? 16 : classes <= 32 ? 32 : classes <= 64 ? 64 : 128;
+  return classes <= 16 ? 16 : classes <= 32 ? 32 : classes <= 64 ? 64 : (classes + 127) / 128 * 128;
 }
 
 inline PairJointEntropy pair_joint_entropy_for(int64_t padded) {
   return padded == 16 ? pair_joint_entropy_16
          : padded == 32 ? pair_joint_entropy_32
          : padded == 64 ? pair_joint_entropy_64
-                        : pair_joint_entropy_128;
+         : padded == 128 ? pair_joint_entropy_128
+                         : pair_joint_entropy_wide;
 }
 
 // The probabilities read(r, k, c) of `rows` rows [K, C] into [rows, K, padded] with

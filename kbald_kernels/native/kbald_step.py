@@ -14,7 +14,7 @@ def _mutual_information_with(log_probs, entropy, pick, out):
 def mutual_information_with_pick(log_probs, entropy, pick):
     """:func:`kbald_kernels.reference.mutual_information_with_pick` on the host C++
     module (the 2-BALD step's pass), for CPU tensors: float32 [N]. fp32/fp16/bf16 and
-    strided input are read as stored; float64 and C above 128 go to the reference."""
+    strided input are read as stored; float64 goes to the reference."""
     import torch
 
     from .. import reference
@@ -30,8 +30,8 @@ def kbald_pairwise_steps(log_probs, entropy, increment, selected, newest, n_step
     """:func:`kbald_kernels.reference.kbald_pairwise_steps` with each step's pass over
     the pool (I[Y_n; Y_newest] for every n) on the host C++ module, for CPU tensors.
 
-    fp32/fp16/bf16 and strided input are read as stored; float64 and C above 128 go
-    to the reference.
+    fp32/fp16/bf16 and strided input are read as stored; float64 goes to the
+    reference.
     """
     import torch
 

@@ -6,8 +6,8 @@ from .modules import module_for, pool_arguments, takes_pair_pass
 
 def pairwise_mutual_information(a, b=None, entropies_ab=None):
     """:func:`kbald_kernels.reference.pairwise_mutual_information` on the host C++
-    module for CPU tensors: float32 [Na, Nb], both pools read as stored. float64 and
-    C above 128 go to the reference."""
+    module for CPU tensors: float32 [Na, Nb], both pools read as stored. float64 goes
+    to the reference."""
     import torch
 
     from .. import reference

@@ -19,8 +19,10 @@ from .. import reference
 from ..reference.normalisation import normalisation_bounds
 from .launch import on_device, warp_configs
 
-BLOCK_N = 16
 BLOCK_K = 16
+# Class means [BLOCK_N, BLOCK_C] a program holds: 16 points of 128 classes, fewer
+# points as C widens (2 at C = 1 000), so wide C stays in registers.
+CLASS_MEANS = 2048
 
 
 @triton.autotune(configs=warp_configs(), key=["n_samples", "n_classes"])
@@ -102,13 +104,14 @@ def _information_terms(log_probs, confidence):
     out = torch.full((4 if confidence else 2, n_points), math.nan, dtype=torch.float32, device=device)
     invalid = torch.zeros((), dtype=torch.int32, device=device)
     block_c = triton.next_power_of_2(n_classes)
-    widest = min(BLOCK_K, triton.next_power_of_2(n_samples), 4096 // (BLOCK_N * block_c))
+    block_n = max(1, min(16, CLASS_MEANS // block_c))
+    widest = min(BLOCK_K, triton.next_power_of_2(n_samples), 2 * CLASS_MEANS // (block_n * block_c))
     block_k = _k_block(n_samples, max(1, widest))
     with on_device(device):
-        _information_terms_kernel[(triton.cdiv(n_points, BLOCK_N),)](
+        _information_terms_kernel[(triton.cdiv(n_points, block_n),)](
             log_probs, *log_probs.stride(), n_points, n_samples, n_classes, *normalisation_bounds(log_probs.dtype),
             *(out if confidence else (out[0], out[1], out[0], out[1])), invalid,
-            CONFIDENCE=confidence, BLOCK_N=BLOCK_N, BLOCK_K=block_k, BLOCK_C=block_c)
+            CONFIDENCE=confidence, BLOCK_N=block_n, BLOCK_K=block_k, BLOCK_C=block_c)
     if confidence:
         return out[0], out[1], out[2], out[3], invalid
     return out[0], out[1], None, None, invalid

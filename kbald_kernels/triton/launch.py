@@ -18,3 +18,15 @@ def warp_configs(warps=(4, 8)):
     if os.environ.get("TRITON_INTERPRET", "") == "1":
         return [triton.Config({}, num_warps=warps[0])]
     return [triton.Config({}, num_warps=w, num_stages=s) for w in warps for s in (2, 3)]
+
+
+def prune_wide_float32(stages, pool):
+    """``early_config_prune`` keeping only the pipeline depths ``stages`` for WIDE tiles
+    (classes in blocks) of a float32 ``pool`` argument, where ptxas spilled at the
+    others (python_tests/compile_triton_kernels.py, which compiles what this keeps)."""
+    def prune(configs, named_args, **kwargs):
+        if not kwargs.get("WIDE") or named_args[pool].dtype != torch.float32:
+            return configs
+        kept = [config for config in configs if config.num_stages in stages]
+        return kept or configs  # the interpreter's single config has no pipeline
+    return prune
