@@ -46,8 +46,8 @@ _REGISTRY["mutual_information_with_pick"]["triton"] = (
     "kbald_kernels.triton.kbald_step:mutual_information_with_pick")
 _REGISTRY["add_triple_interactions"]["triton"] = "kbald_kernels.triton.kbald_step:add_triple_interactions"
 for _op in ("joint_entropy", "accumulate_joint_entropy", "entropies", "uncertainties", "kbald_pairwise_steps",
-            "mutual_information_with_pick", "epig", "kmeanspp_steps", "pairwise_mutual_information",
-            "min_squared_distances"):
+            "mutual_information_with_pick", "add_triple_interactions", "epig", "kmeanspp_steps",
+            "pairwise_mutual_information", "min_squared_distances"):
     _REGISTRY[_op]["cuda"] = f"kbald_kernels.native:{_op}"
 _REGISTRY["kmeanspp_steps"]["triton"] = "kbald_kernels.triton.kmeanspp_step:kmeanspp_steps"
 _REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_step:min_squared_distances"
@@ -55,11 +55,12 @@ _REGISTRY["min_squared_distances"]["triton"] = "kbald_kernels.triton.kmeanspp_st
 
 # Ops whose "cuda" implementation also runs CPU tensors, on the host C++ twin.
 _HOST_TWINS = frozenset({"joint_entropy", "accumulate_joint_entropy", "entropies", "uncertainties",
-                         "kbald_pairwise_steps", "mutual_information_with_pick", "epig", "kmeanspp_steps",
-                         "pairwise_mutual_information", "min_squared_distances"})
+                         "kbald_pairwise_steps", "mutual_information_with_pick", "add_triple_interactions", "epig",
+                         "kmeanspp_steps", "pairwise_mutual_information", "min_squared_distances"})
 # Of those, the ones whose GPU kernel is Triton: "cuda" runs them on CPU tensors only.
 _HOST_ONLY_TWINS = frozenset({"entropies", "uncertainties", "kbald_pairwise_steps", "mutual_information_with_pick",
-                              "epig", "kmeanspp_steps", "pairwise_mutual_information", "min_squared_distances"})
+                              "add_triple_interactions", "epig", "kmeanspp_steps", "pairwise_mutual_information",
+                              "min_squared_distances"})
 
 
 class BackendUnavailableError(RuntimeError):

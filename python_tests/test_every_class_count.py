@@ -115,6 +115,8 @@ def test_triple_interaction_update_at_every_class_count(c, monkeypatch):
                                                  start.double())
     got = kbald_step.add_triple_interactions(lp, entropy, pair_entropies, picks, start.clone())
     torch.testing.assert_close(got.double(), expected, rtol=1e-4, atol=5e-5)
+    host = native.add_triple_interactions(lp, entropy, pair_entropies, picks, start.clone())
+    torch.testing.assert_close(host.double(), expected, rtol=1e-4, atol=5e-5)
 
 
 @pytest.mark.parametrize("c", [2, 10, 33, 100])

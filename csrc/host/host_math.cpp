@@ -13,20 +13,25 @@ void exp_keeping_nan(const float* x, float* p, int64_t count) {
 }
 
 // The register-row widths, each cloned per instruction set.
-KBALD_CPU_CLONES float pair_joint_entropy_16(const float* p, const float* pick, int64_t samples, int64_t classes) {
+KBALD_CPU_CLONES float pair_joint_entropy_16(const float* p, const float* pick, int64_t samples, int64_t classes,
+                                        int64_t) {
   return static_cast<float>(pair_joint_entropy_columns<1>(p, pick, 16, samples, classes));
 }
-KBALD_CPU_CLONES float pair_joint_entropy_32(const float* p, const float* pick, int64_t samples, int64_t classes) {
+KBALD_CPU_CLONES float pair_joint_entropy_32(const float* p, const float* pick, int64_t samples, int64_t classes,
+                                        int64_t) {
   return static_cast<float>(pair_joint_entropy_columns<2>(p, pick, 32, samples, classes));
 }
-KBALD_CPU_CLONES float pair_joint_entropy_64(const float* p, const float* pick, int64_t samples, int64_t classes) {
+KBALD_CPU_CLONES float pair_joint_entropy_64(const float* p, const float* pick, int64_t samples, int64_t classes,
+                                        int64_t) {
   return static_cast<float>(pair_joint_entropy_columns<4>(p, pick, 64, samples, classes));
 }
-KBALD_CPU_CLONES float pair_joint_entropy_128(const float* p, const float* pick, int64_t samples, int64_t classes) {
+KBALD_CPU_CLONES float pair_joint_entropy_128(const float* p, const float* pick, int64_t samples, int64_t classes,
+                                        int64_t) {
   return static_cast<float>(pair_joint_entropy_columns<8>(p, pick, 128, samples, classes));
 }
-KBALD_CPU_CLONES float pair_joint_entropy_wide(const float* p, const float* pick, int64_t samples, int64_t classes) {
-  const int64_t stride = padded_classes(classes);
+KBALD_CPU_CLONES float pair_joint_entropy_wide(const float* p, const float* pick, int64_t samples, int64_t classes,
+                                          int64_t columns) {
+  const int64_t stride = padded_classes(columns);
   double h = 0.0;
   for (int64_t d0 = 0; d0 < stride; d0 += 128)
     h += pair_joint_entropy_columns<8>(p, pick + d0, stride, samples, classes);

@@ -119,17 +119,19 @@ template <int64_t kVectors>
   return h;
 }
 
-// H(J) of one pool point against the pick padded to padded_classes(C) columns: C <=
-// 16, 32, 64, 128 in one register row of that width; wider C in column blocks of 128
-// (the pool point's K·C floats, re-read per block, stay in L1/L2). Each cloned per
-// instruction set (host_math.cpp).
-float pair_joint_entropy_16(const float* p, const float* pick, int64_t samples, int64_t classes);
-float pair_joint_entropy_32(const float* p, const float* pick, int64_t samples, int64_t classes);
-float pair_joint_entropy_64(const float* p, const float* pick, int64_t samples, int64_t classes);
-float pair_joint_entropy_128(const float* p, const float* pick, int64_t samples, int64_t classes);
-float pair_joint_entropy_wide(const float* p, const float* pick, int64_t samples, int64_t classes);
+// H(J) of one pool point against a pick (or any columns: 3-BALD's pair outer
+// products) padded to padded_classes(columns) columns: up to 16, 32, 64, 128 in one
+// register row of that width; wider in column blocks of 128 (the pool point's K·C
+// floats, re-read per block, stay in L1/L2). Each cloned per instruction set
+// (host_math.cpp).
+float pair_joint_entropy_16(const float* p, const float* pick, int64_t samples, int64_t classes, int64_t columns);
+float pair_joint_entropy_32(const float* p, const float* pick, int64_t samples, int64_t classes, int64_t columns);
+float pair_joint_entropy_64(const float* p, const float* pick, int64_t samples, int64_t classes, int64_t columns);
+float pair_joint_entropy_128(const float* p, const float* pick, int64_t samples, int64_t classes, int64_t columns);
+float pair_joint_entropy_wide(const float* p, const float* pick, int64_t samples, int64_t classes, int64_t columns);
 
-using PairJointEntropy = float (*)(const float*, const float*, int64_t, int64_t);
+// H(J) of one pool point p [K, C] against `columns` columns [K, padded_classes(columns)].
+using PairJointEntropy = float (*)(const float*, const float*, int64_t, int64_t, int64_t);
 
 // body(n, p) for every pool point n with its probabilities p = exp(x) [K, C] (NaN
 // kept), OpenMP over points, each thread widening and exponentiating into its own

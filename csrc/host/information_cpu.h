@@ -29,6 +29,14 @@ template <typename T>
 void mutual_information_with_pick(const LogProbs<T>& log_probs, const float* entropy, int64_t pick, float* out,
                                   int64_t points, int64_t samples, int64_t classes);
 
+// out[n] = H(mean_k p[n, k, :] ⊗ columns[k, :]) for contiguous float32 columns
+// [K, width] (3-BALD: the outer products p[s, k, a]·p[t, k, b] of two picks, a chunk
+// of the C² pairs at a time): the three-way joint of (n, s, t), never stored beyond
+// one point's C × 128 block.
+template <typename T>
+void joint_entropy_with_columns(const LogProbs<T>& log_probs, const float* columns, int64_t width, float* out,
+                                int64_t points, int64_t samples, int64_t classes);
+
 // The same for a pool given as contiguous float32 probabilities [N, K, C] (a greedy
 // loop that exponentiated it once, where that copy fits its workspace).
 void mutual_information_with_pick_of_probs(const float* probs, const float* entropy, int64_t pick, float* out,
@@ -36,7 +44,7 @@ void mutual_information_with_pick_of_probs(const float* probs, const float* entr
 
 // out[n, m] = I[Y_n; Y_m] = entropy_a[n] + entropy_b[m] - H(mean_k p_a[n, k, :] ⊗ p_b[m, k, :])
 // for two pools of log-probabilities [Na, K, C] and [Nb, K, C] of one element type,
-// C <= 128, into contiguous float32 [Na, Nb]: b is padded a block of rows at a time
+// into contiguous float32 [Na, Nb]: b is padded a block of rows at a time
 // (its whole padded copy is never held), each block read from cache by every point of a.
 template <typename T>
 void pairwise_mutual_information(const LogProbs<T>& a, const float* entropy_a, const LogProbs<T>& b,

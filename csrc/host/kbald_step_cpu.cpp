@@ -13,7 +13,7 @@ void mutual_information_with_pick(const LogProbs<T>& log_probs, const float* ent
   const PairJointEntropy joint_entropy = pair_joint_entropy_for(padded);
   const float pick_entropy = entropy[pick];
   for_each_point_probs(log_probs, points, samples, classes, [&](int64_t n, const float* p) {
-    out[n] = entropy[n] + pick_entropy - joint_entropy(p, pick_probs.data(), samples, classes);
+    out[n] = entropy[n] + pick_entropy - joint_entropy(p, pick_probs.data(), samples, classes, classes);
   });
 }
 
@@ -27,12 +27,26 @@ void mutual_information_with_pick_of_probs(const float* probs, const float* entr
   const float pick_entropy = entropy[pick];
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < points; ++n)
-    out[n] = entropy[n] + pick_entropy - joint_entropy(probs + n * count, pick_probs.data(), samples, classes);
+    out[n] = entropy[n] + pick_entropy - joint_entropy(probs + n * count, pick_probs.data(), samples, classes, classes);
+}
+
+template <typename T>
+void joint_entropy_with_columns(const LogProbs<T>& log_probs, const float* columns, int64_t width, float* out,
+                                int64_t points, int64_t samples, int64_t classes) {
+  const int64_t padded = padded_classes(width);
+  const std::vector<float> padded_columns = padded_probs(
+      [&](int64_t, int64_t k, int64_t d) { return columns[k * width + d]; }, 1, samples, width, padded);
+  const PairJointEntropy joint_entropy = pair_joint_entropy_for(padded);
+  for_each_point_probs(log_probs, points, samples, classes, [&](int64_t n, const float* p) {
+    out[n] = joint_entropy(p, padded_columns.data(), samples, classes, width);
+  });
 }
 
 #define KBALD_INSTANTIATE(T) \
   template void mutual_information_with_pick<T>(const LogProbs<T>&, const float*, int64_t, float*, int64_t, \
-                                                int64_t, int64_t);
+                                                int64_t, int64_t); \
+  template void joint_entropy_with_columns<T>(const LogProbs<T>&, const float*, int64_t, float*, int64_t, int64_t, \
+                                              int64_t);
 KBALD_INSTANTIATE(float)
 KBALD_INSTANTIATE(Half)
 KBALD_INSTANTIATE(BFloat16)

@@ -221,6 +221,17 @@ void mutual_information_with_pick(std::uintptr_t log_probs, int type, int64_t st
   });
 }
 
+void joint_entropy_with_columns(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k,
+                                int64_t stride_c, std::uintptr_t columns, int64_t width, std::uintptr_t out,
+                                int64_t points, int64_t samples, int64_t classes) {
+  if (points < 0 || samples < 1 || classes < 1 || width < 1)
+    throw std::invalid_argument("joint_entropy_with_columns: need points >= 0 and samples, classes, width >= 1");
+  with_log_probs("joint_entropy_with_columns", log_probs, type, stride_n, stride_k, stride_c, [&](const auto& x) {
+    kbald::host::joint_entropy_with_columns(x, reinterpret_cast<const float*>(columns), width,
+                                            reinterpret_cast<float*>(out), points, samples, classes);
+  });
+}
+
 void probability_sums(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k, int64_t stride_c,
                       std::uintptr_t sums, int64_t points, int64_t samples, int64_t classes) {
   if (points < 0 || samples < 1 || classes < 1)
@@ -281,6 +292,11 @@ PYBIND11_MODULE(_host, m) {
         py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
         "I[Y_n; Y_pick] for every point of log-probabilities [points, samples, classes] and their float32 "
         "entropies (raw pointers).");
+  m.def("joint_entropy_with_columns", &joint_entropy_with_columns, KBALD_POOL_ARGS("log_probs"),
+        py::arg("columns"), py::arg("width"), py::arg("out"), py::arg("points"), py::arg("samples"),
+        py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
+        "H(mean_k p[n, k, :] (x) columns[k, :]) for every point of log-probabilities [points, samples, classes] "
+        "and contiguous float32 columns [samples, width] (raw pointers).");
   m.def("probabilities", &probabilities, KBALD_POOL_ARGS("log_probs"), py::arg("probs"), py::arg("points"),
         py::arg("samples"), py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
         "exp of log-probabilities [points, samples, classes] into contiguous float32 (raw pointers).");

@@ -20,7 +20,7 @@ void pairwise_mutual_information(const LogProbs<T>& a, const float* entropy_a, c
         padded);
     for_each_point_probs(a, points_a, samples, classes, [&](int64_t n, const float* p) {
       for (int64_t r = 0; r < rows; ++r) {
-        const float joint = joint_entropy(p, probs.data() + r * samples * padded, samples, classes);
+        const float joint = joint_entropy(p, probs.data() + r * samples * padded, samples, classes, classes);
         out[n * points_b + m0 + r] = entropy_a[n] + entropy_b[m0 + r] - joint;
       }
     });

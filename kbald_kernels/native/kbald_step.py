@@ -72,3 +72,41 @@ def _pool_pass(log_probs, entropy, n_steps, out):
     return lambda pick: module.mutual_information_with_pick_of_probs(probs.data_ptr(), entropy.data_ptr(), pick,
                                                                      out.data_ptr(), *log_probs.shape)
 
+
+
+def add_triple_interactions(log_probs, entropy, pair_entropies, picks, triple):
+    """:func:`kbald_kernels.reference.add_triple_interactions` with each three-way
+    joint entropy H[Y_n, Y_newest, Y_t] on the host C++ module, for CPU tensors: the
+    pool (read as stored) against the K × C² outer products of the two picks'
+    probabilities, in chunks of the newest pick's classes under the workspace.
+    float32 ``triple``; float64 goes to the reference."""
+    import torch
+
+    from .. import reference
+    from ..reference.workspace import workspace_bytes
+
+    if not takes_pair_pass(log_probs, "the 3-BALD triple update") or triple.dtype != torch.float32:
+        return reference.add_triple_interactions(log_probs, entropy, pair_entropies, picks, triple)
+    n_earlier = picks.shape[0] - 1
+    if n_earlier == 0:
+        return triple
+    n_points, n_samples, n_classes = log_probs.shape
+    module = module_for(log_probs.device)
+    h = entropy.to(torch.float32)
+    probs = log_probs.index_select(0, picks).to(torch.float32).exp()  # [earlier picks + newest, K, C]
+    newest = probs[n_earlier]
+    # Classes of the newest pick a chunk: its columns (and the module's padded copy of them) fit the workspace.
+    chunk = max(1, min(n_classes, workspace_bytes() // (8 * n_samples * n_classes)))
+    joint = torch.empty(n_points, dtype=torch.float32)
+    part = torch.empty(n_points, dtype=torch.float32)
+    picks_list = picks.tolist()
+    for j in range(n_earlier):
+        joint.zero_()
+        for s0 in range(0, n_classes, chunk):
+            columns = (newest[:, s0 : s0 + chunk, None] * probs[j][:, None, :]).reshape(n_samples, -1).contiguous()
+            module.joint_entropy_with_columns(*pool_arguments(log_probs), columns.data_ptr(), columns.shape[1],
+                                              part.data_ptr(), *log_probs.shape)
+            joint += part
+        triple += (h + h[picks_list[n_earlier]] + h[picks_list[j]] - pair_entropies[n_earlier] - pair_entropies[j]
+                   - pair_entropies[j, picks_list[n_earlier]] + joint)
+    return triple
