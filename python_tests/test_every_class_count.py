@@ -32,11 +32,12 @@ def _pool(c, n=None, k=5, dtype=torch.float32):
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-5), (torch.float16, 2e-3)])
 def test_information_terms_at_every_class_count(c, dtype, tol):
     lp = _pool(c, dtype=dtype)
-    got = information_terms.uncertainties(lp)
     expected = reference.uncertainties(lp.double())
-    for name, g, e in zip(("entropy", "conditional", "least confidence", "margin"), got, expected):
-        torch.testing.assert_close(g.double(), e, rtol=tol, atol=tol, msg=name)
-    assert int(got[4]) == 0
+    for kernel in (information_terms, native):
+        got = kernel.uncertainties(lp)
+        for name, g, e in zip(("entropy", "conditional", "least confidence", "margin"), got, expected):
+            torch.testing.assert_close(g.double(), e, rtol=tol, atol=tol, msg=f"{kernel.__name__}: {name}")
+        assert int(got[4]) == 0
 
 
 @pytest.mark.parametrize("c", CLASS_COUNTS)

@@ -12,6 +12,14 @@ void exp_keeping_nan(const float* x, float* p, int64_t count) {
   }
 }
 
+KBALD_CPU_CLONES void widen(const Half* x, float* out, int64_t count) {
+  for (int64_t j = 0; j < count; ++j) out[j] = to_float(x[j]);
+}
+
+KBALD_CPU_CLONES void widen(const BFloat16* x, float* out, int64_t count) {
+  for (int64_t j = 0; j < count; ++j) out[j] = to_float(x[j]);
+}
+
 // The register-row widths, each cloned per instruction set.
 KBALD_CPU_CLONES float pair_joint_entropy_16(const float* p, const float* pick, int64_t samples, int64_t classes,
                                         int64_t) {

@@ -20,13 +20,23 @@ namespace kbald::host {
 // to 0, and the normalisation check must see it; validated input has none).
 void exp_keeping_nan(const float* x, float* p, int64_t count);
 
+// `count` contiguous 16-bit values widened to float, cloned per instruction set: the
+// bit conversion vectorises there, not in the baseline build of the callers' loops.
+void widen(const Half* x, float* out, int64_t count);
+void widen(const BFloat16* x, float* out, int64_t count);
+
 // One point's K·C log-probabilities as contiguous floats: the pool's own row when it
 // is already contiguous float32, otherwise widened into `buffer` (one point, in L1),
 // so no copy of the pool is ever made.
 template <typename T>
 const float* point_log_probs(const LogProbs<T>& x, int64_t n, int64_t samples, int64_t classes, float* buffer) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (x.stride_c == 1 && x.stride_k == classes) return x.data + n * x.stride_n;
+  if (x.stride_c == 1 && x.stride_k == classes) {
+    if constexpr (std::is_same_v<T, float>) {
+      return x.data + n * x.stride_n;
+    } else {
+      widen(x.data + n * x.stride_n, buffer, samples * classes);
+      return buffer;
+    }
   }
   for (int64_t k = 0; k < samples; ++k)
     for (int64_t c = 0; c < classes; ++c) buffer[k * classes + c] = x(n, k, c);
