@@ -20,23 +20,18 @@ KBALD_CPU_CLONES void widen(const BFloat16* x, float* out, int64_t count) {
   for (int64_t j = 0; j < count; ++j) out[j] = to_float(x[j]);
 }
 
-// The register-row widths, each cloned per instruction set.
-KBALD_CPU_CLONES float pair_joint_entropy_16(const float* p, const float* pick, int64_t samples, int64_t classes,
-                                        int64_t) {
-  return static_cast<float>(pair_joint_entropy_columns<1>(p, pick, 16, samples, classes));
-}
-KBALD_CPU_CLONES float pair_joint_entropy_32(const float* p, const float* pick, int64_t samples, int64_t classes,
-                                        int64_t) {
-  return static_cast<float>(pair_joint_entropy_columns<2>(p, pick, 32, samples, classes));
-}
-KBALD_CPU_CLONES float pair_joint_entropy_64(const float* p, const float* pick, int64_t samples, int64_t classes,
-                                        int64_t) {
-  return static_cast<float>(pair_joint_entropy_columns<4>(p, pick, 64, samples, classes));
-}
-KBALD_CPU_CLONES float pair_joint_entropy_128(const float* p, const float* pick, int64_t samples, int64_t classes,
-                                        int64_t) {
-  return static_cast<float>(pair_joint_entropy_columns<8>(p, pick, 128, samples, classes));
-}
+// The register-row widths, each cloned per instruction set (the column count is the width's).
+#define KBALD_PAIR_JOINT_ENTROPY(width, vectors)                                                            \
+  KBALD_CPU_CLONES float pair_joint_entropy_##width(const float* p, const float* pick, int64_t samples,     \
+                                                    int64_t classes, int64_t) {                             \
+    return static_cast<float>(pair_joint_entropy_columns<vectors>(p, pick, width, samples, classes));       \
+  }
+KBALD_PAIR_JOINT_ENTROPY(16, 1)
+KBALD_PAIR_JOINT_ENTROPY(32, 2)
+KBALD_PAIR_JOINT_ENTROPY(64, 4)
+KBALD_PAIR_JOINT_ENTROPY(128, 8)
+#undef KBALD_PAIR_JOINT_ENTROPY
+
 KBALD_CPU_CLONES float pair_joint_entropy_wide(const float* p, const float* pick, int64_t samples, int64_t classes,
                                           int64_t columns) {
   const int64_t stride = padded_classes(columns);
