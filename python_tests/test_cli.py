@@ -212,6 +212,10 @@ def test_demo_runs_a_tiny_active_learning_loop_and_plots_it(tmp_path):
     assert [int(r[0]) for r in rows] == [20, 25, 30]
     accuracies = [float(v.rstrip("%")) for r in rows for v in r[1:]]
     assert all(0 < a <= 100 for a in accuracies)
+    # Prediction and selection are two rows: the forward passes are not the acquisition's cost.
+    times = {line.split()[0]: line.split()[1:6] for line in lines if line.split()[:1] in (["pred."], ["sel."])}
+    assert sorted(times) == ["pred.", "sel."]
+    assert all(v.endswith("ms") and float(v[:-2]) >= 0 for row in times.values() for v in row)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

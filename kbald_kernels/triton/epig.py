@@ -2,8 +2,9 @@
 with a weighted row-sum epilogue, so the [N, T] block is never stored.
 
 A program owns POINTS pool points (TILE (point, class) rows) and walks every target
-tile: a GEMM over K into a [TILE, TILE] joint in registers, the entropy epilogue of
-the pairwise kernel, and Σ_t v[t]·I[Y_n; Y_t] accumulated per pool point. Targets
+tile: a GEMM over K into a [TILE, TILE] joint in registers (per pair of class
+blocks past 64 classes), the entropy epilogue of the pairwise kernel, and
+Σ_t v[t]·I[Y_n; Y_t] accumulated per pool point. Targets
 are few (hundreds to thousands) and re-read from cache by every program.
 """
 

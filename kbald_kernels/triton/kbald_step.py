@@ -2,7 +2,8 @@
 pick, the running-increment update, and the next pick, in one pass over the pool.
 
 Per program: BLOCK points' (point, class) rows against the newest pick's C
-classes, a GEMM over K (C padded to a power of two ≥ 16 for ``tl.dot``), the
+classes, a GEMM over K (C padded to a power of two ≥ 16 for ``tl.dot``; past 128
+classes one point a program, walked one block pair of classes at a time), the
 entropy epilogue in registers, ``increment -= I[Y_i; Y_newest]``, and the block's
 best unselected candidate; :mod:`.select_candidate` reduces the blocks on the device.
 """
