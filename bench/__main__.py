@@ -1,8 +1,10 @@
 """Every benchmark report in one run: ``python -m bench [--device cuda] [--quick]``.
 
 Runs bench.information, bench.epig, bench.batchbald, bench.kmeanspp, bench.classes, bench.scaling and
-bench.ops with the same options, and bench.fronts (baal's heuristics against the front) and bench.distributed (gloo processes on the CPU); each writes its Markdown
-and JSON report (scaling also a PNG plot) under bench/results/ and prints its table.
+bench.ops with the same options, and bench.fronts (baal's heuristics against the front) and
+bench.distributed (gloo processes on the CPU); each writes its Markdown and JSON report (classes and
+scaling also a PNG plot) under bench/results/ and prints its table. bench.papers (the papers'
+figures, 13 minutes on a CPU) runs on its own.
 """
 
 import argparse
