@@ -30,7 +30,7 @@ import torch
 import kbald_kernels as kb
 
 from .batchbald import configurations_per_step, matmul_rate
-from .common import RESULTS, device_name, memory_bandwidth, slug, synchronize, write_report
+from .common import RESULTS, device_name, duration, memory_bandwidth, slug, synchronize, write_report
 from .epig import baal_epig
 from .information import log_rate, naive_bald, naive_kbald2, pool
 from .kmeanspp import badge_pool, dense_of, torch_loop
@@ -80,7 +80,7 @@ def scaled_time(run_on, full, budget_s, device, smallest=64, largest=None, floor
     cap = full if largest is None else min(full, largest)
     n = min(cap, smallest)
     if floor_s * n / full > budget_s:
-        return f"not run: its roofline alone is {_duration(floor_s)}"
+        return f"not run: its roofline alone is {duration(floor_s)}"
     probe = once(run_on(n), device)
     if n < cap:
         per_point = max(probe, 1e-6) / n
@@ -189,8 +189,7 @@ def rows_for(problem, device, budget_s, rates):
     # baal's joint [N, C, T·C] (and its logarithm) is linear in T too: where one point's
     # would pass the cap, baal scores the first T' targets and the time is scaled by T / T'.
     baal_targets = max(1, min(t, PEER_BYTES // (2 * c * c * 4)))
-    baal = None if device.type != "cpu" else baal_epig_scores(lp[:1], targets[:baal_targets])
-    if baal is None:
+    if device.type != "cpu" or baal_epig(device) is None:
         baal_cell = "baal not installed" if device.type == "cpu" else "baal has no device path"
     else:
         baal_cell = scaled_time(lambda m: baal_epig_scores(lp[:m], targets[:baal_targets]), n, budget_s, device,
@@ -233,14 +232,6 @@ def rows_for(problem, device, budget_s, rates):
     return out
 
 
-def _duration(seconds):
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    if seconds < 600:
-        return f"{seconds:.2f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 36_000 else f"{seconds / 3600:.0f} h"
-
-
 def _speedup(ours, peer):
     return None if isinstance(ours, str) or isinstance(peer, str) else peer[0] / ours[0]
 
@@ -250,8 +241,8 @@ def _cell(result, full):
         return result
     seconds, points, *scaled_from = result
     if points >= full and not scaled_from:
-        return _duration(seconds)
-    return f"~{_duration(seconds)} (from {', '.join([f'N={points}', *scaled_from])})"
+        return duration(seconds)
+    return f"~{duration(seconds)} (from {', '.join([f'N={points}', *scaled_from])})"
 
 
 def plot(results, path):
@@ -298,7 +289,7 @@ def main(argv=None):
         for label, ours, peer_name, peer, roof in problem_rows:
             speedup = _speedup(ours, peer)
             rows.append([problem.describe(), label, _cell(ours, problem.n), peer_name, _cell(peer, problem.n),
-                         "" if speedup is None else f"{speedup:.1f}x", _duration(roof),
+                         "" if speedup is None else f"{speedup:.1f}x", duration(roof),
                          "" if isinstance(ours, str) else f"{100 * roof / ours[0]:.0f} %"])
             print(rows[-1], flush=True)
     notes = [

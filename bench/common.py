@@ -40,6 +40,15 @@ def measure(fn, device, repeats=5, warmup=1, budget_s=None):
     return statistics.median(times)
 
 
+def duration(seconds):
+    """A time as a report cell: ms below a second, s below 10 min, min below 10 h, else h."""
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    if seconds < 600:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 36_000 else f"{seconds / 3600:.0f} h"
+
+
 def device_name(device):
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_name(device)

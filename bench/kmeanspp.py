@@ -16,7 +16,7 @@ import torch
 
 import kbald_kernels as kb
 
-from .common import device_name, measure, memory_bandwidth, synchronize, write_report
+from .common import device_name, duration, measure, memory_bandwidth, synchronize, write_report
 
 
 def badge_pool(n, h, c, device, seed=0):
@@ -67,8 +67,7 @@ def timed_steps(run, k, device, max_seconds):
 
 
 def fmt_time(seconds, extrapolated=False):
-    mark = "~" if extrapolated else ""
-    return f"{mark}{seconds * 1e3:.1f} ms" if seconds < 1 else f"{mark}{seconds:.2f} s"
+    return f"{'~' if extrapolated else ''}{duration(seconds)}"
 
 
 def main(argv=None):

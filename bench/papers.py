@@ -33,7 +33,7 @@ import torch
 import kbald_kernels as kb
 from kbald_kernels.demo import _accuracy, _digits, _mc_log_probs, _predict, _train
 
-from .common import RESULTS, device_name, measure, slug, synchronize
+from .common import RESULTS, device_name, duration, measure, slug, synchronize
 
 INITIAL_PER_CLASS = 2
 NOISE_STD = 0.1
@@ -529,12 +529,6 @@ def _held(flag):
     return "**held**" if flag else "**did not hold**"
 
 
-def _duration(seconds):
-    if seconds >= 120:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.2f} s" if seconds >= 1 else f"{1e3 * seconds:.1f} ms"
-
-
 def _less(fraction):
     return f"{100 * fraction:.0f} % less" if fraction >= 0 else f"{-100 * fraction:.0f} % more"
 
@@ -595,7 +589,7 @@ def write_markdown(report, paths, path):
              "", "| method | batch | this machine | the paper (RTX 2080 Super) |", "|---|---|---|---|"]
     for row in t1["rows"]:
         paper = f"{row['paper_seconds'] / 60:.0f} min" if row["paper_seconds"] else "–"
-        lines.append(f"| {row['method']} | {row['batch']} | {_duration(row['seconds'])} | {paper} |")
+        lines.append(f"| {row['method']} | {row['batch']} | {duration(row['seconds'])} | {paper} |")
     lines += ["", f"Claim: 2-BALD is much faster than BatchBALD and grows more slowly with the batch: "
               f"{_held(ct['held'])}. At batch {max(scale['table_batches'])} 2-BALD is {ct['speedup_at_largest']:.0f}x "
               f"faster (the paper: {ct['paper_speedup_at_10']:.0f}x at batch 10); from the smallest to the largest "
@@ -614,8 +608,8 @@ def write_markdown(report, paths, path):
               "ranking included):", "", "| batch | whole pool | random subset | least-confidence subset |",
               "|---|---|---|---|"]
     for b, t in ba["at_scale"].items():
-        lines.append(f"| {b} | {_duration(t['badge'])} | {_duration(t['badge_random'])} "
-                     f"({_less(1 - t['badge_random'] / t['badge'])}) | {_duration(t['badge_lc'])} "
+        lines.append(f"| {b} | {duration(t['badge'])} | {duration(t['badge_random'])} "
+                     f"({_less(1 - t['badge_random'] / t['badge'])}) | {duration(t['badge_lc'])} "
                      f"({_less(1 - t['badge_lc'] / t['badge'])}) |")
     lines.append("")
     for name, text in (("badge_random", "random subset"), ("badge_lc", "least-confidence subset")):
