@@ -6,8 +6,11 @@ and to what is left of it, and the summary is rewritten after every one, so a
 lease that ends early still leaves everything done so far:
 
   build     the compiled modules, CUDA for this GPU's architecture only (forced)
-  smoke     the native smoke set: pytest -m gpu_smoke (every kernel on CUDA
-            tensors against the reference, the CUDA BatchBALD tests, NCCL, the ops)
+  check     kbald check --device cuda: every kernel natively against the float64
+            reference at an odd pool, P1 and 1 000 classes (values, picks, time,
+            the machine); its table heads the summary
+  smoke     the rest of the native smoke set: pytest -m gpu_smoke (the CUDA
+            BatchBALD tests, NCCL, opcheck and fullgraph on CUDA tensors)
   headline  the headline row of every report against its DESIGN.md target
   compile   every Triton launch compiled for sm_90/sm_80, registers and spills
   traffic   launches and device→host reads per pick of every greedy loop
@@ -15,7 +18,7 @@ lease that ends early still leaves everything done so far:
   information, epig, batchbald, kmeanspp, classes, scaling, ops
             the full benchmark reports ("bench": all of them)
 
-The first three have shares (build 150 s, smoke 180 s, headline 150 s); the rest
+The first four have shares (build 150 s, check 150 s, smoke 120 s, headline 150 s); the rest
 run as time allows. A stage that would start with under 20 s left is not run, and
 the summary says so. Everything lands in ``bench/results/<device>-<date>/``: one
 log per stage, the reports (Markdown and JSON) and ``summary.md`` (each stage's exit
@@ -38,10 +41,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_REPORTS = ("information", "epig", "batchbald", "kmeanspp", "classes", "scaling", "ops")
-ORDER = ("build", "smoke", "headline", "compile", "traffic", "tests", *BENCH_REPORTS)
-NEEDS_GPU = {"build", "smoke", "headline", "tests", *BENCH_REPORTS}
+ORDER = ("build", "check", "smoke", "headline", "compile", "traffic", "tests", *BENCH_REPORTS)
+NEEDS_GPU = {"build", "check", "smoke", "headline", "tests", *BENCH_REPORTS}
 # Seconds a stage may take at most; the others take what is left.
-SHARES = {"build": 150.0, "smoke": 180.0, "headline": 150.0}
+SHARES = {"build": 150.0, "check": 150.0, "smoke": 120.0, "headline": 150.0}
 FLOOR_S = 20.0  # no stage starts with less than this left
 MARGIN_S = 10.0  # kept for the summary and the archive
 
@@ -68,6 +71,8 @@ def stages(device, arch, results):
     return {
         "build": [("setup.py build_ext --inplace", [python, "setup.py", "build_ext", "--inplace"],
                    {"KBALD_FORCE_CUDA": "1", "KBALD_CUDA_ARCHS": arch or "90"})],
+        "check": [("kbald check --device cuda", [python, "-m", "kbald_kernels", "check", "--device", device,
+                                                 "--report", str(results / "check.md")], {})],
         "smoke": [("pytest -m gpu_smoke", [*pytest, "-m", "gpu_smoke"], {"KBALD_FORCE_CUDA": "1"})],
         "headline": [("bench.headline", [python, "-m", "bench.headline", "--device", device], bench_env)],
         "compile": [("compile_triton_kernels.py", [python, "python_tests/compile_triton_kernels.py"],
@@ -80,7 +85,7 @@ def stages(device, arch, results):
 
 
 def run_step(label, argv, extra_env, log, limit_s):
-    env = dict(os.environ)
+    env = {**os.environ, "KBALD_STRICT": "1"}  # a kernel that fails must fail its stage, not fall back
     for name, value in extra_env.items():
         if value is None:
             env.pop(name, None)
@@ -123,11 +128,15 @@ def run_plan(plan, order, budget_s, results, device_name, skipped=()):
 
 
 def write_summary(results, device_name, budget_s, done, not_run, skipped):
-    """summary.md: each stage's exit and time, what was not run and why, and the headline
-    rows' ratios to their DESIGN.md targets (from the headline report, once it exists)."""
+    """summary.md: the check's table (once it exists), each stage's exit and time, what
+    was not run and why, and the headline rows' ratios to their DESIGN.md targets (from
+    the headline report, once it exists)."""
     lines = [f"# python -m bench.gpu on {device_name}", "",
-             f"Date: {date.today().isoformat()}. Python {platform.python_version()}. Budget {budget_s:.0f} s.", "",
-             "| stage | step | exit | time | limit |", "|---|---|---|---|---|"]
+             f"Date: {date.today().isoformat()}. Python {platform.python_version()}. Budget {budget_s:.0f} s.", ""]
+    check = results / "check.md"
+    if check.exists():
+        lines += ["#" + line if line.startswith("# ") else line for line in check.read_text().splitlines()] + [""]
+    lines += ["| stage | step | exit | time | limit |", "|---|---|---|---|---|"]
     lines += [f"| {stage} | {label} | {rc} | {seconds:.0f} s | {limit:.0f} s |"
               for stage, label, rc, seconds, limit in done]
     if not_run:

@@ -22,7 +22,7 @@ from .acquisition.batchbald import select_batchbald
 from .acquisition.epig import select_epig
 from .acquisition.kmeanspp import KMeansPPOrdering, badge_factors, kmeanspp, select_badge, select_coreset
 from .acquisition.uncertainty import candidate_subset, select_uncertainty
-from .backends import BACKEND_ENV, BackendStatus, BackendUnavailableError, available_backends
+from .backends import BACKEND_ENV, BackendStatus, BackendUnavailableError, KernelFallbackWarning, available_backends
 from .conversion import as_log_probs
 from .information import (
     bald,
@@ -44,6 +44,7 @@ __all__ = [
     "BackendStatus",
     "BackendUnavailableError",
     "DynamicSelection",
+    "KernelFallbackWarning",
     "KMeansPPOrdering",
     "Selection",
     "as_log_probs",

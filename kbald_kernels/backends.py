@@ -6,19 +6,32 @@ CUDA tensors and, for ops with a host C++ twin, that twin on CPU tensors.
 ``backend="auto"`` takes a kernel for CUDA tensors, the host twin where an op has
 one for CPU tensors, and the reference otherwise; an explicit backend that cannot
 run raises :class:`BackendUnavailableError` saying why.
+
+A kernel that "auto" chose and that fails to compile or launch (a Triton
+compilation error, out of shared memory or registers, a CUDA launch failure)
+warns once with :class:`KernelFallbackWarning` and its op runs the reference for
+the rest of the process. An explicit backend, a ``KBALD_BACKEND`` preference and
+``KBALD_STRICT=1`` raise instead. Only failures to run fall back: an input error
+(ValueError, TypeError) or running out of memory is raised as it is.
 """
 
+import functools
 import importlib
 import os
+import re
+import warnings
 from typing import Callable, NamedTuple, Union
 
 from . import reference
 
 BACKENDS = ("auto", "triton", "cuda", "torch")
 BACKEND_ENV = "KBALD_BACKEND"
+STRICT_ENV = "KBALD_STRICT"
 
-# A kernel is registered as "module:function" and imported on first use, so that
-# importing kbald_kernels never imports triton (TRITON_INTERPRET must be set first).
+# A kernel is registered as "module:function" and imported on first use: importing
+# kbald_kernels compiles no kernel and loads no Triton module of ours. (torch's
+# compiler, which validation.py's decorator loads, imports triton itself, so
+# TRITON_INTERPRET must be set before kbald_kernels is imported.)
 _REGISTRY: dict[str, dict[str, Union[Callable, str]]] = {
     op: {"torch": getattr(reference, op)}
     for op in (
@@ -65,6 +78,20 @@ _HOST_ONLY_TWINS = frozenset({"entropies", "uncertainties", "kbald_pairwise_step
 
 class BackendUnavailableError(RuntimeError):
     """An explicitly requested backend cannot run this op on this input."""
+
+
+class KernelFallbackWarning(RuntimeWarning):
+    """A kernel chosen by backend="auto" failed to run; its op runs the reference from now on."""
+
+
+# Ops whose auto-chosen kernel failed in this process, with the warning given.
+_FAILED: dict[str, str] = {}
+# Arguments an op updates in place, by position: a kernel that fails after writing
+# some of them is retried on the reference from the copy taken before it ran.
+_MUTATED = {"kbald_pairwise_steps": (2, 3), "add_triple_interactions": (4,), "kmeanspp_steps": (1, 2)}
+# (op, backend, argument signature) that ran once: Triton compiles on the first
+# launch of a specialisation, so their later calls need no copy of the state.
+_PROVEN: set = set()
 
 
 class BackendStatus(NamedTuple):
@@ -168,23 +195,42 @@ def _status(name, device, op):
     return _triton_status(device) if name == "triton" else _cuda_status(device, op)
 
 
-def choose_backend(op, backend, device, strict=True):
-    """The backend that runs ``op`` on tensors on ``device``; see the module docstring.
+def path_name(backend, device):
+    """What a backend runs on ``device``, in words: "Triton", "CUDA", "host C++", "torch reference"."""
+    if backend == "cuda":
+        return "CUDA" if device.type == "cuda" else "host C++"
+    return {"triton": "Triton", "torch": "torch reference"}[backend]
 
-    A preference that has no kernel for this op falls back to "auto" when it comes
-    from ``KBALD_BACKEND`` or when ``strict`` is False (acquisitions, which chain
-    several ops), so a preference for one backend never breaks the others' ops.
-    """
+
+def strict_mode():
+    """True when ``KBALD_STRICT`` asks that a failing kernel raise rather than fall back."""
+    return os.environ.get(STRICT_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def fallbacks():
+    """{op: warning} of the ops whose kernel failed in this process and now run the reference."""
+    return dict(_FAILED)
+
+
+def _auto_choice(op, device):
+    impls = _REGISTRY[op]
+    if op in _FAILED:
+        return "torch"
+    if device.type == "cuda":
+        for candidate in ("triton", "cuda"):
+            if candidate in impls and _status(candidate, device, op).available:
+                return candidate
+    elif op in _HOST_TWINS and "cuda" in impls and _host_twin_status().available:
+        return "cuda"
+    return "torch"
+
+
+def _choose(op, backend, device, strict):
+    """(backend name, whether "auto" chose it); see choose_backend."""
     name, from_env = _requested(backend)
     impls = _REGISTRY[op]
     if name == "auto" or ((from_env or not strict) and name not in impls):
-        if device.type == "cuda":
-            for candidate in ("triton", "cuda"):
-                if candidate in impls and _status(candidate, device, op).available:
-                    return candidate
-        elif op in _HOST_TWINS and "cuda" in impls and _host_twin_status().available:
-            return "cuda"
-        return "torch"
+        return _auto_choice(op, device), True
     if name not in impls:
         raise BackendUnavailableError(
             f"backend={name!r} has no kernel for {op}; use backend='auto' or 'torch' "
@@ -193,14 +239,109 @@ def choose_backend(op, backend, device, strict=True):
         status = _status(name, device, op)
         if not status.available:
             raise BackendUnavailableError(f"backend={name!r} cannot run {op}: {status.reason}")
-    return name
+    return name, False
 
 
-def implementation(op, backend, device, strict=True):
-    """The function that runs ``op`` for ``backend`` on ``device`` (``strict``: see choose_backend)."""
-    name = choose_backend(op, backend, device, strict)
+def choose_backend(op, backend, device, strict=True):
+    """The backend that runs ``op`` on tensors on ``device``; see the module docstring.
+
+    A preference that has no kernel for this op falls back to "auto" when it comes
+    from ``KBALD_BACKEND`` or when ``strict`` is False (acquisitions, which chain
+    several ops), so a preference for one backend never breaks the others' ops.
+    """
+    return _choose(op, backend, device, strict)[0]
+
+
+def _resolved(op, name):
     fn = _REGISTRY[op][name]
     if isinstance(fn, str):
         module, attr = fn.split(":")
         fn = _REGISTRY[op][name] = getattr(importlib.import_module(module), attr)
     return fn
+
+
+def implementation(op, backend, device, strict=True):
+    """The function that runs ``op`` for ``backend`` on ``device`` (``strict``: see choose_backend).
+
+    A kernel "auto" chose comes guarded: if it fails to run, it warns once and the
+    op runs the reference (see the module docstring) unless ``KBALD_STRICT`` is set.
+    """
+    name, by_auto = _choose(op, backend, device, strict)
+    if name == "torch" or not by_auto or strict_mode():
+        return _resolved(op, name)
+    return functools.partial(_guarded_call, op, name, device)
+
+
+def is_kernel_failure(exc):
+    """Whether ``exc`` is a kernel failing to compile, load or launch (Triton's own
+    errors, a CUDA or driver RuntimeError, a module that cannot load), as opposed to
+    bad input or exhausted memory, which no other backend would cure."""
+    import torch
+
+    if isinstance(exc, (ValueError, TypeError, BackendUnavailableError, torch.OutOfMemoryError, MemoryError)):
+        return False
+    return (isinstance(exc, (RuntimeError, ImportError, OSError))
+            or type(exc).__module__.split(".")[0] == "triton")
+
+
+def _kernel_name(exc):
+    """The @triton.jit kernel the failure came from, if its traceback or its source says."""
+    tb, name = exc.__traceback__, None
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        fn = getattr(owner, "fn", owner)
+        if type(fn).__name__ in ("JITFunction", "InterpretedFunction"):
+            name = getattr(fn, "__name__", name)
+        tb = tb.tb_next
+    found = re.search(r"def (\w+)\(", str(getattr(exc, "src", "") or ""))
+    return name or (found.group(1) if found else None)
+
+
+def _summary(exc):
+    """The error's first and last lines (a compilation error puts the cause last)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    return type(exc).__name__ + ": " + (lines[0] if len(lines) == 1 else f"{lines[0]} … {lines[-1]}")
+
+
+def _signature(args):
+    def part(value):
+        if isinstance(value, (list, tuple)):
+            return tuple(part(v) for v in value)
+        if hasattr(value, "dtype") and hasattr(value, "shape"):
+            return str(value.dtype), tuple(value.shape[1:])
+        tensors = getattr(value, "__dict__", None)
+        if tensors is not None and not isinstance(value, type):
+            return tuple(part(v) for v in tensors.values() if hasattr(v, "shape"))
+        return value is None
+    return tuple(part(a) for a in args)
+
+
+def _guarded_call(op, name, device, *args):
+    if op in _FAILED:  # a caller that kept this function from before the failure
+        return _resolved(op, "torch")(*args)
+    kernel = _resolved(op, name)
+    key = (op, name, _signature(args))
+    saved = None
+    if key not in _PROVEN and op in _MUTATED:
+        saved = {i: args[i].clone() for i in _MUTATED[op]}
+    try:
+        out = kernel(*args)
+    except Exception as exc:
+        if not is_kernel_failure(exc):
+            raise
+        jit = _kernel_name(exc)
+        launcher = f"{getattr(kernel, '__module__', '')}.{getattr(kernel, '__qualname__', kernel)}"
+        message = (f"kbald_kernels: the {path_name(name, device)} kernel of {op} ({jit + ' via ' if jit else ''}"
+                   f"{launcher}) failed on {device}: {_summary(exc)}; {op} runs the torch reference "
+                   f"for the rest of this process. `kbald check --device {device.type}` shows what runs on this "
+                   f"machine; {STRICT_ENV}=1 raises instead.")
+        _FAILED[op] = message
+        warnings.warn(message, KernelFallbackWarning, stacklevel=2)
+        if saved is not None:
+            for i, value in saved.items():
+                args[i].copy_(value)
+        return _resolved(op, "torch")(*args)
+    _PROVEN.add(key)
+    return out

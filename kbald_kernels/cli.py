@@ -27,7 +27,7 @@ from . import (
 )
 from .acquisition.epig import select_epig
 from .acquisition.uncertainty import PROXY_SCORES, UNCERTAINTY_SCORES, candidate_subset, select_uncertainty
-from .backends import choose_backend
+from .backends import choose_backend, path_name
 from .conversion import as_log_probs
 from .example import example_pool
 from .prediction_files import embeddings_from, load_arrays, load_shard, pick
@@ -59,6 +59,9 @@ def run_example(args):
           f"features {tuple(pool.features.shape)} on {args.device}; batch of {args.batch_size}")
     rows = []
     for name, op, select in _methods(pool, args.batch_size, args.num_samples, args.seed):
+        select()  # the first call loads modules and compiles kernels: time the second
+        if args.device == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         selection = select()
         if args.device == "cuda":
@@ -66,9 +69,10 @@ def run_example(args):
         elapsed = time.perf_counter() - start
         indices = selection.indices.tolist()
         shown = " ".join(map(str, indices[:8])) + (" …" if len(indices) > 8 else "")
-        rows.append((name, choose_backend(op, None, pool.log_probs.device), f"{elapsed * 1e3:.1f}",
+        ran = path_name(choose_backend(op, None, pool.log_probs.device), pool.log_probs.device)
+        rows.append((name, ran, f"{elapsed * 1e3:.1f}",
                      f"{float(selection.scores[-1]):.4f}", shown))
-    header = ("method", "backend", "ms", "last score", "indices")
+    header = ("method", "ran on", "ms", "last score", "indices")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = "  ".join("{:<%d}" % w for w in widths)
     print(line.format(*header))
@@ -258,6 +262,12 @@ def run_demo_command(args):
     return 0
 
 
+def run_check(args):
+    from .check import main as check_main
+
+    return check_main(args)
+
+
 def run_backends(_args):
     for name, status in available_backends().items():
         print(f"{name:<7} {'yes' if status.available else 'no ':<4} {status.reason}")
@@ -326,6 +336,15 @@ def build_parser():
     select.set_defaults(run=run_select)
     backends = sub.add_parser("backends", help="say which backends this machine can run, and why not")
     backends.set_defaults(run=run_backends)
+    check = sub.add_parser("check", help="run every op on every backend this machine can run against the float64 "
+                                         "reference: values, picks, time (exit 1 on any failure)")
+    check.add_argument("--device", default="cpu", help="cpu (the host C++ twins) or cuda (the Triton and CUDA "
+                                                       "kernels); default cpu")
+    check.add_argument("--quick", action="store_true", help="two shapes instead of three (under a minute on a GPU)")
+    check.add_argument("--interpret", action="store_true",
+                       help="with --device cpu: also run the Triton kernels under the interpreter (slow)")
+    check.add_argument("--report", help="also write the table and the machine to this Markdown file")
+    check.set_defaults(run=run_check)
     return parser
 
 

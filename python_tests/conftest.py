@@ -1,14 +1,17 @@
 """Shared test setup.
 
 Without a GPU the Triton kernels run on CPU tensors through the interpreter, which
-must be switched on before triton is first imported. Every test starts from fixed
-seeds, and the run ends with a line saying what was skipped and why.
+must be switched on before triton is first imported. A kernel that fails raises
+(KBALD_STRICT) rather than falling back to the reference. Every test starts from
+fixed seeds, and the run ends with a line saying what was skipped and why.
 """
 
 import os
 import sys
 
 import torch
+
+os.environ.setdefault("KBALD_STRICT", "1")
 
 if not torch.cuda.is_available():
     assert "triton" not in sys.modules, "triton was imported before TRITON_INTERPRET could be set"

@@ -75,6 +75,16 @@ def test_the_summary_carries_the_headline_ratios(tmp_path):
     assert "| BALD P1 | 1.10 ms, 85 % | ≥ 80 % of copy bandwidth | 1.06 |" in (tmp_path / "summary.md").read_text()
 
 
+def test_the_summary_opens_with_the_check_table(tmp_path):
+    (tmp_path / "check.md").write_text("# kbald check --device cuda\n\n| op | ran |\n|---|---|\n| epig | Triton |\n")
+    report = {"rows": [["BALD P1", "60000x100x10", "target", "1.10 ms", "1.06", "yes"]]}
+    (tmp_path / "headline-gpu.json").write_text(json.dumps(report))
+    gpu.write_summary(tmp_path, "test device", 600, [("build", "setup.py", 0, 30.0, 150.0)], [], [])
+    text = (tmp_path / "summary.md").read_text()
+    assert "## kbald check --device cuda" in text
+    assert text.index("| epig | Triton |") < text.index("| stage | step |") < text.index("| BALD P1 |")
+
+
 def test_the_headline_report_runs_at_toy_size(tmp_path):
     env = {**os.environ, "KBALD_BENCH_RESULTS": str(tmp_path)}
     env.pop("TRITON_INTERPRET", None)

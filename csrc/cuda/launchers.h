@@ -11,6 +11,8 @@ namespace kbald::cuda {
 
 std::string device_count(int* count);
 std::string runtime_version(int* version);
+// The installed driver's CUDA version (0 without a driver).
+std::string driver_version(int* version);
 std::string launch_row_entropy(std::uintptr_t probs, std::uintptr_t out, int64_t rows, int64_t cols,
                                bool is_double, std::uintptr_t stream);
 

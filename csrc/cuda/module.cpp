@@ -33,6 +33,12 @@ int runtime_version() {
   return version;
 }
 
+int driver_version() {
+  int version = 0;
+  check(kbald::cuda::driver_version(&version));
+  return version;
+}
+
 void row_entropy(std::uintptr_t probs, std::uintptr_t out, int64_t rows, int64_t cols,
                  const std::string& dtype, std::uintptr_t stream) {
   if (rows < 0 || cols < 0) throw std::invalid_argument("row_entropy: rows and cols must be >= 0");
@@ -68,6 +74,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.doc() = "kbald_kernels CUDA kernels (CUDA runtime linked statically)";
   m.def("device_count", &device_count, "Visible CUDA devices; raises RuntimeError naming the failing call.");
   m.def("runtime_version", &runtime_version, "CUDA runtime version this module was linked with.");
+  m.def("driver_version", &driver_version, "CUDA version of the installed driver (0 without a driver).");
   m.def("row_entropy", &row_entropy, py::arg("probs"), py::arg("out"), py::arg("rows"), py::arg("cols"),
         py::arg("dtype"), py::arg("stream"),
         "Entropy of each row of a contiguous [rows, cols] device array (raw pointers, stream as int).");

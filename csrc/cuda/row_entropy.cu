@@ -34,6 +34,12 @@ std::string runtime_version(int* version) {
   return err == cudaSuccess ? std::string() : describe("cudaRuntimeGetVersion", err);
 }
 
+std::string driver_version(int* version) {
+  *version = 0;  // no driver installed: cudaDriverGetVersion reports 0 and succeeds
+  const cudaError_t err = cudaDriverGetVersion(version);
+  return err == cudaSuccess ? std::string() : describe("cudaDriverGetVersion", err);
+}
+
 std::string launch_row_entropy(std::uintptr_t probs, std::uintptr_t out, int64_t rows, int64_t cols,
                                bool is_double, std::uintptr_t stream) {
   if (rows == 0) return {};

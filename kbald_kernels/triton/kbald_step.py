@@ -132,6 +132,10 @@ def mutual_information_with_pick(log_probs, entropy, pick):
         return reference.mutual_information_with_pick(log_probs, entropy, pick)
     n_points, n_samples, n_classes = log_probs.shape
     block_c, wide, options = _step_layout(n_classes)
+    # Without the step's selection this kernel spilled 4 B a thread on sm_80 at
+    # BLOCK_C = 16 and 4 warps under triton 3.6; at 8 warps no class block spills
+    # under 3.6 or 3.9.
+    options["num_warps"] = 8
     out = torch.full((n_points,), math.nan, dtype=torch.float32, device=log_probs.device)
     with on_device(log_probs.device):
         _mutual_information_with_pick_kernel[(triton.cdiv(n_points, TILE // block_c),)](
@@ -171,6 +175,13 @@ TRIPLE_TILE = 64
 # kernel is FMA-bound), take 103-155 registers and spill nothing on sm_90 or sm_80;
 # 128-wide chunks or 2 pipeline stages spilled 24-44 B at C = 16 and 32.
 PAIR_BLOCK = 64
+
+
+def _triple_warps(block_c):
+    """Warps for a class block: the one choice that spills nothing on sm_90 or sm_80
+    under both tested tritons (3.6 spilled 4 B a thread at BLOCK_C = 8 with 4 warps
+    and 8-36 B at 32 with 8; 3.9 spilled 8 B on sm_80 at 16 with 4)."""
+    return 4 if block_c in (4, 32) else 8
 
 
 @triton.jit
@@ -271,5 +282,5 @@ def add_triple_interactions(log_probs, entropy, pair_entropies, picks, triple):
             pair_entropies.stride(0), picks.contiguous(), n_earlier, triple,
             WIDE=n_classes > block_c, BLOCK_C=block_c, BLOCK_K=BLOCK_K, TILE=TRIPLE_TILE,
             PAIR_BLOCK=min(PAIR_BLOCK, block_c * block_c),
-            num_warps=8 if block_c >= 16 else 4, num_stages=1)
+            num_warps=_triple_warps(block_c), num_stages=1)
     return triple
