@@ -38,6 +38,7 @@ def test_cuda_module_imports_and_reports_its_architectures():
         pytest.skip(module)
     assert "90" in module.architectures.split(";")
     assert module.runtime_version() >= 12000
+    assert module.driver_version() >= (12000 if torch.cuda.is_available() else 0)  # 0: no driver
 
 
 def test_cuda_module_without_a_gpu_raises_instead_of_crashing():
