@@ -16,9 +16,8 @@ import io
 import torch
 
 import kbald_kernels as kb
-from kbald_kernels.backends import choose_backend
 
-from .common import device_name, measure, write_report
+from .common import device_name, measure, ran_on, write_report
 from .information import log_rate, pool
 
 
@@ -73,9 +72,7 @@ def main(argv=None):
     flops = sum(2 * m * k * n * c for m in counts)
     logs = sum(m * n * c for m in counts)
     problem = f"N={n} K={k} C={c}, batch {batch}, M={num_samples}"
-    backend = choose_backend("accumulate_joint_entropy", "auto", device)
-    ours_name = {"cuda": "CUDA kernel" if device.type == "cuda" else "host C++ twin", "torch": "torch reference"}
-    ours_name = ours_name.get(backend, backend)
+    ours_name = ran_on("accumulate_joint_entropy", device)
 
     picks = {}
 

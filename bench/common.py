@@ -49,6 +49,13 @@ def duration(seconds):
     return f"{seconds / 60:.0f} min" if seconds < 36_000 else f"{seconds / 3600:.0f} h"
 
 
+def ran_on(op, device):
+    """What backend="auto" runs ``op`` on for ``device``'s tensors, in words ("host C++", "Triton", …)."""
+    from kbald_kernels.backends import choose_backend, path_name
+
+    return path_name(choose_backend(op, "auto", device), device)
+
+
 def device_name(device):
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -16,7 +16,7 @@ import torch
 
 import kbald_kernels as kb
 
-from .common import device_name, duration, measure, memory_bandwidth, synchronize, write_report
+from .common import device_name, duration, measure, memory_bandwidth, ran_on, synchronize, write_report
 
 
 def badge_pool(n, h, c, device, seed=0):
@@ -136,7 +136,7 @@ def main(argv=None):
 
     notes = [
         f"kbald_kernels runs the backend 'auto' picks on {device.type} tensors "
-        f"({'the fused Triton step' if gpu else 'the torch reference'}); the peers run on the same "
+        f"({ran_on('kmeanspp_steps', device)}); the peers run on the same "
         "dense embeddings (scikit-learn always on the CPU, from numpy).",
         "Bytes per step: one read of the pool's embeddings plus the running distances read and written; "
         f"copy bandwidth measured here: {bandwidth / 1e9:.1f} GB/s.",
