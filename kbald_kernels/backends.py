@@ -11,8 +11,9 @@ A kernel that "auto" chose and that fails to compile or launch (a Triton
 compilation error, out of shared memory or registers, a CUDA launch failure)
 warns once with :class:`KernelFallbackWarning` and its op runs the reference for
 the rest of the process. An explicit backend, a ``KBALD_BACKEND`` preference and
-``KBALD_STRICT=1`` raise instead. Only failures to run fall back: an input error
-(ValueError, TypeError) or running out of memory is raised as it is.
+``KBALD_STRICT=1`` raise instead. Only failures to run fall back (see
+:func:`is_kernel_failure`): bad input, exhausted memory and errors of a launcher's
+own code are raised as they are.
 """
 
 import functools
@@ -84,14 +85,13 @@ class KernelFallbackWarning(RuntimeWarning):
     """A kernel chosen by backend="auto" failed to run; its op runs the reference from now on."""
 
 
-# Ops whose auto-chosen kernel failed in this process, with the warning given.
-_FAILED: dict[str, str] = {}
+# (op, device type) whose auto-chosen kernel failed in this process, with the warning given.
+_FAILED: dict[tuple, str] = {}
 # Arguments an op updates in place, by position: a kernel that fails after writing
-# some of them is retried on the reference from the copy taken before it ran.
+# some of them (a greedy loop's later launches compile specialisations of their own)
+# is retried on the reference from the copy taken before it ran. They are O(N)
+# vectors beside the kernel's O(N·K·C) or O(N·D) pass.
 _MUTATED = {"kbald_pairwise_steps": (2, 3), "add_triple_interactions": (4,), "kmeanspp_steps": (1, 2)}
-# (op, backend, argument signature) that ran once: Triton compiles on the first
-# launch of a specialisation, so their later calls need no copy of the state.
-_PROVEN: set = set()
 
 
 class BackendStatus(NamedTuple):
@@ -208,13 +208,14 @@ def strict_mode():
 
 
 def fallbacks():
-    """{op: warning} of the ops whose kernel failed in this process and now run the reference."""
+    """{(op, device type): warning} of the ops whose kernel failed in this process and
+    now run the reference on that device type."""
     return dict(_FAILED)
 
 
 def _auto_choice(op, device):
     impls = _REGISTRY[op]
-    if op in _FAILED:
+    if (op, device.type) in _FAILED:
         return "torch"
     if device.type == "cuda":
         for candidate in ("triton", "cuda"):
@@ -273,15 +274,19 @@ def implementation(op, backend, device, strict=True):
 
 
 def is_kernel_failure(exc):
-    """Whether ``exc`` is a kernel failing to compile, load or launch (Triton's own
-    errors, a CUDA or driver RuntimeError, a module that cannot load), as opposed to
-    bad input or exhausted memory, which no other backend would cure."""
+    """Whether ``exc`` is a kernel failing to compile, load or launch: Triton's own
+    errors, a CUDA error (torch's, the driver's through Triton, or the CUDA module's),
+    a kernel module that cannot be imported. Bad input, exhausted memory and other
+    errors of the launcher's own code are not: no other backend would cure them, and
+    a bug must not hide behind a warning."""
     import torch
 
-    if isinstance(exc, (ValueError, TypeError, BackendUnavailableError, torch.OutOfMemoryError, MemoryError)):
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError, BackendUnavailableError)):
         return False
-    return (isinstance(exc, (RuntimeError, ImportError, OSError))
-            or type(exc).__module__.split(".")[0] == "triton")
+    if type(exc).__module__.split(".")[0] == "triton" or isinstance(exc, ImportError):
+        return True
+    accelerator_error = getattr(torch, "AcceleratorError", ())
+    return isinstance(exc, accelerator_error) or (type(exc) is RuntimeError and "CUDA" in str(exc))
 
 
 def _kernel_name(exc):
@@ -305,43 +310,25 @@ def _summary(exc):
     return type(exc).__name__ + ": " + (lines[0] if len(lines) == 1 else f"{lines[0]} … {lines[-1]}")
 
 
-def _signature(args):
-    def part(value):
-        if isinstance(value, (list, tuple)):
-            return tuple(part(v) for v in value)
-        if hasattr(value, "dtype") and hasattr(value, "shape"):
-            return str(value.dtype), tuple(value.shape[1:])
-        tensors = getattr(value, "__dict__", None)
-        if tensors is not None and not isinstance(value, type):
-            return tuple(part(v) for v in tensors.values() if hasattr(v, "shape"))
-        return value is None
-    return tuple(part(a) for a in args)
-
-
 def _guarded_call(op, name, device, *args):
-    if op in _FAILED:  # a caller that kept this function from before the failure
+    if (op, device.type) in _FAILED:  # a caller that kept this function from before the failure
         return _resolved(op, "torch")(*args)
-    kernel = _resolved(op, name)
-    key = (op, name, _signature(args))
-    saved = None
-    if key not in _PROVEN and op in _MUTATED:
-        saved = {i: args[i].clone() for i in _MUTATED[op]}
+    saved = {i: args[i].clone() for i in _MUTATED.get(op, ())}
     try:
-        out = kernel(*args)
+        return _resolved(op, name)(*args)
     except Exception as exc:
         if not is_kernel_failure(exc):
             raise
+        entry = _REGISTRY[op][name]
+        launcher = entry if isinstance(entry, str) else (
+            f"{getattr(entry, '__module__', '')}.{getattr(entry, '__qualname__', entry)}")
         jit = _kernel_name(exc)
-        launcher = f"{getattr(kernel, '__module__', '')}.{getattr(kernel, '__qualname__', kernel)}"
         message = (f"kbald_kernels: the {path_name(name, device)} kernel of {op} ({jit + ' via ' if jit else ''}"
                    f"{launcher}) failed on {device}: {_summary(exc)}; {op} runs the torch reference "
                    f"for the rest of this process. `kbald check --device {device.type}` shows what runs on this "
                    f"machine; {STRICT_ENV}=1 raises instead.")
-        _FAILED[op] = message
+        _FAILED[(op, device.type)] = message
         warnings.warn(message, KernelFallbackWarning, stacklevel=2)
-        if saved is not None:
-            for i, value in saved.items():
-                args[i].copy_(value)
+        for i, value in saved.items():
+            args[i].copy_(value)
         return _resolved(op, "torch")(*args)
-    _PROVEN.add(key)
-    return out

@@ -9,8 +9,9 @@ input, and the time of a warm call. The run ends with the machine (device, compu
 CUDA runtime and driver, the compiled modules) and exits 1 on any mismatch,
 error, or a kernel backend that handed the op to the reference.
 
-It runs with ``KBALD_STRICT=1``: a kernel that fails raises and is reported
-here rather than falling back.
+Every row names its backend, so a kernel that fails raises and is reported here
+rather than falling back. On CUDA tensors a registered kernel that cannot run at
+all (the CUDA module not built, triton missing) is a failing row too.
 """
 
 import math
@@ -44,7 +45,7 @@ def shapes(device_type, interpret, quick):
     if interpret:
         found = [Shape("odd", 37, 5, 3), Shape("medium", 200, 8, 10), Shape("wide C", 17, 3, 257)]
     elif device_type == "cuda":
-        found = [Shape("odd", 1_237, 7, 3), Shape("P1", 60_000, 100, 10), Shape("wide C", 4_000, 10, 1_000)]
+        found = [Shape("odd", 1_237, 7, 3), Shape("P1", 60_000, 100, 10), Shape("wide C", 2_000, 10, 1_000)]
     else:
         found = [Shape("odd", 1_237, 7, 3), Shape("medium", 6_000, 20, 10), Shape("wide C", 500, 5, 257)]
     return found[:2] if quick else found
@@ -72,12 +73,25 @@ def _ops():
     return torch.ops.kbald_kernels
 
 
+def _poisoned(lp):
+    bad = lp.clone()
+    bad[lp.shape[0] // 2, 0, 0] = math.nan
+    return bad
+
+
+def _validating(op, lp, backend, count):
+    """The op's terms and its validation flag, which must stay down on the pool and go
+    up on a copy with one NaN: compared as values, 0 and 1."""
+    *terms, invalid = op(lp, backend)
+    return Outcome([*terms[:count], invalid.float(), op(_poisoned(lp), backend)[-1].float()])
+
+
 def _entropies(lp, backend):
-    return Outcome(list(_ops().entropies(lp, backend)[:2]))
+    return _validating(_ops().entropies, lp, backend, 2)
 
 
 def _uncertainties(lp, backend):
-    return Outcome(list(_ops().uncertainties(lp, backend)[:4]))
+    return _validating(_ops().uncertainties, lp, backend, 4)
 
 
 def _pairwise_mutual_information(lp, backend):
@@ -111,7 +125,7 @@ def _add_triple_interactions(lp, backend):
     import torch
 
     ops = _ops()
-    lp = lp[:5000]
+    lp = lp[:max(16, 2_000_000 // lp.shape[2] ** 2)]  # the C³ joints of every point against two picks
     picks = torch.tensor([3, 17, 30], device=lp.device) % lp.shape[0]
     h = ops.entropies(lp, backend)[0]
     pairs = torch.stack([h + h[p] - ops.mutual_information_with_pick(lp, h, p.view(1), backend) for p in picks])
@@ -123,8 +137,10 @@ def _add_triple_interactions(lp, backend):
 def _joint_entropy(lp, backend):
     import torch
 
-    selected = torch.tensor([1, 5, 9], device=lp.device) % lp.shape[0]
-    return Outcome([_ops().joint_entropy(lp, selected.unique(), None, None, backend)])
+    # Exact enumeration of C^|S| configurations: as many picks as keep that to 10⁴.
+    size = max(1, min(3, int(math.log(10_000) / math.log(lp.shape[2]))))
+    selected = (torch.tensor([1, 5, 9][:size], device=lp.device) % lp.shape[0]).unique()
+    return Outcome([_ops().joint_entropy(lp, selected, None, None, backend)])
 
 
 def _accumulate_joint_entropy(lp, backend):
@@ -185,21 +201,23 @@ CASES = {
 
 
 def runnable(device, interpret):
-    """[(op, backend)] of the kernels that can run on ``device``'s tensors here."""
+    """[(op, backend, why it cannot run or None)] of the kernels registered for
+    ``device``'s tensors: on CUDA every registered kernel (one that cannot run is a
+    failing row), on a CPU the host twins and, with ``interpret``, the Triton kernels."""
     from . import backends
 
     found = []
     for op in CASES:
         for name in ("triton", "cuda"):
-            if name not in backends._REGISTRY[op]:
-                continue
-            if name == "triton" and device.type == "cpu" and not interpret:
+            if name not in backends._REGISTRY[op] or (name == "triton" and device.type == "cpu" and not interpret):
                 continue
             try:
                 backends.choose_backend(op, name, device)
-            except backends.BackendUnavailableError:
+            except backends.BackendUnavailableError as exc:
+                if device.type == "cuda":
+                    found.append((op, name, str(exc)))
                 continue
-            found.append((op, name))
+            found.append((op, name, None))
     return found
 
 
@@ -357,22 +375,31 @@ def markdown(rows):
     return out + ["| " + " | ".join(line) + " |" for line in lines[1:]]
 
 
-def run(device="cpu", quick=False, interpret=False, out=print):
-    """Check every runnable (op, backend) on ``device``; returns the rows (see :class:`Row`)."""
+def run(device="cpu", quick=False, interpret=False, out=print, done=None):
+    """Check every runnable (op, backend) on ``device``; returns (rows, tracebacks).
+    ``done(rows)`` is called after each row."""
     import torch
+
+    from .backends import path_name
 
     device = torch.device(device)
     found = runnable(device, interpret)
     rows, failures = [], []
     for shape in shapes(device.type, interpret, quick):
         lp = pool(shape, device)
-        for op, backend in found:
-            row, trace = check_one(op, backend, lp, shape.label, interpret)
+        for op, backend, unavailable in found:
+            if unavailable:
+                row, trace = Row(op, path_name(backend, device), f"{shape.label} {'x'.join(map(str, lp.shape))}",
+                                 math.nan, math.nan, "-", math.nan, f"UNAVAILABLE: {unavailable}"), None
+            else:
+                row, trace = check_one(op, backend, lp, shape.label, interpret)
             rows.append(row)
             if trace:
                 failures.append(trace)
             out(f"  {row.op:<30} {row.ran:<24} {row.shape:<22} err/tol {_format(row.error, 3):>6}  "
                 f"picks {row.picks:<6} {_format(row.ms, 2):>8} ms  {row.verdict}")
+            if done is not None:
+                done(rows)
     return rows, failures
 
 
@@ -382,34 +409,39 @@ def main(args):
         if args.device != "cpu":
             raise ValueError("--interpret runs the Triton kernels on CPU tensors; use it with --device cpu")
         if os.environ.get("TRITON_INTERPRET") != "1":
-            # triton reads it once, at its import, which importing kbald_kernels has done: start afresh.
-            os.environ["TRITON_INTERPRET"] = "1"
-            argv = ["check", "--device", args.device, "--interpret"] + (["--quick"] if args.quick else []) + (
-                ["--report", str(args.report)] if args.report else [])
-            os.execv(sys.executable, [sys.executable, "-m", "kbald_kernels", *argv])
-    os.environ["KBALD_STRICT"] = "1"
+            # triton reads it once, at its import, which importing kbald_kernels has done: a fresh process.
+            import subprocess
+
+            argv = ["--device", args.device, "--interpret", *(["--quick"] if args.quick else []),
+                    *(["--report", str(args.report)] if args.report else [])]
+            return subprocess.run([sys.executable, "-m", "kbald_kernels", "check", *argv],
+                                  env={**os.environ, "TRITON_INTERPRET": "1"}).returncode
     import torch
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda, but torch sees no CUDA device")
     device = torch.device(args.device)
-    print(f"kbald check on {args.device}{' (Triton under the interpreter)' if args.interpret else ''}"
-          f"{', quick' if args.quick else ''}: every op on every backend that runs here against the float64 "
-          "reference")
+    title = f"kbald check --device {args.device}{' --interpret' if args.interpret else ''}" \
+            f"{' --quick' if args.quick else ''}"
+    print(f"{title}: every op on every backend that runs here against the float64 reference")
+    machine = environment(device)
+
+    def report(rows):
+        if args.report:
+            bad = sum(not r.ok for r in rows)
+            lines = [f"# {title}", "", *markdown(rows), "", *(f"- {name}: {value}" for name, value in machine), "",
+                     f"{len(rows) - bad} of {len(rows)} rows ok."]
+            Path(args.report).write_text("\n".join(lines) + "\n")
+
     started = time.perf_counter()
-    rows, failures = run(device, args.quick, args.interpret)
+    rows, failures = run(device, args.quick, args.interpret, done=report)
     print()
     for line in markdown(rows):
         print(line)
     print()
-    for name, value in environment(device):
+    for name, value in machine:
         print(f"{name}: {value}")
     bad = [r for r in rows if not r.ok]
-    if args.report:
-        lines = [f"# kbald check --device {args.device}{' --quick' if args.quick else ''}", "", *markdown(rows), "",
-                 *(f"- {name}: {value}" for name, value in environment(device)), "",
-                 f"{len(rows) - len(bad)} of {len(rows)} rows ok."]
-        Path(args.report).write_text("\n".join(lines) + "\n")
     if not rows:
         print("no kernel backend can run here: every op would run the torch reference (see `kbald backends`)")
     for trace in failures:

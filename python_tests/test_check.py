@@ -16,7 +16,7 @@ def test_kbald_check_passes_on_the_host_twins(capsys, tmp_path):
     assert main(["check", "--quick", "--report", str(tmp_path / "check.md")]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ") and "host C++" in line]
-    ops_with_twins = {op for op, backend in check.runnable(torch.device("cpu"), False)}
+    ops_with_twins = {op for op, backend, _ in check.runnable(torch.device("cpu"), False)}
     assert {line.split(" | ")[0][2:] for line in rows} == ops_with_twins == set(check.CASES)
     assert all(line.rstrip().endswith("| ok |") for line in rows)
     assert len(rows) == 2 * len(check.CASES)  # the odd and the medium pool
@@ -38,7 +38,8 @@ def test_kbald_check_passes_on_cuda_tensors():
 
 def test_the_interpreter_runs_the_triton_kernels_too():
     found = check.runnable(torch.device("cpu"), interpret=True)
-    assert {op for op, backend in found if backend == "triton"} == {
+    assert all(why is None for *_, why in found)
+    assert {op for op, backend, _ in found if backend == "triton"} == {
         op for op in check.CASES if "triton" in backends._REGISTRY[op]}
     lp = check.pool(check.Shape("odd", 37, 5, 3), "cpu")
     for op in ("uncertainties", "kbald_pairwise_steps", "kmeanspp_steps"):
@@ -49,6 +50,25 @@ def test_the_interpreter_runs_the_triton_kernels_too():
 
 def _pool():
     return check.pool(check.Shape("odd", 41, 6, 5), "cpu")
+
+
+def test_a_validation_flag_that_misfires_or_never_fires_is_a_mismatch(monkeypatch):
+    real = backends._resolved("entropies", "cuda")
+    for flag in (lambda lp: torch.ones(()), lambda lp: torch.zeros(())):
+        monkeypatch.setitem(backends._REGISTRY["entropies"], "cuda",
+                            lambda lp, flag=flag: (*real(lp)[:2], flag(lp)))
+        row, _ = check.check_one("entropies", "cuda", _pool(), "odd", interpret=False)
+        assert row.verdict == "MISMATCH", row
+
+
+def test_a_kernel_that_cannot_run_on_cuda_tensors_is_a_failing_row(monkeypatch):
+    monkeypatch.setattr(backends, "_cuda_status", lambda device=None, op=None: backends.BackendStatus(
+        False, "CUDA module not built"))
+    monkeypatch.setattr(backends, "_triton_status", lambda device=None: backends.BackendStatus(True, "triton"))
+    found = check.runnable(torch.device("cuda"), interpret=False)
+    unavailable = {op for op, backend, why in found if backend == "cuda" and why}
+    assert unavailable == {op for op in check.CASES if "cuda" in backends._REGISTRY[op]}
+    assert all("CUDA module not built" in why for op, backend, why in found if backend == "cuda")
 
 
 def test_a_wrong_value_is_a_mismatch(monkeypatch):

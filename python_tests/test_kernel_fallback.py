@@ -51,7 +51,6 @@ FAILURES = {"compile": (_compile_rejected_kernel, "CompilationError", "_rejected
 def auto_mode(monkeypatch):
     """A process state with no failed kernel yet, no strict mode and no backend preference."""
     monkeypatch.setattr(backends, "_FAILED", {})
-    monkeypatch.setattr(backends, "_PROVEN", set())
     monkeypatch.delenv(backends.STRICT_ENV, raising=False)
     monkeypatch.delenv(backends.BACKEND_ENV, raising=False)
 
@@ -84,7 +83,7 @@ def test_a_failing_kernel_warns_once_and_its_op_runs_the_reference(failure, auto
         assert part in message, (part, message)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     assert backends.choose_backend("entropies", None, lp.device) == "torch"
-    assert set(backends.fallbacks()) == {"entropies"}
+    assert set(backends.fallbacks()) == {("entropies", "cpu")}
     with warnings.catch_warnings():
         warnings.simplefilter("error", kb.KernelFallbackWarning)
         again = kb.bald(lp)
@@ -109,14 +108,23 @@ def test_strict_mode_and_an_explicit_backend_raise(failure, auto_mode, monkeypat
     assert backends.fallbacks() == {}
 
 
-def test_bad_input_and_exhausted_memory_are_not_fallback_cases(auto_mode, monkeypatch):
+def test_a_kernel_module_that_cannot_load_falls_back(auto_mode, monkeypatch):
+    monkeypatch.setitem(backends._REGISTRY["entropies"], "cuda", "kbald_kernels.no_such_module:entropies")
+    lp = _lp()
+    with pytest.warns(kb.KernelFallbackWarning, match="ModuleNotFoundError"):
+        got = kb.bald(lp)
+    torch.testing.assert_close(got, reference.bald(lp.double()).float(), atol=1e-5, rtol=1e-5)
+
+
+def test_bad_input_exhausted_memory_and_launcher_bugs_are_not_fallback_cases(auto_mode, monkeypatch):
     def raising(exc):
         def kernel(*args):
             raise exc
         return kernel
 
     lp = _lp()
-    for exc in (ValueError("bad input"), torch.OutOfMemoryError("out of memory")):
+    for exc in (ValueError("bad input"), torch.OutOfMemoryError("out of memory"), NotImplementedError("todo"),
+                RuntimeError("shape '[3, 4]' is invalid for input of size 7"), IndexError("index 9")):
         monkeypatch.setitem(backends._REGISTRY["entropies"], "cuda", raising(exc))
         with warnings.catch_warnings():
             warnings.simplefilter("error", kb.KernelFallbackWarning)
@@ -141,6 +149,29 @@ def test_a_kernel_that_fails_after_writing_its_state_leaves_the_reference_a_clea
         got = kb.select_kbald(lp, 6, order=2)
     assert got.indices.tolist() == expected.indices.tolist()
     torch.testing.assert_close(got.scores.double(), expected.scores, atol=1e-5, rtol=1e-5)
+
+
+def test_a_greedy_loop_whose_later_step_fails_after_earlier_calls_ran_is_restored(auto_mode, monkeypatch):
+    """A step loop's later launches compile specialisations of their own (the step
+    after a pick reads the newest pick's row): a call that ran before proves nothing
+    about the next, so the state copy is taken on every call."""
+    lp = _lp()
+    expected = kb.select_kbald(lp.double(), 5, order=2, backend="torch")
+    host_steps = backends._resolved("kbald_pairwise_steps", "cuda")
+
+    def one_step_then_fail(log_probs, entropy, increment, selected, newest, n_steps):
+        out = host_steps(log_probs, entropy, increment, selected, newest, 1)
+        if n_steps > 1:
+            _cuda_launch_failure()
+        return out
+
+    monkeypatch.setitem(backends._REGISTRY["kbald_pairwise_steps"], "cuda", one_step_then_fail)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", kb.KernelFallbackWarning)
+        kb.select_kbald(lp[:50], 1, order=2)
+    with pytest.warns(kb.KernelFallbackWarning, match="kbald_pairwise_steps"):
+        got = kb.select_kbald(lp, 5, order=2)
+    assert got.indices.tolist() == expected.indices.tolist()
 
 
 def test_a_lazy_ordering_that_kept_the_kernel_falls_back_too(auto_mode, monkeypatch):
