@@ -3,13 +3,19 @@
 Without a GPU the Triton kernels run on CPU tensors through the interpreter, which
 must be switched on before triton is first imported. A kernel that fails raises
 (KBALD_STRICT) rather than falling back to the reference. Every test starts from
-fixed seeds, and the run ends with a line saying what was skipped and why.
+fixed seeds, and the run ends with a line saying what was skipped and why. Under
+pytest-xdist (``-n``) each worker takes its share of the cores, so the host C++
+twins' and torch's threads do not wait on each other's.
 """
 
 import os
 import sys
 
-import torch
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # before torch and the host module read it
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+
+import torch  # noqa: E402
 
 os.environ.setdefault("KBALD_STRICT", "1")
 
