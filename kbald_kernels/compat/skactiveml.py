@@ -24,7 +24,8 @@ BALD; the uncertainties' entropy, least confidence and margin; Badge's k-means++
 over the factored gradient embedding (features, p - onehot(argmax p)), never the
 N × C·d matrix; CoreSet's k-center greedy with Euclidean distances. An ensemble's
 predictions are written once into log-probabilities [N, K, C] of ``dtype``: float32
-by default, which the host C++ and GPU kernels read; "float64" runs the pure-torch
+by default, which the host C++ twins read (the front works on CPU arrays, as
+scikit-activeml does); "float64" runs the pure-torch
 reference and reproduces scikit-activeml's float64 values to rounding. Nothing the
 caller passes is modified.
 
@@ -328,7 +329,7 @@ def _checked_probas(probas):
 def _scores_log_probs(t, sums, dtype):
     """Checked probabilities [N, C] as log-probabilities [N, 1, C] of ``dtype``, a new
     array; rows outside the kernels' tolerance are renormalised."""
-    out = t.to(dtype).unsqueeze(1).clone()
+    out = t.to(dtype, copy=True).unsqueeze(1)
     if bool((sums.log().abs() > NORMALISATION_TOLERANCE[dtype] / 2).any()):
         out /= sums.to(dtype)[:, None, None]
     return _log_in_place(out, "probas", "NC")
@@ -650,7 +651,8 @@ class Badge(SingleAnnotatorPoolQueryStrategy):
         residuals[np.arange(len(probas)), probas.argmax(-1)] -= 1
         features = _rows(features, None)
         # Norms in float64 as scikit-activeml's, without a float64 copy of the embeddings.
-        norms = np.einsum("ij,ij->i", features.numpy(), features.numpy(), dtype=np.float64)
+        rows = (features.float() if features.dtype == torch.bfloat16 else features).numpy()  # numpy has no bf16
+        norms = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
         norms *= np.einsum("ij,ij->i", residuals, residuals)
         factors = [features.to(dtype), torch.from_numpy(residuals).to(dtype)]
         picks = [_badge_first(norms, self.random_state_)]
