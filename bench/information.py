@@ -13,50 +13,10 @@ import torch
 
 import kbald_kernels as kb
 from kbald_kernels import reference
+from kbald_kernels.example import random_log_probs as pool
+from kbald_kernels.naive import naive_bald, naive_kbald2, naive_pairwise_mi
 
 from .common import device_name, measure, memory_bandwidth, write_report
-
-
-def pool(n, k, c, device, dtype=torch.float32, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    logits = torch.randn(n, k, c, generator=gen) * 2 + torch.randn(n, 1, c, generator=gen) * 2
-    return torch.log_softmax(logits, -1).to(device=device, dtype=dtype)
-
-
-def naive_bald(lp):
-    p = lp.exp()
-    pbar = p.mean(1)
-    return -(pbar * pbar.log()).sum(-1) + (p * lp).sum(-1).mean(1)
-
-
-def naive_pairwise_mi(a, b):
-    """The textbook einsum: materialises the joint [Na, Nb, C, C]."""
-    pa, pb = a.exp(), b.exp()
-    joint = torch.einsum("akc,bkd->abcd", pa, pb) / a.shape[1]
-    h_joint = -(joint * joint.clamp_min(1e-30).log()).sum((2, 3))
-    return _entropy(pa)[:, None] + _entropy(pb)[None, :] - h_joint
-
-
-def _entropy(p):
-    pbar = p.mean(1)
-    return -(pbar * pbar.clamp_min(1e-30).log()).sum(-1)
-
-
-def naive_kbald2(lp, batch):
-    """2-BALD greedy with naive per-step joints [N, C, C]."""
-    p = lp.exp()
-    h = _entropy(p)
-    increment = naive_bald(lp).clone()
-    picks = []
-    for _ in range(batch):
-        masked = increment.clone()
-        if picks:
-            masked[torch.tensor(picks, device=lp.device)] = -torch.inf
-        i = int(masked.argmax())
-        picks.append(i)
-        joint = torch.einsum("nkc,kd->ncd", p, p[i]) / p.shape[1]
-        increment -= h + h[i] + (joint * joint.clamp_min(1e-30).log()).sum((1, 2))
-    return picks
 
 
 def bald_row(lp, device, bandwidth):

@@ -15,34 +15,10 @@ import time
 import torch
 
 import kbald_kernels as kb
+from kbald_kernels.example import random_badge_factors as badge_pool
+from kbald_kernels.naive import dense_of, naive_kmeanspp as torch_loop
 
 from .common import device_name, duration, measure, memory_bandwidth, ran_on, synchronize, write_report
-
-
-def badge_pool(n, h, c, device, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    features = torch.randn(n, h, generator=gen).relu()
-    logits = torch.randn(n, c, generator=gen) * 2
-    features, residuals = kb.badge_factors(logits, features)
-    return features.to(device), residuals.to(device)
-
-
-def dense_of(features, residuals):
-    return (features[:, :, None] * residuals[:, None, :]).reshape(features.shape[0], -1)
-
-
-def torch_loop(x, k, gen):
-    """The plain torch k-means++ loop: cdist, running min, cumsum + searchsorted."""
-    first = int(torch.randint(x.shape[0], (1,), generator=gen))
-    picks = [first]
-    d = torch.cdist(x, x[first : first + 1]).square().squeeze(1)
-    for _ in range(k - 1):
-        cdf = torch.cumsum(d / d.sum(), 0)
-        u = torch.rand(1, generator=gen).to(x.device)
-        i = min(int(torch.searchsorted(cdf, u)), x.shape[0] - 1)
-        picks.append(i)
-        d = torch.minimum(d, torch.cdist(x, x[i : i + 1]).square().squeeze(1))
-    return picks
 
 
 def timed_steps(run, k, device, max_seconds):

@@ -1,6 +1,7 @@
 """The ``kbald`` command (also ``python -m kbald_kernels``).
 
-``kbald`` / ``kbald demo``: a real active-learning run on scikit-learn's digits.
+``kbald`` / ``kbald demo``: active learning on repeated digits over several seeds, then
+the selections timed on an MNIST-sized pool against the naive torch way.
 ``kbald example``: select a batch with every method from a built-in synthetic pool
 and print a table. ``kbald select``: select a batch from a file of
 predictions or embeddings. ``kbald backends``: what this machine can run.
@@ -242,23 +243,53 @@ def _report(args, selection, elapsed, where):
 
 
 def run_demo_command(args):
-    from .demo import METHODS, format_results, run_demo
+    from . import demo
 
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    unknown = [m for m in methods if m not in METHODS]
+    begin = time.perf_counter()
+    settings = {key: getattr(args, key) if getattr(args, key) is not None else
+                (demo.QUICK if args.quick else demo.DEFAULTS)[key] for key in demo.DEFAULTS}
+    methods = demo.METHODS if args.methods == "all" else tuple(m.strip() for m in args.methods.split(",")
+                                                                if m.strip())
+    unknown = [m for m in methods if m not in demo.METHODS]
     if unknown or not methods:
-        raise ValueError(f"--methods takes a comma-separated subset of {', '.join(METHODS)}, got {args.methods!r}")
+        raise ValueError(f"--methods takes a comma-separated subset of {', '.join(demo.METHODS)}, or all; "
+                         f"got {args.methods!r}")
+    if settings["timing_pool"] and settings["timing_pool"] < 1000:
+        raise ValueError(f"--timing-pool must be 0 (no timing table) or at least 1000, got {settings['timing_pool']}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda, but torch sees no CUDA device")
-    print(f"Active learning on scikit-learn digits: {args.rounds} rounds of {args.acquire} labels, "
-          f"MC dropout with {args.samples} samples, on {args.device}")
-    results = run_demo(rounds=args.rounds, acquire=args.acquire, samples=args.samples, epochs=args.epochs,
-                       methods=methods, candidates=args.candidates, seed=args.seed, device=args.device,
-                       plot=args.plot,
-                       progress=sys.stderr.isatty())
-    print(format_results(results))
     if args.plot:
-        print(f"plot: {args.plot}")
+        try:
+            import matplotlib  # noqa: F401  (fail before the run, not after it)
+        except ImportError:
+            raise RuntimeError("the demo's plot needs matplotlib: pip install 'kbald_kernels[demo]', "
+                               "or pass --plot ''") from None
+    print(demo.describe(settings, args.device), flush=True)
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=settings["rounds"] + (4 if settings["timing_pool"] else 0), desc="kbald", unit="step")
+    try:
+        curves = demo.run_curves(seeds=settings["seeds"], rounds=settings["rounds"], acquire=settings["acquire"],
+                                 samples=settings["samples"], epochs=settings["epochs"], methods=methods,
+                                 num_configurations=settings["num_configurations"], candidates=args.candidates,
+                                 device=args.device, progress=bar)
+        print()
+        print(demo.format_curves(curves, args.device))
+        if args.plot:
+            demo.plot_curves(curves, args.plot)
+            print(f"plot: {args.plot}")
+        if settings["timing_pool"]:
+            rows = demo.run_timing(settings["timing_pool"], settings["samples"],
+                                   num_configurations=settings["num_configurations"], device=args.device,
+                                   progress=bar)
+            print()
+            print(demo.format_timing(rows, settings["timing_pool"], settings["samples"], 128, args.device))
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"\nkbald: {time.perf_counter() - begin:.0f} s in all")
     return 0
 
 
@@ -293,16 +324,22 @@ def build_parser():
     example.add_argument("--seed", type=int, default=0)
     example.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     example.set_defaults(run=run_example)
-    demo = sub.add_parser("demo", help="active learning on scikit-learn digits with every method (default)")
-    demo.add_argument("--rounds", type=_positive, default=6)
-    demo.add_argument("--acquire", type=_positive, default=10, help="labels acquired per round")
-    demo.add_argument("--samples", type=_positive, default=20, help="MC-dropout samples K")
-    demo.add_argument("--epochs", type=_positive, default=300)
-    demo.add_argument("--methods", default="random,bald,kbald2,batchbald,epig,badge,badge_random,badge_lc")
+    demo = sub.add_parser("demo", help="active learning on repeated digits over seeds, then selection time on an "
+                                       "MNIST-sized pool against naive torch (the default command)")
+    demo.add_argument("--quick", action="store_true", help="a smoke run: 2 seeds, 2 rounds, tiny networks and pool")
+    demo.add_argument("--seeds", type=_positive, help="seeds 0..N-1, mean ± std over them (default 3)")
+    demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    demo.add_argument("--methods", default="random,bald,kbald2,batchbald,badge",
+                      help="comma-separated, or all: random, bald, kbald2, batchbald, badge, kbald3, power, epig, "
+                           "badge_random, badge_lc")
+    demo.add_argument("--rounds", type=_positive, help="acquisition rounds (default 15)")
+    demo.add_argument("--acquire", type=_positive, help="labels acquired per round (default 10)")
+    demo.add_argument("--samples", type=_positive, help="MC-dropout samples K (default 20)")
+    demo.add_argument("--epochs", type=_positive, help="training epochs each round (default 300)")
+    demo.add_argument("--num-configurations", type=_positive, help="BatchBALD's label configurations M (default 200)")
     demo.add_argument("--candidates", type=_positive, default=250,
                       help="candidate-subset size of badge_random and badge_lc")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    demo.add_argument("--timing-pool", type=int, help="N of the timing table's pool (default 60 000; 0: no table)")
     demo.add_argument("--plot", default="kbald_demo.png", help="where to save the accuracy plot ('' for none)")
     demo.set_defaults(run=run_demo_command)
     select = sub.add_parser("select", help="select a batch from a file of predictions or embeddings")

@@ -200,25 +200,6 @@ def test_select_reports_bad_input_in_one_line(files, name, args, message):
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_demo_runs_a_tiny_active_learning_loop_and_plots_it(tmp_path):
-    plot = tmp_path / "curve.png"
-    result = run("--rounds", "2", "--acquire", "5", "--epochs", "30", "--samples", "4",
-                 "--methods", "random,bald,kbald2,batchbald,badge", "--plot", str(plot))
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    header = next(line for line in lines if line.startswith("labels"))
-    assert header.split()[1:] == ["random", "bald", "kbald2", "batchbald", "badge"]
-    rows = [line.split() for line in lines if line.strip()[:2].isdigit()]
-    assert [int(r[0]) for r in rows] == [20, 25, 30]
-    accuracies = [float(v.rstrip("%")) for r in rows for v in r[1:]]
-    assert all(0 < a <= 100 for a in accuracies)
-    # Prediction and selection are two rows: the forward passes are not the acquisition's cost.
-    times = {line.split()[0]: line.split()[1:6] for line in lines if line.split()[:1] in (["pred."], ["sel."])}
-    assert sorted(times) == ["pred.", "sel."]
-    assert all(v.endswith("ms") and float(v[:-2]) >= 0 for row in times.values() for v in row)
-    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
 def test_select_reads_safetensors(tmp_path):
     import torch
     from safetensors.torch import save_file
