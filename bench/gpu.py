@@ -78,7 +78,7 @@ def stages(device, arch, results):
         "compile": [("compile_triton_kernels.py", [python, "python_tests/compile_triton_kernels.py"],
                      {"TRITON_INTERPRET": None})],
         "traffic": [("device_traffic.py", [python, "python_tests/device_traffic.py"], {"TRITON_INTERPRET": "1"})],
-        "tests": [("pytest python_tests", pytest, {"KBALD_FORCE_CUDA": "1"})],
+        "tests": [("pytest python_tests", [*pytest, "-m", "slow or not slow"], {"KBALD_FORCE_CUDA": "1"})],
         **{name: [(f"bench.{name}", [python, "-m", f"bench.{name}", "--device", device], bench_env)]
            for name in BENCH_REPORTS},
     }

@@ -137,12 +137,14 @@ SELECTIONS = {
 }
 
 
+@pytest.mark.slow  # torch.compile of whole selections: the slow tier
 @pytest.mark.parametrize("name", sorted(SELECTIONS))
 def test_selection_compiles_as_one_graph_with_eager_results(name):
     lp = log_probs(41)
     _assert_identical(_compiled(SELECTIONS[name])(lp), SELECTIONS[name](lp))
 
 
+@pytest.mark.slow  # torch.compile of whole selections: the slow tier
 @pytest.mark.parametrize("name", ["select_kbald_2", "select_batchbald", "select_badge", "bald_and_pairwise"])
 def test_scoring_and_selecting_is_one_graph(name):
     """Log-probabilities from logits and the selection, in one graph. Run by aten as
@@ -256,6 +258,7 @@ def test_ops_have_no_gradient_eager_or_compiled(backend):
         assert not _compiled(call)(lp).requires_grad
 
 
+@pytest.mark.slow  # torch.compile of whole selections: the slow tier
 @pytest.mark.parametrize("call", [lambda lp: kb.select_kbald_dynamic(lp, 6, tolerance=0.05),
                                   lambda lp: kb.select_conservative_bald(lp, 6, threshold=0.02)],
                          ids=["dynamic", "conservative"])

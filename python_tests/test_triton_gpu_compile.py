@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 
 def test_every_triton_kernel_compiles_for_the_gpu():
     env = {name: value for name, value in os.environ.items() if name != "TRITON_INTERPRET"}
