@@ -3,11 +3,13 @@ row, each time a number or a stated reason (the report's figures are not tested)
 
 import json
 
+import pytest
 import torch
 
 from bench import classes, common
 
 
+@pytest.mark.slow  # every P5/P6 row, shrunk, with its peers
 def test_quick_report_writes_every_row_and_the_plot(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "RESULTS", tmp_path)
     monkeypatch.setattr(classes, "RESULTS", tmp_path)

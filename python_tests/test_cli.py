@@ -144,6 +144,7 @@ def test_select_on_candidates_picks_what_the_library_picks(files, tmp_path, meth
     assert json.loads(out.read_text())["indices"] == expected.indices.tolist()
 
 
+@pytest.mark.slow  # two torchrun processes a case
 @pytest.mark.parametrize("method,name,restrict", [
     ("kbald2", "log_probs.npy", None), ("kbald3", "log_probs.npy", "candidates"), ("batchbald", "log_probs.npy", None),
     ("badge", "factors.npz", "candidates"), ("epig", "log_probs.npy", None),

@@ -108,7 +108,7 @@ def _triple_case(c):
     return lp, entropy, pair_entropies, picks
 
 
-@pytest.mark.parametrize("c", CLASS_COUNTS)
+@pytest.mark.parametrize("c", [c if c != 100 else pytest.param(100, marks=pytest.mark.slow) for c in CLASS_COUNTS])
 def test_triple_interaction_update_at_every_class_count(c, monkeypatch):
     if c in WIDE:
         monkeypatch.setattr(kbald_step, "TRIPLE_TILE", 256)
@@ -123,7 +123,7 @@ def test_triple_interaction_update_at_every_class_count(c, monkeypatch):
     torch.testing.assert_close(host.double(), expected, rtol=1e-4, atol=5e-5)
 
 
-@pytest.mark.parametrize("c", [2, 10, 33, 100])
+@pytest.mark.parametrize("c", [2, 10, 33, pytest.param(100, marks=pytest.mark.slow)])
 def test_select_kbald_order_3_picks_the_reference_batch(c):
     lp = _pool(c, n=5, k=3)
     expected = kb.select_kbald(lp, 3, order=3, backend="torch")

@@ -9,6 +9,9 @@ import pytest
 
 from peak_memory import CALLS, peak_extra_bytes
 
+# Pools of hundreds of MB in fresh processes: the slow tier.
+pytestmark = pytest.mark.slow
+
 POINTS = 400_000
 WORKSPACE = 32 * 2**20
 # O(N): a few dozen bytes a point of float32/float64/int64 vectors (scores, running
