@@ -23,7 +23,6 @@ import math
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 
 import kbald_kernels as kb
+from kbald_kernels.demo import cpu_threads
 
 from . import paper_setup as setup
 from .common import RESULTS, device_name, duration, measure, slug, synchronize
@@ -124,21 +124,6 @@ def make_split(dataset, seed, scale, repeated, device, initial_per_class=None):
         x_pool = setup.repeat_with_noise(x_pool, COPIES, NOISE_STD, seed)
         y_pool = y_pool.repeat(COPIES)
     return Split(*(t.to(device) for t in (x_pool, y_pool, x_test, y_test, x_targets, start)))
-
-
-@contextmanager
-def _threads(device, n):
-    """Full-batch training of the demo's small network is a chain of tiny ops: on two threads of a
-    shared 2-core CPU each op waits for the busier core (measured tens of times slower than one)."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _timed(fn, device):
@@ -274,7 +259,7 @@ def run_curve(method, split, seed, scale, device, budget=None):
     out = {"labels": [], "accuracy": [], "predict_s": [], "select_s": [], "batches": []}
     round_index = 0
     while True:
-        with _threads(device, 1):
+        with cpu_threads(device, 1):
             model = setup.train(split.x_pool[labelled], split.y_pool[labelled], scale.steps, seed, device)
         out["labels"].append(int(labelled.sum()))
         out["accuracy"].append(setup.accuracy(model, split.x_test, split.y_test))
@@ -285,7 +270,7 @@ def run_curve(method, split, seed, scale, device, budget=None):
         b = min(method.batch(round_index), left, len(pool))
         key = seed * 1000 + round_index
         # The forward passes run on one thread too: they are the model's cost, not the library's.
-        with _threads(device, 1):
+        with cpu_threads(device, 1):
             prediction, predict_s = _timed(lambda: predict(method.predicts, model, split, pool, scale.samples, key),
                                            device)
         picked, select_s = _timed(lambda: method.select(prediction, b, key), device)
@@ -314,27 +299,6 @@ def band(runs, step):
     return {"labels": list(map(int, grid)), "mean": acc.mean(0).tolist(), "std": acc.std(0).tolist(),
             "area": float(area.mean()), "area_std": float(area.std()),
             "final": float(acc[:, -1].mean()), "final_std": float(acc[:, -1].std())}
-
-
-def summarise(method, runs, step):
-    summary = band(runs, step)
-    summary.update(label=method.label,
-                   predict_ms=1e3 * float(np.mean([t for r in runs for t in r["predict_s"]])),
-                   select_ms=1e3 * float(np.mean([t for r in runs for t in r["select_s"]])),
-                   rounds=float(np.mean([len(r["batches"]) for r in runs])),
-                   mean_batch=float(np.mean([b for r in runs for b in r["batches"]])), runs=runs)
-    return summary
-
-
-def run_methods(methods, splits, scale, device, tag):
-    results = {}
-    for name, method in methods.items():
-        began = time.perf_counter()
-        runs = [run_curve(method, split, seed, scale, device) for seed, split in splits.items()]
-        results[name] = summarise(method, runs, scale.grid_step)
-        print(f"[{tag}] {name}: {len(runs)} seeds, {results[name]['rounds']:.1f} rounds a seed, "
-              f"{time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
-    return results
 
 
 def summarise(method, runs, step):
@@ -413,7 +377,7 @@ def figure3_seed(split, seed, scale, device):
     """One acquisition of ``figure3_batch`` 2-BALD picks after the initial labels; after each pick,
     the 2-BALD scores of the pool that is left, the pick's BALD rank and BatchBALD's marginal gain."""
     size = scale.figure3_batch
-    with _threads(device, 1):
+    with cpu_threads(device, 1):
         model = setup.train(split.x_pool[split.start], split.y_pool[split.start], scale.steps, seed, device)
     unlabelled = torch.ones(len(split.y_pool), dtype=torch.bool, device=split.y_pool.device)
     unlabelled[split.start] = False
@@ -589,7 +553,7 @@ def badge_acceleration(dataset, scale, device):
             labelled[split.start] = True
             run = {"labels": [], "accuracy": [], "rounds": []}
             for r in range(scale.badge_rounds + 1):
-                with _threads(device, 1):
+                with cpu_threads(device, 1):
                     model = setup.train(split.x_pool[labelled], split.y_pool[labelled], scale.steps, trial, device)
                 run["labels"].append(int(labelled.sum()))
                 run["accuracy"].append(setup.accuracy(model, split.x_test, split.y_test))
@@ -653,7 +617,7 @@ def badge_at_scale(dataset, scale, device):
     """One round of batch ``badge_batch`` at the report's size: the plain pool ``badge_scale_copies``
     times with noise, candidate sets of ``badge_scale_candidates``, the model of trial 0's initial labels."""
     split = make_split(dataset, 0, scale, False, device, scale.badge_initial_per_class)
-    with _threads(device, 1):
+    with cpu_threads(device, 1):
         model = setup.train(split.x_pool[split.start], split.y_pool[split.start], scale.steps, 0, device)
     x = setup.repeat_with_noise(split.x_pool.cpu(), scale.badge_scale_copies, NOISE_STD, 0).to(device)
     report, ours = {}, {}

@@ -192,7 +192,10 @@ def _synchronize(device):
 
 
 @contextmanager
-def _threads(device, n):
+def cpu_threads(device, n):
+    """torch on ``n`` threads inside the block, on a CPU. Full-batch training of a small
+    network is a chain of tiny ops: on two threads of a shared 2-core CPU each op waits
+    for the busier core (measured tens of times slower than one)."""
     if torch.device(device).type != "cpu":
         yield
         return
@@ -224,7 +227,7 @@ def run_curves(seeds=3, rounds=15, acquire=10, samples=20, epochs=300, methods=D
     On a CPU it all runs on one thread: the networks' ops and the selections on this small
     pool are short, and on cores that other jobs share, two threads made each op wait for
     the busier core (measured up to ten times slower)."""
-    with _threads(device, 1):
+    with cpu_threads(device, 1):
         return _run_curves(seeds, rounds, acquire, samples, epochs, methods, num_configurations, candidates,
                            device, progress)
 
