@@ -300,8 +300,15 @@ def run_check(args):
 
 
 def run_backends(_args):
-    for name, status in available_backends().items():
-        print(f"{name:<7} {'yes' if status.available else 'no ':<4} {status.reason}")
+    statuses = available_backends()
+    # backend="cuda" is two paths: the CUDA kernels on CUDA tensors, the host C++ twins on CPU tensors.
+    cuda, _, host = statuses["cuda"].reason.partition("; CPU tensors: ")
+    rows = [("torch reference", "torch", statuses["torch"].available, statuses["torch"].reason),
+            ("Triton", "triton", statuses["triton"].available, statuses["triton"].reason),
+            ("CUDA", "cuda, CUDA tensors", statuses["cuda"].available, cuda),
+            ("host C++", "cuda, CPU tensors", host.startswith("host C++ twin"), host or statuses["cuda"].reason)]
+    for path, backend, available, reason in rows:
+        print(f"{path:<16} {'(backend=' + backend + ')':<28} {'yes' if available else 'no ':<4} {reason}")
     return 0
 
 

@@ -24,10 +24,13 @@ def test_example_runs_every_method_on_the_built_in_pool():
     assert len(table) == 4 and all(len(line.split()) >= 6 for line in table)
 
 
-def test_backends_lists_all_three():
+def test_backends_names_each_path_and_the_backend_that_asks_for_it():
     result = run("backends")
     assert result.returncode == 0, result.stderr
-    assert [line.split()[0] for line in result.stdout.splitlines()] == ["torch", "triton", "cuda"]
+    lines = result.stdout.splitlines()
+    assert [line[:16].strip() for line in lines] == ["torch reference", "Triton", "CUDA", "host C++"]
+    assert "(backend=cuda, CPU tensors)" in lines[3] and " yes " in lines[3] and "OpenMP threads" in lines[3]
+    assert " yes " in lines[0]
 
 
 @pytest.mark.parametrize("args,message", [
