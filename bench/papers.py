@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 import kbald_kernels as kb
-from kbald_kernels.demo import cpu_threads
+from kbald_kernels.demo import Split, cpu_threads
 
 from . import paper_setup as setup
 from .common import RESULTS, device_name, duration, measure, slug, synchronize
@@ -99,16 +99,6 @@ QUICK = Scale(test=200, targets=40, pool=120, budget=20, steps=40, samples=10, s
               table_pool=(2_000, 20, 10), badge_schedule=(5, 10), badge_initial_per_class=1, badge_rounds=2,
               badge_batch=10, badge_candidates=30, badge_trials=2, badge_scale_copies=4, badge_scale_candidates=60,
               grid_step=5)
-
-
-@dataclass
-class Split:
-    x_pool: torch.Tensor
-    y_pool: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    x_targets: torch.Tensor
-    start: torch.Tensor
 
 
 def make_split(dataset, seed, scale, repeated, device, initial_per_class=None):
@@ -193,24 +183,6 @@ def check_ordering_prefix(ordering, factors, picked, sizes, seed):
             raise AssertionError(f"the first {b} picks of one KMeansPPOrdering (seed {seed}) are not "
                                  f"select_badge's batch of {b}: {prefix[:b].tolist()} vs {expected.tolist()}")
     return sizes
-
-
-def _variable_badge(scale):
-    """BADGE with a batch size that changes every round, each round's batch the head of one lazy ordering."""
-    state = {"checks": 0, "sizes": set()}
-
-    def select(prediction, b, key):
-        state["ordering"] = kb.KMeansPPOrdering(prediction[0], generator=key, first="max_norm")
-        return state["ordering"].take(b).indices
-
-    def check(prediction, picked, key):
-        sizes = check_ordering_prefix(state.pop("ordering"), prediction[0], picked, scale.badge_schedule, key)
-        state["checks"] += len(sizes)
-        state["sizes"].update(sizes)
-
-    schedule = scale.badge_schedule
-    return Method("BADGE, batch " + "/".join(map(str, schedule)) + " (one ordering a round)", "badge", select,
-                  lambda r: schedule[r % len(schedule)], check, state)
 
 
 def _variable_badge(scale):
