@@ -123,13 +123,6 @@ def _timed(fn, device):
     return out, time.perf_counter() - begin
 
 
-def _timed(fn, device):
-    begin = time.perf_counter()
-    out = fn()
-    synchronize(device)
-    return out, time.perf_counter() - begin
-
-
 def predict(kind, model, split, pool, samples, key):
     """What a method selects from: ``"random"`` the inputs, ``"mc"`` [N, K, C] consistent MC-dropout
     log-probabilities, ``"epig"`` those of the pool and of the targets under the same masks,
@@ -728,24 +721,6 @@ def _git(*args):
                               cwd=Path(__file__).resolve().parent).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
-
-
-def _method_table(results, extra=None):
-    lines = ["| method | final accuracy | mean accuracy over the curve | rounds | mean batch | prediction / round "
-             "| selection / round |", "|---|---|---|---|---|---|---|"]
-    for r in results.values():
-        lines.append(f"| {r['label']} | {r['final']:.1f} ± {r['final_std']:.1f} % | {r['area']:.1f} ± "
-                     f"{r['area_std']:.1f} % | {r['rounds']:.1f} | {r['mean_batch']:.1f} | {r['predict_ms']:.1f} ms "
-                     f"| {r['select_ms']:.1f} ms |")
-    return lines
-
-
-def _held(flag):
-    return "**held**" if flag else "**did not hold**"
-
-
-def _less(fraction):
-    return f"{100 * fraction:.0f} % less" if fraction >= 0 else f"{-100 * fraction:.0f} % more"
 
 
 def _method_table(results):
