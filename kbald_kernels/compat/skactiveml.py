@@ -469,6 +469,19 @@ def _spread(rows, mapping, width):
     return out
 
 
+def _query_inputs(strategy, X, y, candidates, batch_size, return_utilities):
+    """A query's data and candidates through scikit-activeml's own validation, in its
+    order: (X, y, candidates, batch_size, return_utilities, X_cand, mapping)."""
+    X, y, candidates, batch_size, return_utilities = strategy._validate_data(
+        X, y, candidates, batch_size, return_utilities, reset=True)
+    return (X, y, candidates, batch_size, return_utilities, *strategy._transform_candidates(candidates, X, y))
+
+
+def _check_classifier(clf, missing_label):
+    check_type(clf, "clf", SkactivemlClassifier)
+    check_equal_missing_label(clf.missing_label, missing_label)
+
+
 class _BALD(SingleAnnotatorPoolQueryStrategy):
     """scikit-activeml's BALD strategies on a committee: its members' predict_proba
     (or ``sample_predictions_method_name``'s samples [K, N, C]) scored on the kernels."""
@@ -491,9 +504,8 @@ class _BALD(SingleAnnotatorPoolQueryStrategy):
         """Query indices (and utilities) as scikit-activeml's, for ``ensemble``: a fitted
         or unfitted SkactivemlClassifier with ``estimators_``/``n_estimators`` or a
         sampling method, or a list of them."""
-        X, y, candidates, batch_size, return_utilities = self._validate_data(
-            X, y, candidates, batch_size, return_utilities, reset=True)
-        X_cand, mapping = self._transform_candidates(candidates, X, y)
+        X, y, candidates, batch_size, return_utilities, X_cand, mapping = _query_inputs(
+            self, X, y, candidates, batch_size, return_utilities)
         check_type(fit_ensemble, "fit_ensemble", bool)
         ensemble, members, _, sample, sample_kwargs = _check_ensemble(
             ensemble=ensemble, X=X, y=y, sample_weight=sample_weight, fit_ensemble=fit_ensemble,
@@ -548,11 +560,9 @@ class UncertaintySampling(SingleAnnotatorPoolQueryStrategy):
 
     def query(self, X, y, clf, fit_clf=True, sample_weight=None, utility_weight=None, candidates=None, batch_size=1,
               return_utilities=False):
-        X, y, candidates, batch_size, return_utilities = self._validate_data(
-            X, y, candidates, batch_size, return_utilities, reset=True)
-        X_cand, mapping = self._transform_candidates(candidates, X, y)
-        check_type(clf, "clf", SkactivemlClassifier)
-        check_equal_missing_label(clf.missing_label, self.missing_label_)
+        X, y, candidates, batch_size, return_utilities, X_cand, mapping = _query_inputs(
+            self, X, y, candidates, batch_size, return_utilities)
+        _check_classifier(clf, self.missing_label_)
         check_type(fit_clf, "fit_clf", bool)
         width = len(X) if mapping is not None else len(X_cand)
         utility_weight = np.ones(width) if utility_weight is None else check_array(utility_weight, ensure_2d=False)
@@ -625,11 +635,9 @@ class Badge(SingleAnnotatorPoolQueryStrategy):
 
     def query(self, X, y, clf, fit_clf=True, sample_weight=None, candidates=None, batch_size=1,
               return_utilities=False):
-        X, y, candidates, batch_size, return_utilities = self._validate_data(
-            X, y, candidates, batch_size, return_utilities, reset=True)
-        X_cand, mapping = self._transform_candidates(candidates, X, y)
-        check_type(clf, "clf", SkactivemlClassifier)
-        check_equal_missing_label(clf.missing_label, self.missing_label_)
+        X, y, candidates, batch_size, return_utilities, X_cand, mapping = _query_inputs(
+            self, X, y, candidates, batch_size, return_utilities)
+        _check_classifier(clf, self.missing_label_)
         check_scalar(fit_clf, "fit_clf", bool)
         predict_kwargs = _embedding_kwargs(self.clf_embedding_flag_name)
         if fit_clf:
@@ -683,9 +691,8 @@ class CoreSet(SingleAnnotatorPoolQueryStrategy):
         self.backend = backend
 
     def query(self, X, y, candidates=None, batch_size=1, return_utilities=False):
-        X, y, candidates, batch_size, return_utilities = self._validate_data(
-            X, y, candidates, batch_size, return_utilities, reset=True)
-        X_cand, mapping = self._transform_candidates(candidates, X, y)
+        X, y, candidates, batch_size, return_utilities, X_cand, mapping = _query_inputs(
+            self, X, y, candidates, batch_size, return_utilities)
         labeled = np.flatnonzero(~_unlabeled(y, self.missing_label_))
         new = None
         if mapping is None:  # outside candidates: they come first, the labelled samples after them
