@@ -744,7 +744,7 @@ def _less(fraction):
 def write_markdown(report, paths, path):
     f1, f2, f3, t1 = report["figure1"], report["figure2"], report["figure3"], report["table1"]
     bv, ba = report["badge_variable"], report["badge_acceleration"]
-    scale, data = report["scale"], report["data"]
+    scale = report["scale"]
     c1, c2, c3, ct = f1["claim"], f2["claim"], f3["claim"], t1["claim"]
     img = {k: p.name for k, p in paths.items()}
     pool = scale["pool"]
