@@ -16,8 +16,36 @@
 
 namespace kbald::host {
 
+// 16 floats as one value: GCC lowers it to one AVX-512 register, two AVX2 or four SSE
+// registers per clone, so the tile below stays in registers on every instruction set.
+// aligned(4): loads from any float address.
+typedef float Lanes __attribute__((vector_size(64), aligned(4)));
+typedef int32_t IntLanes __attribute__((vector_size(64), aligned(4)));
+constexpr int64_t kLanesPerVector = 16;
+// The same lanes as template arguments, which drop the aligned attribute (GCC warns).
+typedef float LaneValues __attribute__((vector_size(64)));
+typedef int32_t IntLaneValues __attribute__((vector_size(64)));
+typedef uint32_t UnsignedLaneValues __attribute__((vector_size(64)));
+
+}  // namespace kbald::host
+
+template <>
+struct kbald::FloatBits<kbald::host::LaneValues> {
+  using Int = kbald::host::IntLaneValues;
+  [[gnu::always_inline]] static Int bits(kbald::host::LaneValues x) { return (Int)x; }
+  [[gnu::always_inline]] static kbald::host::LaneValues from_bits(Int bits) { return (kbald::host::LaneValues)bits; }
+  [[gnu::always_inline]] static Int to_exponent(Int bits) {
+    return (Int)((kbald::host::UnsignedLaneValues)bits << 23);
+  }
+};
+
+namespace kbald::host {
+
+// The shared exponential (kbald/log_probs.h) on 16 lanes at once.
+[[gnu::always_inline]] inline Lanes exp_lanes(Lanes x) { return exp_of_log_probability<LaneValues>(x); }
+
 // p = exp(x) for `count` values, with NaN kept as NaN (exp_log_probability maps it
-// to 0, and the normalisation check must see it; validated input has none).
+// to e^88, and a caller that keeps these probabilities must see NaN as NaN).
 void exp_keeping_nan(const float* x, float* p, int64_t count);
 
 // `count` contiguous 16-bit values widened to float, cloned per instruction set: the
@@ -43,11 +71,6 @@ const float* point_log_probs(const LogProbs<T>& x, int64_t n, int64_t samples, i
   return buffer;
 }
 
-// 16 floats as one value: GCC lowers it to one AVX-512 register, two AVX2 or four SSE
-// registers per clone, so the tile below stays in registers on every instruction set.
-// aligned(4): loads from any float address.
-typedef float Lanes __attribute__((vector_size(64), aligned(4)));
-constexpr int64_t kLanesPerVector = 16;
 
 // The sum of a vector's lanes by halving shuffles (4 shuffle-adds, not 15 extracts).
 [[gnu::always_inline]] inline float horizontal_sum(Lanes v) {
@@ -62,8 +85,6 @@ constexpr int64_t kLanesPerVector = 16;
 // terms += -q·log q lane by lane: neg_xlogx's arithmetic (log_unit_interval of
 // max(q, smallest normal)) on a whole vector, so the epilogue runs in vector lanes.
 // (Vector casts of equal size reinterpret the bits.)
-typedef int32_t IntLanes __attribute__((vector_size(64), aligned(4)));
-
 [[gnu::always_inline]] inline void add_neg_xlogx(Lanes q, Lanes& terms) {
   const Lanes smallest_normal = Lanes{} + 1.17549435e-38f;
   const Lanes clamped = q > smallest_normal ? q : smallest_normal;

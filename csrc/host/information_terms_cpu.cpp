@@ -6,83 +6,207 @@
 namespace kbald::host {
 namespace {
 
-// One point's K·C log-probabilities: p into `probs`, Σ p·log p as the result, and
-// the count of NaN values into `nans` (exp_log_probability maps NaN to 0, and input
-// validation must see it). The log-probability is clamped to -87 in the product so
-// that p = 0 contributes an exact 0, not 0·(-inf). The simd reduction lets the sums
-// run in vector lanes (a fixed order for each instruction set); without OpenMP the
-// loop is scalar and gives the same values to rounding.
-KBALD_CPU_CLONES
-float exp_and_plogp(const float* x, float* probs, int64_t count, int* nans) {
-  float total = 0.0f;
-  int nan_count = 0;
-#pragma omp simd reduction(+ : total, nan_count)
-  for (int64_t j = 0; j < count; ++j) {
-    const float v = x[j];
-    const float p = exp_log_probability(v);
-    probs[j] = p;
-    total += p * (v > -87.0f ? v : -87.0f);
-    nan_count += v != v;
-  }
-  *nans = nan_count;
-  return total;
+// 16 stored values at x as float lanes. GCC widens half precision one value at a
+// time, so it is done here in integer lanes: sign and magnitude moved into a float's
+// fields give 2^-112 of the value (subnormals included). Infinities come out as
+// ±65536, which the exponential treats as they are (-inf: probability 0, +inf: e^88);
+// NaN is made +88, so its row fails the bounds too.
+[[gnu::always_inline]] inline Lanes load_lanes(const float* x) { return *reinterpret_cast<const Lanes*>(x); }
+
+typedef uint16_t ShortLanes __attribute__((vector_size(32), aligned(2)));
+
+[[gnu::always_inline]] inline Lanes load_lanes(const Half* x) {
+  const IntLanes bits = __builtin_convertvector(*reinterpret_cast<const ShortLanes*>(x), IntLanes) << 16;
+  const Lanes value = (Lanes)(((bits >> 3) & (int32_t)0x8fffffff)) * 0x1p112f;
+  return (bits & 0x7fffffff) > 0x7c000000 ? Lanes{} + 88.0f : value;
 }
 
-// Σ_k p[k, c] into `column` and the number of rows k whose Σ_c p lies outside
-// [low, high] (NaN was counted before), for one point's probabilities [K, C],
-// C <= 16·kVectors, read 16 classes a vector with the column sums held in registers.
-// A row's vectors run past C into the next row (or into the zeros `probs` keeps
-// after K·C); `masks[v]` zeroes those lanes.
-template <int64_t kVectors>
-[[gnu::always_inline]] inline int64_t class_sums_and_rows_outside(const float* probs, const Lanes* masks,
-                                                                  float* column, int64_t samples, int64_t classes,
-                                                                  float low, float high) {
-  Lanes sums[kVectors] = {};
-  int64_t outside = 0;
+[[gnu::always_inline]] inline Lanes load_lanes(const BFloat16* x) {
+  return (Lanes)(__builtin_convertvector(*reinterpret_cast<const ShortLanes*>(x), IntLanes) << 16);
+}
+
+// The sums of 16 vectors' lanes as one vector, in the order 0 8 4 12 2 10 6 14 1 9 5 13
+// 3 11 7 15: four levels of pairwise folds (2 shuffles and an add per pair, 45
+// operations), where 16 horizontal sums take 128.
+[[gnu::always_inline]] inline Lanes lane_sums_of_16(Lanes* v) {
+  typedef int32_t Order __attribute__((vector_size(64)));
+  const Order low8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+  const Order high8 = low8 + 8;
+  const Order low4 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+  const Order high4 = low4 + 4;
+  const Order low2 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+  const Order high2 = low2 + 2;
+  const Order low1 = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
+  const Order high1 = low1 + 1;
+  for (int i = 0; i < 8; ++i)
+    v[i] = __builtin_shuffle(v[2 * i], v[2 * i + 1], low8) + __builtin_shuffle(v[2 * i], v[2 * i + 1], high8);
+  for (int i = 0; i < 4; ++i)
+    v[i] = __builtin_shuffle(v[2 * i], v[2 * i + 1], low4) + __builtin_shuffle(v[2 * i], v[2 * i + 1], high4);
+  for (int i = 0; i < 2; ++i)
+    v[i] = __builtin_shuffle(v[2 * i], v[2 * i + 1], low2) + __builtin_shuffle(v[2 * i], v[2 * i + 1], high2);
+  return __builtin_shuffle(v[0], v[1], low1) + __builtin_shuffle(v[0], v[1], high1);
+}
+
+// The normalisation check in lanes: rows' partial-sum vectors wait in groups of 16,
+// whose totals are compared at once. Rows of different points share a group.
+struct RowSumCheck {
+  Lanes pending[16];
+  int count = 0;
+  IntLanes outside = {};
+  Lanes low, high;
+
+  RowSumCheck(float low_bound, float high_bound) : low(Lanes{} + low_bound), high(Lanes{} + high_bound) {}
+
+  [[gnu::always_inline]] void add(Lanes row) {
+    pending[count++] = row;
+    if (count == 16) flush();
+  }
+
+  // Empty places hold a row that sums to exactly 1.
+  [[gnu::always_inline]] void flush() {
+    if (count == 0) return;
+    for (int i = count; i < 16; ++i) pending[i] = Lanes{1.0f};
+    const Lanes totals = lane_sums_of_16(pending);
+    outside += ~((totals >= low) & (totals <= high)) & 1;
+    count = 0;
+  }
+};
+
+struct EntropyOutputs {
+  float *entropy, *conditional, *confidence, *margin;
+};
+
+// One point's rows [K, C] at row0 + k·stride_k, classes contiguous, read as whole
+// vectors of 16 (vectors·16 values from each row start; lanes from C on are
+// replaced by -inf, so they add probability 0): p = exp(x) once per value, its class
+// sums (in registers for kVectors = 1 .. 8 vectors a row; in `column` for kVectors =
+// 0, any C), its row sums into `rows`, Σ p·x in lanes. The class means' entropy is
+// then taken in lanes as well.
+template <int64_t kVectors, typename T>
+[[gnu::always_inline]] inline void point_terms(const T* row0, int64_t stride_k, int64_t n, int64_t samples,
+                                               int64_t vectors, IntLanes tail, float inverse, float* column,
+                                               RowSumCheck& rows, const EntropyOutputs& out, int64_t classes) {
+  constexpr bool kInRegisters = kVectors > 0;
+  Lanes sums[kInRegisters ? kVectors : 1] = {};
+  Lanes* column_sums = reinterpret_cast<Lanes*>(column);
+  if constexpr (!kInRegisters)
+    for (int64_t v = 0; v < vectors; ++v) column_sums[v] = Lanes{};
+  // In registers: up to kVectors (the loops unroll to it), `vectors` of them used.
+  const int64_t limit = kInRegisters ? kVectors : vectors;
+  const Lanes empty = Lanes{} - __builtin_inff();
+  Lanes plogp = {};
   for (int64_t k = 0; k < samples; ++k) {
+    const T* x = row0 + k * stride_k;
     Lanes row = {};
-    for (int64_t v = 0; v < kVectors; ++v) {
-      const Lanes x = *reinterpret_cast<const Lanes*>(probs + k * classes + v * kLanesPerVector) * masks[v];
-      sums[v] += x;
-      row += x;
+    for (int64_t v = 0; v < limit && v < vectors; ++v) {
+      Lanes value = load_lanes(x + v * kLanesPerVector);
+      if (v == vectors - 1) value = tail ? value : empty;
+      const Lanes p = exp_lanes(value);
+      const Lanes clamped = value > kLowestLogProbability ? value : Lanes{} + kLowestLogProbability;
+      plogp += p * clamped;
+      row += p;
+      if constexpr (kInRegisters) {
+        sums[v] += p;
+      } else {
+        column_sums[v] += p;
+      }
     }
-    const float total = horizontal_sum(row);
-    outside += !(total >= low && total <= high);
+    rows.add(row);
   }
-  for (int64_t v = 0; v < kVectors; ++v)
-    for (int64_t l = 0; l < kLanesPerVector; ++l) column[v * kLanesPerVector + l] = sums[v][l];
-  return outside;
-}
-
-// The register-row widths, each cloned per instruction set, and a vector loop for C > 128.
-#define KBALD_CLASS_SUMS(name, vectors)                                                                   \
-  KBALD_CPU_CLONES int64_t name(const float* probs, const Lanes* masks, float* column, int64_t samples, \
-                                int64_t classes, float low, float high) {                               \
-    return class_sums_and_rows_outside<vectors>(probs, masks, column, samples, classes, low, high);      \
+  Lanes terms = {};
+  for (int64_t v = 0; v < limit && v < vectors; ++v) {
+    const Lanes mean = (kInRegisters ? sums[v] : column_sums[v]) * inverse;
+    add_neg_xlogx(mean, terms);
+    if (out.confidence != nullptr) column_sums[v] = mean;
   }
-KBALD_CLASS_SUMS(class_sums_16, 1)
-KBALD_CLASS_SUMS(class_sums_32, 2)
-KBALD_CLASS_SUMS(class_sums_64, 4)
-KBALD_CLASS_SUMS(class_sums_128, 8)
-#undef KBALD_CLASS_SUMS
-
-KBALD_CPU_CLONES int64_t class_sums_any(const float* probs, const Lanes*, float* column, int64_t samples,
-                                        int64_t classes, float low, float high) {
-  std::fill(column, column + classes, 0.0f);
-  int64_t outside = 0;
-  for (int64_t k = 0; k < samples; ++k) {
-    float row = 0.0f;
-#pragma omp simd reduction(+ : row)
+  out.entropy[n] = horizontal_sum(terms);
+  out.conditional[n] = -horizontal_sum(plogp) * inverse;
+  if (out.confidence != nullptr) {
+    float top = 0.0f, second = 0.0f;  // first of equal maxima is the top; the other stays second
     for (int64_t c = 0; c < classes; ++c) {
-      column[c] += probs[k * classes + c];
-      row += probs[k * classes + c];
+      const float mean = column[c];
+      if (mean > top) {
+        second = top;
+        top = mean;
+      } else if (mean > second) {
+        second = mean;
+      }
     }
-    outside += !(row >= low && row <= high);
+    out.confidence[n] = 1.0f - top;
+    out.margin[n] = top - second;
   }
+}
+
+// The pass over points [begin, end): those before `in_place_end` are read where they
+// are stored; the rest (the last points, whose whole-vector reads would pass the end
+// of the pool, or every point of a pool whose classes are not contiguous) are first
+// copied, widened, into `gathered` [K, vectors·16]. Returns how many rows failed
+// the normalisation bounds (NaN and +inf give e^88, so their rows fail too).
+template <int64_t kVectors, typename T>
+[[gnu::always_inline]] inline int64_t entropies_of_points(const LogProbs<T>& x, int64_t begin, int64_t end,
+                                                          int64_t in_place_end, const EntropyOutputs& out,
+                                                          int64_t samples, int64_t classes, float low, float high,
+                                                          float* gathered, float* column) {
+  const int64_t vectors = (classes + kLanesPerVector - 1) / kLanesPerVector;
+  const int64_t width = vectors * kLanesPerVector;
+  IntLanes tail;
+  for (int64_t l = 0; l < kLanesPerVector; ++l) tail[l] = (vectors - 1) * kLanesPerVector + l < classes ? -1 : 0;
+  const float inverse = 1.0f / static_cast<float>(samples);
+  RowSumCheck rows(low, high);
+  for (int64_t n = begin; n < end; ++n) {
+    if (n < in_place_end) {
+      point_terms<kVectors>(x.data + n * x.stride_n, x.stride_k, n, samples, vectors, tail, inverse, column, rows,
+                            out, classes);
+    } else {
+      for (int64_t k = 0; k < samples; ++k)
+        for (int64_t c = 0; c < classes; ++c) gathered[k * width + c] = x(n, k, c);
+      point_terms<kVectors>(static_cast<const float*>(gathered), width, n, samples, vectors, tail, inverse, column,
+                            rows, out, classes);
+    }
+  }
+  rows.flush();
+  int64_t outside = 0;
+  for (int64_t l = 0; l < kLanesPerVector; ++l) outside += rows.outside[l];
   return outside;
 }
 
-using ClassSums = int64_t (*)(const float*, const Lanes*, float*, int64_t, int64_t, float, float);
+// The pass per element type and row width (1, 2, 4, 8 vectors in registers; 0: any
+// C), each cloned per instruction set.
+#define KBALD_ENTROPIES_OF_POINTS(T, vectors)                                                                     \
+  KBALD_CPU_CLONES int64_t entropies_of_points_##T##_##vectors(                                                   \
+      const LogProbs<T>& x, int64_t begin, int64_t end, int64_t in_place_end, const EntropyOutputs& out,          \
+      int64_t samples, int64_t classes, float low, float high, float* gathered, float* column) {                  \
+    return entropies_of_points<vectors>(x, begin, end, in_place_end, out, samples, classes, low, high, gathered, \
+                                        column);                                                                  \
+  }
+#define KBALD_ENTROPIES_OF_POINTS_ALL_WIDTHS(T) \
+  KBALD_ENTROPIES_OF_POINTS(T, 1)               \
+  KBALD_ENTROPIES_OF_POINTS(T, 2)               \
+  KBALD_ENTROPIES_OF_POINTS(T, 4)               \
+  KBALD_ENTROPIES_OF_POINTS(T, 8)               \
+  KBALD_ENTROPIES_OF_POINTS(T, 0)
+KBALD_ENTROPIES_OF_POINTS_ALL_WIDTHS(float)
+KBALD_ENTROPIES_OF_POINTS_ALL_WIDTHS(Half)
+KBALD_ENTROPIES_OF_POINTS_ALL_WIDTHS(BFloat16)
+#undef KBALD_ENTROPIES_OF_POINTS_ALL_WIDTHS
+#undef KBALD_ENTROPIES_OF_POINTS
+
+template <typename T>
+using EntropiesOfPoints = int64_t (*)(const LogProbs<T>&, int64_t, int64_t, int64_t, const EntropyOutputs&, int64_t,
+                                      int64_t, float, float, float*, float*);
+
+#define KBALD_ENTROPIES_FOR_WIDTH(T)                                                                        \
+  EntropiesOfPoints<T> entropies_for_width(const LogProbs<T>&, int64_t vectors) {                          \
+    return vectors == 1   ? entropies_of_points_##T##_1                                                     \
+           : vectors == 2 ? entropies_of_points_##T##_2                                                     \
+           : vectors <= 4 ? entropies_of_points_##T##_4                                                     \
+           : vectors <= 8 ? entropies_of_points_##T##_8                                                     \
+                          : entropies_of_points_##T##_0;                                                    \
+  }
+KBALD_ENTROPIES_FOR_WIDTH(float)
+KBALD_ENTROPIES_FOR_WIDTH(Half)
+KBALD_ENTROPIES_FOR_WIDTH(BFloat16)
+#undef KBALD_ENTROPIES_FOR_WIDTH
 
 }  // namespace
 
@@ -112,51 +236,35 @@ void probability_sums(const LogProbs<T>& log_probs, float* sums, int64_t points,
 template <typename T>
 int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* conditional, float* confidence,
                   float* margin, int64_t points, int64_t samples, int64_t classes, float low, float high) {
-  const int64_t count = samples * classes;
-  const int64_t vectors = classes <= 16 ? 1 : classes <= 32 ? 2 : classes <= 64 ? 4 : classes <= 128 ? 8 : 0;
-  const ClassSums class_sums = vectors == 1   ? class_sums_16
-                               : vectors == 2 ? class_sums_32
-                               : vectors == 4 ? class_sums_64
-                               : vectors == 8 ? class_sums_128
-                                              : class_sums_any;
-  // A plain array: std::vector would drop Lanes' alignment attribute (GCC warns).
-  Lanes masks[8];
-  for (int64_t v = 0; v < vectors; ++v)
-    for (int64_t l = 0; l < kLanesPerVector; ++l) masks[v][l] = v * kLanesPerVector + l < classes ? 1.0f : 0.0f;
+  if (points == 0) return 0;
+  const int64_t vectors = (classes + kLanesPerVector - 1) / kLanesPerVector;
+  const int64_t width = vectors * kLanesPerVector;
+  const EntropiesOfPoints<T> pass = entropies_for_width(log_probs, vectors);
+  // Points read in place: classes contiguous, and a point's last row start plus a whole
+  // vector row inside the pool's extent (its last element + 1; torch strides are >= 0).
+  const int64_t extent = (points - 1) * log_probs.stride_n + (samples - 1) * log_probs.stride_k +
+                         (classes - 1) * log_probs.stride_c + 1;
+  const int64_t last_row = (samples - 1) * log_probs.stride_k + width;
+  int64_t in_place_end = 0;
+  if (log_probs.stride_c == 1) {
+    if (log_probs.stride_n == 0) {
+      in_place_end = last_row <= extent ? points : 0;
+    } else {
+      in_place_end = extent >= last_row ? std::min(points, (extent - last_row) / log_probs.stride_n + 1) : 0;
+    }
+  }
+  const EntropyOutputs out{entropy, conditional, confidence, margin};
+  // Blocks of points, so the cloned pass is called per block, not per point.
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (points + kBlock - 1) / kBlock;
   int64_t invalid = 0;
 #pragma omp parallel reduction(+ : invalid)
   {
-    // The last row's vectors read up to vectors·16 - C floats past K·C: zeros, since a
-    // masked lane multiplies what it reads by 0 and garbage may be NaN.
-    std::vector<float> values(count), probs(count + vectors * kLanesPerVector, 0.0f);
-    std::vector<float> column(std::max(classes, vectors * kLanesPerVector));
+    std::vector<float> gathered(samples * width, 0.0f), column(width);
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < points; ++n) {
-      int nans = 0;
-      const float* x = point_log_probs(log_probs, n, samples, classes, values.data());
-      const double plogp = exp_and_plogp(x, probs.data(), count, &nans);
-      // The validation this pass carries: NaN values, and rows whose probabilities do
-      // not sum into [low, high] (+inf or a huge value makes the sum huge).
-      invalid += nans + class_sums(probs.data(), masks, column.data(), samples, classes, low, high);
-      double h = 0.0;
-      for (int64_t c = 0; c < classes; ++c) h += neg_xlogx(column[c] / static_cast<float>(samples));
-      entropy[n] = static_cast<float>(h);
-      conditional[n] = static_cast<float>(-plogp / samples);
-      if (confidence != nullptr) {
-        float top = 0.0f, second = 0.0f;  // first of equal maxima is the top; the other stays second
-        for (int64_t c = 0; c < classes; ++c) {
-          const float mean = column[c] / static_cast<float>(samples);
-          if (mean > top) {
-            second = top;
-            top = mean;
-          } else if (mean > second) {
-            second = mean;
-          }
-        }
-        confidence[n] = 1.0f - top;
-        margin[n] = top - second;
-      }
-    }
+    for (int64_t b = 0; b < blocks; ++b)
+      invalid += pass(log_probs, b * kBlock, std::min(points, (b + 1) * kBlock), in_place_end, out, samples, classes,
+                      low, high, gathered.data(), column.data());
   }
   return invalid;
 }
