@@ -6,7 +6,8 @@ against the usual method, and each as a fraction of its roofline.
 P5: N=50 000, K=20, C=100 (float32, a CIFAR-100 pool); P6: N=100 000, K=10, C=1 000
 (float16, an ImageNet subset). Rows: BALD, 2-BALD batch 10 and 100, 3-BALD batch 10,
 EPIG with 1 000 targets, BatchBALD batch 10 (M=10 000), BADGE batch 100 (factored
-embeddings, H=512). Peers: a naive torch loop (the textbook einsums, float32),
+embeddings, H=512). Peers: a naive torch loop (the textbook einsums, float32; BALD's
+also under torch.compile),
 batchbald_redux, baal's EPIG, the torch k-means++ loop on the dense N × H·C embedding.
 
 Every op here costs a fixed amount per pool point, so a call too slow for
@@ -32,7 +33,7 @@ import kbald_kernels as kb
 from .batchbald import configurations_per_step, matmul_rate
 from .common import RESULTS, device_name, duration, memory_bandwidth, slug, synchronize, write_report
 from .epig import baal_epig
-from .information import log_rate, naive_bald, naive_kbald2, pool
+from .information import compiled_bald, log_rate, naive_bald, naive_kbald2, pool
 from .kmeanspp import badge_pool, dense_of, torch_loop
 
 PEER_BYTES = 2 * 2**30  # temporaries a peer may build before it runs on a prefix
@@ -158,9 +159,12 @@ def rows_for(problem, device, budget_s, rates):
 
     # BALD: one read of the pool, an exponential per element, a logarithm per class mean.
     roof = roofline(pool_bytes, n * k * c, n * k * c + n * c)
-    out.append(("BALD", scaled_time(lambda m: lambda: kb.bald(lp[:m]), n, budget_s, device, smallest=n),
-                "naive torch", scaled_time(lambda m: lambda: naive_bald(lp[:m].float()), n, budget_s, device,
-                                           smallest=n, largest=peer_cap(3 * k * c * 4)), roof))
+    bald = scaled_time(lambda m: lambda: kb.bald(lp[:m]), n, budget_s, device, smallest=n)
+    out.append(("BALD", bald, "naive torch", scaled_time(lambda m: lambda: naive_bald(lp[:m].float()), n, budget_s,
+                                                         device, smallest=n, largest=peer_cap(3 * k * c * 4)), roof))
+    out.append(("BALD vs compiled", bald, "naive torch, torch.compile",
+                scaled_time(lambda m: lambda: compiled_bald(lp[:m].float()), n, budget_s, device, smallest=n,
+                            largest=peer_cap(3 * k * c * 4)), roof))
 
     for batch in (10, 100):
         # Per pick: the pool read, a K-deep GEMM per C × C joint, a logarithm per joint entry.

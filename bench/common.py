@@ -40,6 +40,12 @@ def measure(fn, device, repeats=5, warmup=1, budget_s=None):
     return statistics.median(times)
 
 
+def compiled(fn):
+    """``fn`` under torch.compile (inductor, static shapes): the naive formula as the
+    strongest thing a user writes today. Its first call, in ``measure``'s warm-up, compiles."""
+    return torch.compile(fn, dynamic=False)
+
+
 def duration(seconds):
     """A time as a report cell: ms below a second, s below 10 min, min below 10 h, else h."""
     if seconds < 1:

@@ -2,9 +2,9 @@
 
     python -m bench.scaling [--device cuda] [--quick]
 
-For each pool size N (K=20, C=10): BALD scores against naive torch, 2-BALD batch 10
-and 100 against the naive greedy loop, a pairwise MI block N × 100 against the
-einsum, BatchBALD batch 5 (M=1 000) against batchbald_redux, EPIG about 100 targets
+For each pool size N (K=20, C=10): BALD scores against naive torch, eager and under
+torch.compile, 2-BALD batch 10 and 100 against the naive greedy loop, a pairwise MI
+block N × 100 against the einsum, eager and compiled, BatchBALD batch 5 (M=1 000) against batchbald_redux, EPIG about 100 targets
 against baal, and k-means++ (50 centers, D=256; BADGE factored against the loop on
 the materialised N × H·C embedding; the whole ordering, D=64) against the plain
 torch loop. Writes
@@ -21,7 +21,7 @@ import kbald_kernels as kb
 from .batchbald import batchbald_redux_runner
 from .common import RESULTS, device_name, measure, slug, write_report
 from .epig import _baal_layout, baal_epig
-from .information import naive_bald, naive_kbald2, naive_pairwise_mi, pool
+from .information import compiled_bald, compiled_pairwise_mi, naive_bald, naive_kbald2, naive_pairwise_mi, pool
 from .kmeanspp import torch_loop
 
 
@@ -47,12 +47,15 @@ def comparisons(device):
     baal = baal_epig(device)
     return [
         ("BALD, K=20 C=10", lambda lp: kb.bald(lp), naive_bald, "naive torch", None),
+        ("BALD, K=20 C=10", lambda lp: kb.bald(lp), compiled_bald, "naive torch, torch.compile", None),
         ("2-BALD batch 10", lambda lp: kb.select_kbald(lp, 10), lambda lp: naive_kbald2(lp, 10), "naive torch loop",
          None),
         ("2-BALD batch 100", lambda lp: kb.select_kbald(lp, 100), lambda lp: naive_kbald2(lp, 100),
          "naive torch loop", None),
         ("pairwise MI, N x 100", lambda lp: kb.pairwise_mutual_information(lp, others(lp)),
          lambda lp: naive_pairwise_mi(lp, others(lp)), "naive einsum", None),
+        ("pairwise MI, N x 100", lambda lp: kb.pairwise_mutual_information(lp, others(lp)),
+         lambda lp: compiled_pairwise_mi(lp, others(lp)), "naive einsum, torch.compile", None),
         ("BatchBALD batch 5, M=1000",
          lambda lp: kb.select_batchbald(lp, 5, num_samples=batchbald_samples, generator=0),
          peer_batchbald if importlib.util.find_spec("batchbald_redux") else None, "batchbald_redux", None),
