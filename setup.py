@@ -155,8 +155,9 @@ host = Pybind11Extension(
     include_dirs=[str(INCLUDE), "csrc/host"],
     depends=HEADERS,
     # No FP-exception semantics are relied on; without this GCC will not if-convert
-    # (and so not vectorise) the selects in the joint-entropy loop. -Wno-psabi: the
-    # 16-lane helpers pass vectors only between inlined functions, never across an ABI.
+    # (and so not vectorise) the selects in the joint-entropy loop. -Wno-psabi: every
+    # function that takes or returns 16-lane vectors is always_inline, so none is called
+    # across the per-instruction-set clones, whose registers for them differ.
     extra_compile_args=["-O3", "-fno-trapping-math", "-Wno-psabi"],
     cxx_std=17,
 )

@@ -1,6 +1,6 @@
 """Every benchmark report in one run: ``python -m bench [--device cuda] [--quick]``.
 
-Runs bench.information, bench.one_pass, bench.epig, bench.batchbald, bench.kmeanspp, bench.classes, bench.scaling and
+Runs bench.information, bench.one_pass, bench.candidates, bench.epig, bench.batchbald, bench.kmeanspp, bench.classes, bench.scaling and
 bench.ops with the same options, and bench.fronts (baal's heuristics against the front) and
 bench.distributed (gloo processes on the CPU); each writes its Markdown and JSON report (classes and
 scaling also a PNG plot) under bench/results/ and prints its table. bench.papers (the papers'
@@ -9,7 +9,7 @@ figures, 13 minutes on a CPU) runs on its own.
 
 import argparse
 
-from . import batchbald, classes, distributed, epig, fronts, information, kmeanspp, one_pass, ops, scaling
+from . import batchbald, candidates, classes, distributed, epig, fronts, information, kmeanspp, one_pass, ops, scaling
 
 
 def main(argv=None):
@@ -20,6 +20,7 @@ def main(argv=None):
     common = (["--device", args.device] if args.device else []) + (["--quick"] if args.quick else [])
     information.main(common)
     one_pass.main(common)
+    candidates.main(common)
     epig.main(common)
     batchbald.main(common)
     kmeanspp.main(common)

@@ -1,10 +1,12 @@
 """BALD's one pass against one read of the same pool, at C = 10, 100 and 1 000 in
-float32 and float16, beside the naive formula eager and under torch.compile.
+float32 and float16, beside the naive formula eager and under torch.compile; and the
+fixed cost of a call (validation, dispatch, the op layer) on small pools.
 
     python -m bench.one_pass [--device cuda] [--quick]
 
 "One read" is ``x.sum()`` of the pool as stored: the least a pass over it can cost.
-Writes bench/results/one-pass-<device>.{md,json}.
+Writes bench/results/one-pass-<device>.{md,json} and, on a CPU,
+bench/results/fixed-cost-<device>.{md,json}.
 """
 
 import argparse
@@ -13,11 +15,40 @@ import torch
 
 import kbald_kernels as kb
 from kbald_kernels.example import random_log_probs as pool
+from kbald_kernels.native.modules import module_for, pool_arguments
+from kbald_kernels.reference.normalisation import normalisation_bounds
 
 from .common import device_name, measure, write_report
 from .information import compiled_bald, naive_bald
 
 POOLS = [(300_000, 20, 10), (30_000, 20, 100), (10_000, 10, 1000)]
+SMALL_POOLS = [(100, 1, 10), (1000, 1, 10), (60_000, 1, 10)]
+
+
+def fixed_costs(device):
+    """The report of kb.bald's whole call against the host pass alone (the module's
+    entropies on preallocated outputs) on small CPU pools: the difference is the call's
+    fixed cost."""
+    header = ["pool", "whole call", "host pass alone", "fixed cost", "one read"]
+    rows, costs = [], {}
+    for n, k, c in SMALL_POOLS:
+        lp = pool(n, k, c, device, seed=12)
+        out = torch.empty(2, n)
+        module, arguments = module_for(device), pool_arguments(lp)
+        bounds = normalisation_bounds(lp.dtype)
+        whole = measure(lambda: kb.bald(lp), device, repeats=201)
+        alone = measure(lambda: module.entropies(*arguments, out[0].data_ptr(), out[1].data_ptr(), 0, 0, n, k, c,
+                                                 *bounds), device, repeats=201)
+        one_read = measure(lambda: lp.sum(), device, repeats=201)
+        name = f"N={n} K={k} C={c} float32"
+        costs[name] = whole - alone
+        rows.append([name, f"{whole * 1e6:.1f} us", f"{alone * 1e6:.1f} us", f"{(whole - alone) * 1e6:.1f} us",
+                     f"{one_read * 1e6:.1f} us"])
+        print(rows[-1], flush=True)
+    notes = ["Median of 201 calls after a warm-up. The whole call is kb.bald: argument checks, the custom op, "
+             "backend dispatch, output allocation, the pass (which validates) and the flag's read."]
+    print(write_report("fixed-cost", device, "The fixed cost of a BALD call on small pools", header, rows, notes,
+                       {"fixed_cost_s": costs}))
 
 
 def main(argv=None):
@@ -57,6 +88,8 @@ def main(argv=None):
     ]
     print(write_report("one-pass", device, "BALD's one pass against one read of the pool", header, rows, notes,
                        {"ratios": ratios, "quick": args.quick}))
+    if device.type == "cpu":
+        fixed_costs(device)
     return 0
 
 

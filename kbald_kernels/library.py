@@ -109,6 +109,23 @@ def fake_batch(log_probs, batch_size, *args, **kwargs):
     return fake_selection(batch_size, result_dtype(log_probs.dtype), log_probs.device)
 
 
+def top_order(values, size, descending=True):
+    """Positions of the ``size`` best ``values`` [N] (largest, or smallest with
+    ``descending=False``), best first, equal values in position order: what a stable
+    sort of all N gives, at the cost of a top-k and a sort of ``size`` (a prefilter
+    or a batch is usually far smaller than its pool). For op bodies: the tie set's
+    size depends on the data."""
+    if size >= values.numel():
+        return torch.sort(values, descending=descending, stable=True).indices[:size]
+    threshold = torch.topk(values, size, largest=descending, sorted=False).values
+    threshold = threshold.min() if descending else threshold.max()
+    beyond = values > threshold if descending else values < threshold
+    ahead = beyond.nonzero().view(-1)
+    tied = (values == threshold).nonzero().view(-1)[: size - ahead.numel()]
+    chosen = torch.cat([ahead, tied]).sort().values
+    return chosen[torch.sort(values[chosen], descending=descending, stable=True).indices]
+
+
 def integer_argument(value, name, check=None):
     """An integer argument as an int for the op (numpy integers included), which checks
     its value. Anything else goes to ``check`` (the op's own check: it raises, or the

@@ -154,9 +154,15 @@ def check_embeddings(embeddings, name="embeddings"):
 
     Returns (list of tensors: one for dense, two for factored, came_from_numpy).
     """
+    tensors, from_numpy = check_embeddings_form(embeddings, name)
+    check_embedding_values(tensors, name)
+    return tensors, from_numpy
+
+
+def check_embeddings_form(embeddings, name="embeddings"):
+    """:func:`check_embeddings`' shapes, dtypes and devices; no value is read."""
     tensors, from_numpy = embedding_parts(embeddings, name)
-    names = (f"{name} features", f"{name} residuals") if len(tensors) == 2 else (name,)
-    for t, n in zip(tensors, names):
+    for t, n in zip(tensors, _embedding_names(tensors, name)):
         if t.dim() != 2:
             raise ValueError(f"{n} must have shape [N, D], got shape {tuple(t.shape)}")
         _require_float(t, n)
@@ -167,10 +173,26 @@ def check_embeddings(embeddings, name="embeddings"):
         if features.shape[0] != residuals.shape[0]:
             raise ValueError(f"{name}: features have {features.shape[0]} rows but residuals have "
                              f"{residuals.shape[0]}; both need one row per pool point")
-        check_same_device(**{names[0]: features, names[1]: residuals})
-    for t, n in zip(tensors, names):
-        _check_finite(t, n)
+        check_same_device(**dict(zip(_embedding_names(tensors, name), tensors)))
     return tensors, from_numpy
+
+
+def check_embedding_values(tensors, name="embeddings", rows=None):
+    """NaN or inf in embedding ``tensors`` raise, naming the first; with ``rows`` (pool
+    indices) only those rows are read, gathered a bounded chunk at a time, so a selection
+    restricted to candidates reads no other row here either."""
+    for t, n in zip(tensors, _embedding_names(tensors, name)):
+        if rows is None:
+            _check_finite(t, n)
+            continue
+        step = chunk_size(4 * t.shape[1] * t.element_size(), rows.numel())
+        for start in range(0, rows.numel(), step):
+            chunk_rows = rows[start : start + step]
+            _check_finite(t.index_select(0, chunk_rows.to(t.device)), n, rows=chunk_rows)
+
+
+def _embedding_names(tensors, name):
+    return (f"{name} features", f"{name} residuals") if len(tensors) == 2 else (name,)
 
 
 def embedding_parts(embeddings, name="embeddings"):

@@ -20,9 +20,10 @@ def test_quick_report_writes_every_row_and_the_plot(tmp_path, monkeypatch):
     (report,) = tmp_path.glob("classes-*.json")
     rows = json.loads(report.read_text())["rows"]
     labels = [row[1] for row in rows]
-    expected = ["BALD", "2-BALD batch 10", "2-BALD batch 100", "3-BALD batch 10", "EPIG, 6 targets",
-                "BatchBALD batch 10, M=10000", "BADGE batch 100, factored H=16"]
-    assert labels[:7] == expected and len(rows) == 14
+    expected = ["BALD", "BALD vs compiled", "2-BALD batch 10", "2-BALD batch 100", "3-BALD batch 10",
+                "EPIG, 6 targets", "BatchBALD batch 10, M=10000", "BADGE batch 100, factored H=16"]
+    assert labels[:8] == expected and len(rows) == 16
+    assert rows[1][3] == "naive torch, torch.compile" and rows[1][2] == rows[0][2]
     for row in rows:
         assert row[2] and row[4], row  # ours and the peer: a time or the reason it did not run
     assert list(tmp_path.glob("classes-*.png")) and list(tmp_path.glob("classes-*.md"))

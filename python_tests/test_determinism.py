@@ -1,12 +1,16 @@
 """Picks and scores are bit-identical whatever the OpenMP thread count, and when
-several Python threads run acquisitions at once."""
+several Python threads run acquisitions at once; a batch's top-k orders ties as a
+stable sort does."""
 
 import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import torch
+
+from kbald_kernels.library import top_order
 
 # Big enough that every host twin splits its pool across threads.
 _WORKLOAD = """
@@ -83,3 +87,15 @@ def test_the_workload_runs_the_host_twins():
     for op in ("entropies", "uncertainties", "pairwise_mutual_information", "epig", "kbald_pairwise_steps",
                "mutual_information_with_pick", "accumulate_joint_entropy", "kmeanspp_steps", "min_squared_distances"):
         assert choose_backend(op, None, torch.device("cpu"), strict=False) == "cuda", op
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_top_order_is_the_prefix_of_a_stable_sort(descending):
+    # The batch and prefilter choice: a top-k, yet ties keep the smaller position first.
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(200):
+        n = int(torch.randint(1, 80, (1,), generator=generator))
+        values = torch.randint(0, 6, (n,), generator=generator).float()
+        size = int(torch.randint(1, n + 1, (1,), generator=generator))
+        expected = torch.sort(values, descending=descending, stable=True).indices[:size]
+        assert torch.equal(top_order(values, size, descending), expected)

@@ -11,7 +11,8 @@ from .. import kernel_ops
 from ..candidates import CandidatePool
 from ..information import validated_entropies
 from ..library import (as_selection, candidates_argument, choice_argument, custom_op, fake_batch, fresh,
-                       integer_argument, is_numpy, number_argument, seed_argument, seed_value, tensor_argument)
+                       integer_argument, is_numpy, number_argument, seed_argument, seed_value, tensor_argument,
+                       top_order)
 from ..reference import argmax_unselected, gumbel_noise
 from ..selection import Selection
 from ..validation import check_batch_size, check_log_probs_form, to_output
@@ -38,8 +39,9 @@ def _select_bald_op(log_probs: torch.Tensor, batch_size: int, candidates: Option
     pool = _candidate_pool(log_probs, candidates)
     size = check_batch_size(batch_size, pool.size)
     entropy, conditional = validated_entropies(pool.t, backend, strict=False, rows=pool.t_rows)
-    values, order = torch.sort(pool.per_candidate(entropy - conditional), descending=True, stable=True)
-    return fresh((pool.from_candidates(order[:size]), values[:size].cumsum(0)), (log_probs, candidates))
+    values = pool.per_candidate(entropy - conditional)
+    order = top_order(values, size)
+    return fresh((pool.from_candidates(order), values[order].cumsum(0)), (log_probs, candidates))
 
 
 def _candidate_pool(log_probs, candidates):

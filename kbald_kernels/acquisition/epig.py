@@ -8,7 +8,7 @@ from ..candidates import CandidatePool
 from ..information import validated_epig
 from ..library import (as_selection, candidates_argument, choice_argument, custom_op, fake_batch, fresh,
                        integer_argument, is_numpy, number_argument, optional_tensor, seed_argument, seed_value,
-                       tensor_argument)
+                       tensor_argument, top_order)
 from ..validation import check_batch_size, check_log_probs_form, check_same_device
 from .bald import check_stochastic, stochastic_order
 
@@ -59,7 +59,7 @@ def _select_epig_op(log_probs: torch.Tensor, target_log_probs: torch.Tensor, bat
     scores = pool.per_candidate(validated_epig(pool.t, target_log_probs, target_weights, backend,
                                                strict=False, rows=pool.t_rows))
     if method == "top":
-        order = torch.sort(scores, descending=True, stable=True).indices[:size]
+        order = top_order(scores, size)
     else:
         order = stochastic_order(scores, size, method, temperature, seed_value(seed), pool.rows)
     return fresh((pool.from_candidates(order), scores[order].cumsum(0)), (log_probs, candidates))

@@ -20,7 +20,9 @@ from ..selection import Selection
 from ..validation import (
     as_tensor,
     check_batch_size,
+    check_embedding_values,
     check_embeddings,
+    check_embeddings_form,
     check_indices,
     check_same_device,
     embedding_parts,
@@ -92,7 +94,11 @@ class KMeansPPOrdering:
             raise ValueError(f"first must be one of {FIRST_CHOICES}, got {first!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        tensors, self._numpy = check_embeddings(embeddings)
+        tensors, self._numpy = check_embeddings_form(embeddings)
+        # With candidates only their rows are read (and so validated), and labeled rows as they are taken.
+        self._candidate_rows = None if candidates is None else check_candidates(candidates, tensors[0].shape[0],
+                                                                                tensors[0].device)
+        check_embedding_values(tensors, rows=self._candidate_rows)
         self._embeddings = _wrap(tensors)
         self._signature = _shape_signature(tensors)
         self._first = first
@@ -113,9 +119,9 @@ class KMeansPPOrdering:
         if labeled is not None:
             self._add_labeled(labeled)
         self._remaining = n - len(self._labeled_indices)
-        if candidates is not None:
+        if self._candidate_rows is not None:
             excluded = torch.ones(n, dtype=torch.bool, device=device)
-            excluded[check_candidates(candidates, n, device)] = False
+            excluded[self._candidate_rows] = False
             self._selected |= excluded
             self._remaining = int((~self._selected).sum())
 
@@ -133,6 +139,8 @@ class KMeansPPOrdering:
     def _take_labeled(self, idx):
         """Pool points ``idx`` (an int64 tensor) become centers, never picked."""
         self._selected[idx.to(self._selected.device)] = True
+        if len(idx) and self._candidate_rows is not None:
+            check_embedding_values(_parts(self._embeddings), rows=idx.unique())
         if len(idx):
             centers = self._embeddings.take(idx.to(self._embeddings.device))
             self._apply(self._min_distances_to(self._embeddings, centers))
@@ -169,7 +177,7 @@ class KMeansPPOrdering:
         """Make ``n`` picks (n <= remaining); (indices, scores) tensors on the pool's device."""
         picks, scores = [], []
         if self._first == "max_norm" and self._newest is None and bool(torch.isinf(self._min_distances).all()):
-            norms = torch.where(self._selected, -math.inf, self._embeddings.squared_norms())
+            norms = self._embeddings.squared_norms(~self._selected)
             first = int(torch.argmax(norms))
             self._selected[first] = True
             picks.append(torch.tensor([first], dtype=torch.int64, device=self._selected.device))

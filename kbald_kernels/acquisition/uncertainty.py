@@ -9,7 +9,7 @@ import torch
 from ..candidates import CandidatePool
 from ..information import validated_uncertainties
 from ..library import (as_selection, candidates_argument, choice_argument, custom_op, fake_batch, fake_indices,
-                       fresh, integer_argument, is_numpy, seed_argument, seed_value, tensor_argument)
+                       fresh, integer_argument, is_numpy, seed_argument, seed_value, tensor_argument, top_order)
 from ..reference import gumbel_noise
 from ..validation import check_batch_size, check_log_probs_form, to_output
 
@@ -47,7 +47,7 @@ def _select_uncertainty_op(log_probs: torch.Tensor, batch_size: int, score: str,
     size = check_batch_size(batch_size, pool.size)
     terms = validated_uncertainties(pool.t, backend, strict=False, rows=pool.t_rows)
     values = pool.per_candidate(uncertainty_values(score, *terms))
-    order = torch.sort(values, descending=score != "margin", stable=True).indices[:size]
+    order = top_order(values, size, descending=score != "margin")
     return fresh((pool.from_candidates(order), values[order]), (log_probs, candidates))
 
 

@@ -89,8 +89,13 @@ class DenseEmbeddings:
     def device(self):
         return self.x.device
 
-    def squared_norms(self):
-        return self._chunked(lambda rows: rows.square().sum(-1))
+    def squared_norms(self, active=None):
+        """|x_i|² [N]; with an ``active`` mask, rows outside it are -inf and mostly not read."""
+        out = torch.full((len(self),), -math.inf, dtype=self.dtype, device=self.device)
+        itemsize = torch.finfo(self.dtype).bits // 8
+        for rows in _row_chunks(len(self), cache_chunk_size(2 * itemsize * self.x.shape[1], len(self)), active):
+            out[rows] = self.x[rows].to(self.dtype).square().sum(-1)
+        return out if active is None else out.masked_fill_(~active, -math.inf)
 
     def squared_distances(self, centers, active=None):
         """min over ``centers`` (another DenseEmbeddings) of ||x_i - x_c||²; [N]. With
@@ -115,14 +120,6 @@ class DenseEmbeddings:
     def cat(self, other):
         return DenseEmbeddings(torch.cat([self.x, other.x]))
 
-    def _chunked(self, fn):
-        itemsize = torch.finfo(self.dtype).bits // 8
-        step = cache_chunk_size(2 * itemsize * self.x.shape[1], len(self))
-        out = torch.empty(len(self), dtype=self.dtype, device=self.device)
-        for rows in _row_chunks(len(self), step, None):
-            out[rows] = fn(self.x[rows].to(self.dtype))
-        return out
-
 
 class FactoredEmbeddings:
     """BADGE embeddings ``features_i ⊗ residuals_i`` ([N, H], [N, C]), never materialised:
@@ -134,11 +131,15 @@ class FactoredEmbeddings:
         self.features = features
         self.residuals = residuals
         self.dtype = compute_dtype(features.dtype)
-        # Norms use the same row-wise reduction as the cross terms, so an exact
-        # duplicate of a center gets distance exactly 0. In chunks: no pool-sized copy.
-        self.norm_products = torch.empty(len(self), dtype=self.dtype, device=self.device)
-        for rows, h, r in self._chunks():
-            self.norm_products[rows] = (h * h).sum(-1) * (r * r).sum(-1)
+        self._norm_products = None
+
+    @property
+    def norm_products(self):
+        """|h_i|²·|r_i|² [N], computed on first use (the host and Triton steps compute
+        their own, for the rows they read)."""
+        if self._norm_products is None:
+            self._norm_products = self.squared_norms()
+        return self._norm_products
 
     def __len__(self):
         return self.features.shape[0]
@@ -147,8 +148,16 @@ class FactoredEmbeddings:
     def device(self):
         return self.features.device
 
-    def squared_norms(self):
-        return self.norm_products
+    def squared_norms(self, active=None):
+        """|h_i|²·|r_i|² [N] by the same row-wise reduction as the cross terms, so an
+        exact duplicate of a center gets distance exactly 0; with an ``active`` mask,
+        rows outside it are -inf and mostly not read. In chunks: no pool-sized copy."""
+        if self._norm_products is not None:
+            return self._norm_products if active is None else self._norm_products.masked_fill(~active, -math.inf)
+        out = torch.full((len(self),), -math.inf, dtype=self.dtype, device=self.device)
+        for rows, h, r in self._chunks(active):
+            out[rows] = (h * h).sum(-1) * (r * r).sum(-1)
+        return out if active is None else out.masked_fill_(~active, -math.inf)
 
     def _chunks(self, active=None):
         """(pool rows: a slice or indices, features, residuals) of cache-sized row

@@ -12,6 +12,17 @@
 #define KBALD_HOST_DEVICE inline
 #endif
 
+// Shared math the host also runs on 16-lane vectors: always inlined there, since an
+// out-of-line copy would be called from per-instruction-set clones that pass such
+// vectors in different registers (GCC's -Wpsabi note).
+#if defined(__CUDACC__)
+#define KBALD_HOST_DEVICE_INLINED __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define KBALD_HOST_DEVICE_INLINED inline __attribute__((always_inline))
+#else
+#define KBALD_HOST_DEVICE_INLINED inline
+#endif
+
 namespace kbald {
 
 // A float's bits and back, on host and device.

@@ -69,7 +69,7 @@ constexpr float kLowestLogProbability = -86.5f;
 constexpr double kExpRelativeError = 2.5e-7;
 
 template <typename F>
-KBALD_HOST_DEVICE F exp_of_log_probability(F x) {
+KBALD_HOST_DEVICE_INLINED F exp_of_log_probability(F x) {
   using Bits = FloatBits<F>;
   const F zero = F{};
   // Plain selects, not nested ones, so GCC if-converts them and the caller vectorises.
