@@ -131,6 +131,14 @@ def _triton_status(device=None):
     return BackendStatus(True, f"triton {triton.__version__} on {where}")
 
 
+def _host_twin_available():
+    """Whether the host module loaded: :func:`_host_twin_status` without its message,
+    for the dispatch that opens every call."""
+    from . import native
+
+    return not isinstance(native.host_module(), str)
+
+
 def _host_twin_status():
     from . import native
 
@@ -221,7 +229,7 @@ def _auto_choice(op, device):
         for candidate in ("triton", "cuda"):
             if candidate in impls and _status(candidate, device, op).available:
                 return candidate
-    elif op in _HOST_TWINS and "cuda" in impls and _host_twin_status().available:
+    elif op in _HOST_TWINS and "cuda" in impls and _host_twin_available():
         return "cuda"
     return "torch"
 

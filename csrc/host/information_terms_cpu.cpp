@@ -123,21 +123,18 @@ template <int64_t kVectors, typename T>
 // a vector's 16 lanes, so the exponentials run over the flat K·C values instead
 // (every lane used), into `probs` (K·C + 16 floats); the rows are then read back
 // from there for their class and row sums.
+// `flat_tail` masks the values of the last, partial vector of K·C (all lanes when 16 divide K·C).
 template <typename T>
 [[gnu::always_inline]] inline void point_terms_flat(const T* x, int64_t n, int64_t samples, IntLanes tail,
-                                                    float inverse, float* probs, float* column, RowSumCheck& rows,
-                                                    const EntropyOutputs& out, int64_t classes) {
+                                                    IntLanes flat_tail, float inverse, float* probs, float* column,
+                                                    RowSumCheck& rows, const EntropyOutputs& out, int64_t classes) {
   const int64_t count = samples * classes;
   Lanes plogp = {};
   int64_t j = 0;
-  for (; j + kLanesPerVector <= count; j += kLanesPerVector)
+  for (; j + kLanesPerVector < count; j += kLanesPerVector)
     *reinterpret_cast<Lanes*>(probs + j) = exp_adding_plogp(load_lanes(x + j), plogp);
-  if (j < count) {
-    IntLanes last;
-    for (int64_t l = 0; l < kLanesPerVector; ++l) last[l] = j + l < count ? -1 : 0;
-    *reinterpret_cast<Lanes*>(probs + j) =
-        exp_adding_plogp(last ? load_lanes(x + j) : Lanes{} - __builtin_inff(), plogp);
-  }
+  *reinterpret_cast<Lanes*>(probs + j) =
+      exp_adding_plogp(flat_tail ? load_lanes(x + j) : Lanes{} - __builtin_inff(), plogp);
   Lanes sums = {};
   for (int64_t k = 0; k < samples; ++k) {
     const Lanes row = tail ? *reinterpret_cast<const Lanes*>(probs + k * classes) : Lanes{};
@@ -164,9 +161,13 @@ template <int64_t kVectors, typename T>
   const float inverse = 1.0f / static_cast<float>(samples);
   RowSumCheck rows{low, high};
   const bool flat = kVectors == 1 && x.stride_k == classes && classes < kLanesPerVector;
+  IntLanes flat_tail;
+  const int64_t flat_last = (samples * classes - 1) / kLanesPerVector * kLanesPerVector;
+  for (int64_t l = 0; l < kLanesPerVector; ++l) flat_tail[l] = flat_last + l < samples * classes ? -1 : 0;
   for (int64_t n = begin; n < end; ++n) {
     if (n < in_place_end && flat) {
-      point_terms_flat(x.data + n * x.stride_n, n, samples, tail, inverse, gathered, column, rows, out, classes);
+      point_terms_flat(x.data + n * x.stride_n, n, samples, tail, flat_tail, inverse, gathered, column, rows, out,
+                       classes);
     } else if (n < in_place_end) {
       point_terms<kVectors>(x.data + n * x.stride_n, x.stride_k, n, samples, vectors, tail, inverse, column, rows,
                             out, classes);

@@ -46,9 +46,10 @@ def _information_terms(log_probs, confidence):
         raise ValueError(f"the host twin of the information kernel takes CPU tensors, got {log_probs.device}")
     module = module_for(log_probs.device)
     # Poisoned, so a point the loop fails to write cannot pass for a value.
-    out = torch.full((4 if confidence else 2, log_probs.shape[0]), math.nan, dtype=torch.float32)
-    extra = (out[2].data_ptr(), out[3].data_ptr()) if confidence else (0, 0)
-    invalid = module.entropies(*pool_arguments(log_probs), out[0].data_ptr(), out[1].data_ptr(), *extra,
+    n = log_probs.shape[0]
+    out = torch.full((4 if confidence else 2, n), math.nan, dtype=torch.float32)
+    rows = [out.data_ptr() + 4 * n * row for row in range(4)]  # the rows' addresses, without their views
+    invalid = module.entropies(*pool_arguments(log_probs), rows[0], rows[1], *(rows[2:] if confidence else (0, 0)),
                                *log_probs.shape, *normalisation_bounds(log_probs.dtype))
     if confidence:
         return out[0], out[1], out[2], out[3], invalid

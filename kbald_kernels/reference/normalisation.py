@@ -5,6 +5,7 @@ dtype's tolerance of 1: NaN makes the sum NaN and +inf makes it +inf, so one bou
 check on the sums catches every bad value except -inf, which is probability 0.
 """
 
+import functools
 import math
 
 import torch
@@ -14,6 +15,7 @@ import torch
 NORMALISATION_TOLERANCE = {torch.float64: 1e-6, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 3e-2}
 
 
+@functools.cache
 def normalisation_bounds(dtype):
     """(low, high): the range Σ_c p of a valid row of ``dtype`` log-probabilities must lie in."""
     tolerance = NORMALISATION_TOLERANCE[dtype]
