@@ -179,6 +179,23 @@ def test_kmeanspp_on_candidates_reads_and_orders_only_them(backend, dtype):
     assert torch.equal(whole.indices, order)
 
 
+@pytest.mark.parametrize("factored", [False, True])
+def test_embeddings_outside_the_candidates_are_not_checked_and_the_read_rows_are(factored):
+    clean = _embeddings(factored)
+    poisoned = tuple(e.clone() for e in clean) if factored else clean.clone()
+    first = poisoned[0] if factored else poisoned
+    first[4, 1] = math.nan  # neither a candidate nor labeled: never read
+    for select in (kb.select_badge, kb.select_coreset):
+        got = select(poisoned, 5, generator=3, candidates=CANDIDATES)
+        assert torch.equal(got.indices, select(clean, 5, generator=3, candidates=CANDIDATES).indices)
+    first[33, 0] = math.inf  # a candidate
+    with pytest.raises(ValueError, match=r"contains \+inf at index \(33, 0\)"):
+        kb.select_badge(poisoned, 5, generator=3, candidates=CANDIDATES)
+    first[33, 0] = 0.0
+    with pytest.raises(ValueError, match=r"contains NaN at index \(4, 1\)"):  # labeled: taken as a center
+        kb.select_coreset(poisoned, 5, labeled=[4], candidates=CANDIDATES)
+
+
 def test_points_extended_after_candidates_may_be_picked():
     emb = _embeddings(False)
     ordering = kb.KMeansPPOrdering(emb, generator=1, candidates=[0, 1], mode="argmax")
