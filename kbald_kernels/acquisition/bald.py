@@ -94,7 +94,7 @@ def stochastic_order(scores, size, method, temperature, seed, pool_indices=None)
     rank^(-1/T) ("softrank"): Gumbel-top-k keyed by (seed, step 0, pool index), the
     pool index of each score being ``pool_indices`` (default: its position)."""
     keys = stochastic_keys(scores, method, temperature, seed, pool_indices)
-    return torch.sort(keys, descending=True, stable=True).indices[:size]
+    return top_order(keys, size)
 
 
 def stochastic_keys(scores, method, temperature, seed, pool_indices=None, ranks=None):

@@ -48,7 +48,7 @@ def _information_terms(log_probs, confidence):
     # Poisoned, so a point the loop fails to write cannot pass for a value.
     n = log_probs.shape[0]
     out = torch.full((4 if confidence else 2, n), math.nan, dtype=torch.float32)
-    rows = [out.data_ptr() + 4 * n * row for row in range(4)]  # the rows' addresses, without their views
+    rows = [out.data_ptr() + 4 * n * row for row in range(out.shape[0])]  # the rows' addresses, no views
     invalid = module.entropies(*pool_arguments(log_probs), rows[0], rows[1], *(rows[2:] if confidence else (0, 0)),
                                *log_probs.shape, *normalisation_bounds(log_probs.dtype))
     if confidence:
