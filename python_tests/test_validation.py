@@ -117,6 +117,20 @@ def test_embedding_errors():
         kb.badge_factors(torch.randn(3, 2), torch.randn(4, 5))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("value,what", [(float("nan"), "NaN"), (float("inf"), r"\+inf"), (-float("inf"), "-inf")])
+def test_embedding_checks_name_every_non_finite_value_whatever_the_sum(dtype, value, what):
+    """The check clears a chunk by its sum: values whose sum overflows are still
+    finite and accepted, and a non-finite value beside them is still named."""
+    big = torch.finfo(dtype).max
+    x = torch.full((5, 4), big, dtype=dtype)  # every sum of these overflows
+    assert kb.kmeanspp(x, 2, generator=0).indices.shape == (2,)
+    for poisoned in (torch.zeros(5, 4, dtype=dtype), x.clone()):
+        poisoned[3, 2] = value
+        with pytest.raises(ValueError, match=rf"embeddings contains {what} at index \(3, 2\)"):
+            kb.kmeanspp(poisoned, 2, generator=0)
+
+
 def test_mismatched_devices():
     # The meta device stands in for a second device: the check runs before any compute.
     with pytest.raises(ValueError, match="embeddings residuals is on meta but embeddings features is on cpu"):
