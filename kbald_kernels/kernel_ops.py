@@ -106,15 +106,18 @@ def embeddings_of(parts):
            _fake_steps(min_distances, n_steps), mutates_args=("min_distances", "selected"))
 def kmeanspp_steps(embeddings: list[torch.Tensor], min_distances: torch.Tensor, selected: torch.Tensor,
                    newest: Optional[int], seed: int, first_step: int, n_steps: int, pick: str = "sample",
-                   backend: Optional[str] = None, strict: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                   backend: Optional[str] = None, strict: bool = True,
+                   pool_indices: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_steps`` fused k-means++ (``pick="sample"``) or k-center (``"argmax"``) steps
     over dense ``[x]`` or factored ``[features, residuals]`` embeddings: distance to the
     newest center, running-min update (``min_distances``, ``selected`` in place), next
-    pick; (indices, each pick's distance). ``seed``: the 64-bit Philox key as a signed int64.
-    (Not ``mode``: torch's fake-tensor dispatch takes that keyword for itself.)"""
+    pick; (rows, each pick's distance). ``seed``: the 64-bit Philox key as a signed int64.
+    ``pool_indices`` (int64, ascending): each row's index in a pool it was gathered from,
+    which keys its draws. (Not ``mode``: torch's fake-tensor dispatch takes that keyword for itself.)"""
     fn = implementation("kmeanspp_steps", backend, min_distances.device, strict)
-    out = fn(embeddings_of(embeddings), min_distances, selected, newest, seed % 2**64, first_step, n_steps, pick)
-    return fresh(out, (*embeddings, min_distances, selected))
+    out = fn(embeddings_of(embeddings), min_distances, selected, newest, seed % 2**64, first_step, n_steps, pick,
+             pool_indices)
+    return fresh(out, (*embeddings, min_distances, selected, pool_indices))
 
 
 def _fake_min_distances(embeddings, centers, *args, **kwargs):

@@ -184,13 +184,14 @@ def check_embeddings_form(embeddings, name="embeddings"):
     return tensors, from_numpy
 
 
-def check_embedding_values(tensors, name="embeddings", rows=None):
+def check_embedding_values(tensors, name="embeddings", rows=None, gathered_from=None):
     """NaN or inf in embedding ``tensors`` raise, naming the first; with ``rows`` (pool
     indices) only those rows are read, gathered a bounded chunk at a time, so a selection
-    restricted to candidates reads no other row here either."""
+    restricted to candidates reads no other row here either. ``gathered_from``: the
+    tensors hold those rows of the caller's pool, which a message names."""
     for t, n in zip(tensors, _embedding_names(tensors, name)):
         if rows is None:
-            _check_finite(t, n)
+            _check_finite(t, n, rows=gathered_from)
             continue
         step = chunk_size(4 * t.shape[1] * t.element_size(), rows.numel())
         for start in range(0, rows.numel(), step):

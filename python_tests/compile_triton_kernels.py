@@ -151,9 +151,10 @@ def drive_launchers():
         for embeddings, rows in ((dense, lambda e, i: DenseEmbeddings(e.x[i])),
                                  (factored, lambda e, i: FactoredEmbeddings(e.features[i], e.residuals[i]))):
             for mode in ("sample", "argmax"):
-                for newest in (None, 3):
+                for newest, pool_indices in ((None, None), (3, None), (3, 3 * torch.arange(70))):
                     kmeanspp_step.kmeanspp_steps(embeddings, torch.full((70,), torch.inf, dtype=distance_dtype),
-                                                 torch.zeros(70, dtype=torch.bool), newest, 7, 0, 2, mode)
+                                                 torch.zeros(70, dtype=torch.bool), newest, 7, 0, 2, mode,
+                                                 pool_indices)
             kmeanspp_step.min_squared_distances(embeddings, rows(embeddings, torch.tensor([1, 5])))
     # Past BLOCK_CANDIDATES blocks the pick takes the parallel two-stage reduction.
     many = kmeanspp_step.BLOCK_N * select_candidate.BLOCK_CANDIDATES + 1

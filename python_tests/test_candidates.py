@@ -139,7 +139,7 @@ def _as(embeddings, dtype):
 @pytest.mark.parametrize("factored", [False, True])
 @pytest.mark.parametrize("backend,dtype", [("torch", torch.float64), ("triton", torch.float32),
                                            ("cuda", torch.float32)])
-def test_coreset_and_badge_on_candidates_pick_as_the_sub_pool(factored, backend, dtype):
+def test_coreset_and_badge_on_candidates_pick_as_the_sub_pool(factored, backend, dtype, restriction):
     emb = _as(_embeddings(factored), dtype)
     idx = CANDIDATES.to(DEVICE)
     got = kb.select_coreset(emb, 8, first="max_norm", candidates=idx, backend=backend)
@@ -157,7 +157,7 @@ def test_coreset_and_badge_on_candidates_pick_as_the_sub_pool(factored, backend,
 
 @pytest.mark.parametrize("backend,dtype", [("torch", torch.float64), ("triton", torch.float32),
                                            ("cuda", torch.float32)])
-def test_kmeanspp_on_candidates_reads_and_orders_only_them(backend, dtype):
+def test_kmeanspp_on_candidates_reads_and_orders_only_them(backend, dtype, restriction):
     emb = _as(_embeddings(True), dtype)
     ordering = kb.KMeansPPOrdering(emb, generator=4, labeled=[2, 5], candidates=CANDIDATES, backend=backend)
     assert ordering.remaining == 14  # 15 candidates, one of them labeled
@@ -166,11 +166,14 @@ def test_kmeanspp_on_candidates_reads_and_orders_only_them(backend, dtype):
     rest = ordering.take(ordering.remaining)
     order = torch.cat([first.indices, rest.indices])
     assert sorted(order.tolist()) == sorted(set(CANDIDATES.tolist()) - {2})
-    # The other rows' distances were never updated by a pick: they were not read.
+    # The other rows' distances were never updated by a pick: they were not read (and
+    # gathered candidates leave them at +inf, never lowered by the labeled centers either).
     outside = torch.ones(N, dtype=torch.bool)
     outside[CANDIDATES] = False
     outside[[2, 5]] = False
     before = kb.KMeansPPOrdering(emb, labeled=[2, 5], backend=backend).state_dict()["min_distances"]
+    if restriction == "gathered":
+        before = torch.full_like(before, math.inf)
     assert torch.equal(ordering.state_dict()["min_distances"][outside], before[outside])
     resumed = kb.KMeansPPOrdering(emb, backend=backend)
     resumed.load_state_dict(state)
@@ -179,8 +182,56 @@ def test_kmeanspp_on_candidates_reads_and_orders_only_them(backend, dtype):
     assert torch.equal(whole.indices, order)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("factored", [False, True])
-def test_embeddings_outside_the_candidates_are_not_checked_and_the_read_rows_are(factored):
+@pytest.mark.parametrize("mode", ["sample", "argmax"])
+def test_gathered_candidates_pick_and_resume_as_candidates_read_in_place(backend, factored, mode, monkeypatch):
+    """The same picks and scores whether the candidates' rows fit the workspace (gathered,
+    draws keyed by their pool indices) or not (read in place), through first picks,
+    labeled points inside and outside the candidates, extend, and states resumed across
+    the two."""
+    dtype = torch.float64 if backend == "torch" else torch.float32
+    emb = _as(_embeddings(factored), dtype)
+    extra = _as(_take(_embeddings(factored), slice(10, 14)), dtype)  # near-twins of pool points 10-13
+
+    def run(workspace, resume_from=None):
+        if workspace is None:
+            monkeypatch.delenv(WORKSPACE_ENV, raising=False)
+        else:
+            monkeypatch.setenv(WORKSPACE_ENV, workspace)
+        ordering = kb.KMeansPPOrdering(emb, generator=11, labeled=[2, 4, 30], candidates=CANDIDATES, mode=mode,
+                                       first="max_norm" if mode == "argmax" else "random", backend=backend)
+        if resume_from is not None:
+            ordering.extend(extra)
+            ordering.load_state_dict(resume_from)
+            return ordering, ordering.take(ordering.remaining)
+        first = ordering.take(5)
+        ordering.extend(extra)
+        return ordering, first, ordering.state_dict(), ordering.take(3)
+
+    gathered, first, state, then = run(None)
+    assert gathered._pool_indices is not None
+    in_place, first_in_place, state_in_place, then_in_place = run("64")
+    assert in_place._pool_indices is None
+    for got, expected in ((first, first_in_place), (then, then_in_place)):
+        assert torch.equal(got.indices, expected.indices)
+        torch.testing.assert_close(got.scores, expected.scores, rtol=1e-6, atol=1e-6)
+    assert state["selected"].tolist() == state_in_place["selected"].tolist() and state["newest"] == state_in_place[
+        "newest"]
+    _, rest = run(None, resume_from=state_in_place)
+    _, rest_in_place = run("64", resume_from=state)
+    assert torch.equal(rest.indices, rest_in_place.indices) and torch.equal(rest.indices[:3], then.indices)
+    torch.testing.assert_close(rest.scores, rest_in_place.scores, rtol=1e-6, atol=1e-6)
+    assert sorted(torch.cat([first.indices, rest.indices]).tolist()) == sorted(
+        set(CANDIDATES.tolist()) - {2, 30} | {N, N + 1, N + 2, N + 3})
+    monkeypatch.delenv(WORKSPACE_ENV)
+    everything = kb.KMeansPPOrdering(emb, generator=11, backend=backend).state_dict()
+    with pytest.raises(ValueError, match="may still pick pool point 0, which is not among this ordering's candidates"):
+        kb.KMeansPPOrdering(emb, candidates=CANDIDATES, backend=backend).load_state_dict(everything)
+
+
+@pytest.mark.parametrize("factored", [False, True])
+def test_embeddings_outside_the_candidates_are_not_checked_and_the_read_rows_are(factored, restriction):
     clean = _embeddings(factored)
     poisoned = tuple(e.clone() for e in clean) if factored else clean.clone()
     first = poisoned[0] if factored else poisoned
@@ -196,7 +247,7 @@ def test_embeddings_outside_the_candidates_are_not_checked_and_the_read_rows_are
         kb.select_coreset(poisoned, 5, labeled=[4], candidates=CANDIDATES)
 
 
-def test_points_extended_after_candidates_may_be_picked():
+def test_points_extended_after_candidates_may_be_picked(restriction):
     emb = _embeddings(False)
     ordering = kb.KMeansPPOrdering(emb, generator=1, candidates=[0, 1], mode="argmax")
     ordering.extend(emb[:3] + 10)

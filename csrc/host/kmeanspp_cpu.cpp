@@ -138,7 +138,7 @@ double gumbel_noise(uint64_t seed, int64_t step, int64_t index) {
 template <typename T>
 void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, float* min_distances,
                     uint8_t* selected, int64_t newest, uint64_t seed, int64_t first_step, int64_t steps, bool argmax,
-                    int64_t* indices, float* scores) {
+                    const int64_t* pool_indices, int64_t* indices, float* scores) {
   // Factored: |h|²·|r|² by the same dot products as the cross terms, so an exact
   // duplicate of a center is at distance exactly 0. Over several steps they are
   // computed once, for the points still selectable and the newest center (no other
@@ -185,7 +185,7 @@ void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, 
           d = std::min(d, distance);
           min_distances[n] = d;
         }
-        mine.offer_point(d, n, n, seed, step, argmax);
+        mine.offer_point(d, n, pool_indices != nullptr ? pool_indices[n] : n, seed, step, argmax);
       }
 #pragma omp critical
       best.offer(mine);
@@ -242,7 +242,7 @@ void min_squared_distances(const Rows<T>& x, const Rows<T>* residuals, int64_t p
   template void min_squared_distances<T>(const Rows<T>&, const Rows<T>*, int64_t, const float*, const float*,  \
                                          int64_t, float*);                                                     \
   template void kmeanspp_steps<T>(const Rows<T>&, const Rows<T>*, int64_t, float*, uint8_t*, int64_t, uint64_t, \
-                                  int64_t, int64_t, bool, int64_t*, float*);
+                                  int64_t, int64_t, bool, const int64_t*, int64_t*, float*);
 KBALD_INSTANTIATE(float)
 KBALD_INSTANTIATE(Half)
 KBALD_INSTANTIATE(BFloat16)

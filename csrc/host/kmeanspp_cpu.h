@@ -27,11 +27,13 @@ struct Rows {
 // uniform); ties to the smaller index. Writes each pick and its d at the time into
 // indices/scores, marks it selected, and makes it the newest. `residuals` null:
 // dense embeddings x; else factored (features, residuals), distance
-// |h_i|²|r_i|² + |h_c|²|r_c|² - 2(h_i·h_c)(r_i·r_c) clamped at 0.
+// |h_i|²|r_i|² + |h_c|²|r_c|² - 2(h_i·h_c)(r_i·r_c) clamped at 0. `pool_indices`
+// (ascending; null: the rows' own) key each row's draw by its index in the whole
+// pool, so a gathered subset of a pool draws as the pool does.
 template <typename T>
 void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, float* min_distances,
                     uint8_t* selected, int64_t newest, uint64_t seed, int64_t first_step, int64_t steps, bool argmax,
-                    int64_t* indices, float* scores);
+                    const int64_t* pool_indices, int64_t* indices, float* scores);
 
 // out[n] = min over `centers` of the squared distance of point n to each, +inf for
 // none: dense (residuals null), or factored as above. The centers come as

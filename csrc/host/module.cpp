@@ -121,25 +121,27 @@ template <typename T>
 void kmeanspp_steps_typed(std::uintptr_t x, int64_t stride_x, int64_t width, std::uintptr_t residuals,
                           int64_t stride_r, int64_t width_r, int64_t points, std::uintptr_t min_distances,
                           std::uintptr_t selected, int64_t newest, uint64_t seed, int64_t first_step, int64_t steps,
-                          bool argmax, std::uintptr_t indices, std::uintptr_t scores) {
+                          bool argmax, std::uintptr_t pool_indices, std::uintptr_t indices, std::uintptr_t scores) {
   const kbald::host::Rows<T> features{reinterpret_cast<const T*>(x), stride_x, width};
   const kbald::host::Rows<T> factors{reinterpret_cast<const T*>(residuals), stride_r, width_r};
   kbald::host::kmeanspp_steps(features, residuals != 0 ? &factors : nullptr, points,
                               reinterpret_cast<float*>(min_distances), reinterpret_cast<uint8_t*>(selected), newest,
-                              seed, first_step, steps, argmax, reinterpret_cast<int64_t*>(indices),
+                              seed, first_step, steps, argmax, reinterpret_cast<const int64_t*>(pool_indices),
+                              reinterpret_cast<int64_t*>(indices),
                               reinterpret_cast<float*>(scores));
 }
 
 void kmeanspp_steps(std::uintptr_t x, int type, int64_t stride_x, int64_t width, std::uintptr_t residuals,
                     int64_t stride_r, int64_t width_r, int64_t points, std::uintptr_t min_distances,
                     std::uintptr_t selected, int64_t newest, uint64_t seed, int64_t first_step, int64_t steps,
-                    bool argmax, std::uintptr_t indices, std::uintptr_t scores) {
+                    bool argmax, std::uintptr_t pool_indices, std::uintptr_t indices, std::uintptr_t scores) {
   if (points < 1 || width < 1 || steps < 0 || newest < -1 || newest >= points || (residuals != 0 && width_r < 1))
     throw std::invalid_argument("kmeanspp_steps: need points, width >= 1 (width_r >= 1 when factored), "
                                 "steps >= 0 and -1 <= newest < points");
   with_embedding_type("kmeanspp_steps", type, [&](auto tag) {
     kmeanspp_steps_typed<decltype(tag)>(x, stride_x, width, residuals, stride_r, width_r, points, min_distances,
-                                        selected, newest, seed, first_step, steps, argmax, indices, scores);
+                                        selected, newest, seed, first_step, steps, argmax, pool_indices, indices,
+                                        scores);
   });
 }
 
@@ -312,10 +314,11 @@ PYBIND11_MODULE(_host, m) {
   m.def("kmeanspp_steps", &kmeanspp_steps, py::arg("x"), py::arg("x_type"), py::arg("stride_x"), py::arg("width"),
         py::arg("residuals"), py::arg("stride_r"), py::arg("width_r"), py::arg("points"), py::arg("min_distances"),
         py::arg("selected"), py::arg("newest"), py::arg("seed"), py::arg("first_step"), py::arg("steps"),
-        py::arg("argmax"), py::arg("indices"), py::arg("scores"), py::call_guard<py::gil_scoped_release>(),
+        py::arg("argmax"), py::arg("pool_indices"), py::arg("indices"), py::arg("scores"),
+        py::call_guard<py::gil_scoped_release>(),
         "k-means++ / k-center steps over dense embeddings x [points, width] or factors (x, residuals 0 for "
-        "none), updating float32 min_distances and uint8 selected in place; picks into int64 indices and "
-        "float32 scores (raw pointers).");
+        "none), updating float32 min_distances and uint8 selected in place; draws keyed by ascending int64 "
+        "pool_indices (0: the rows' own); picks (rows) into int64 indices and float32 scores (raw pointers).");
   m.def("min_squared_distances", &min_squared_distances, py::arg("x"), py::arg("x_type"), py::arg("stride_x"),
         py::arg("width"), py::arg("residuals"), py::arg("stride_r"), py::arg("width_r"), py::arg("points"),
         py::arg("center_x"), py::arg("center_r"), py::arg("centers"), py::arg("out"),

@@ -14,6 +14,7 @@ import torch
 from ..backends import implementation
 from ..candidates import check_candidates
 from ..reference import DenseEmbeddings, FactoredEmbeddings
+from ..reference.workspace import workspace_bytes
 from ..library import (as_selection, candidates_argument, choice_argument, custom_op, fake_selection, fresh,
                        index_argument, integer_argument, result_dtype, seed_argument, seed_value)
 from ..selection import Selection
@@ -80,13 +81,20 @@ class KMeansPPOrdering:
     ``generator``: int seed or torch.Generator; picks depend only on (seed, step, index).
     ``candidates``: pool indices or a boolean mask of the points that may be picked
     (default: all; points added by ``extend`` may be picked too). Only the candidates'
-    embeddings are read after the first pick: the others are never copied.
+    embeddings are read (and labeled points'): when they fit the workspace
+    (``KBALD_WORKSPACE_BYTES``) they are gathered once and the ordering runs over that
+    copy, else it reads them in place. Both give the same picks: draws are keyed by
+    pool index, ties go to the smaller one.
 
     ``next(ordering)`` gives ``(index, score)`` with score the pick's squared distance
     to its nearest center at that time (+inf before any center); ``take(n)`` gives
     a :class:`Selection`; ``extend(points)`` adds pool points; ``state_dict()`` and
     ``load_state_dict()`` resume an ordering exactly.
     """
+
+    # The pool index of each row of the ordering's embeddings (ascending), when they
+    # are a gathered copy of the candidates' rows (and points added since); None: the rows are the pool.
+    _pool_indices = None
 
     def __init__(self, embeddings, *, generator=None, first="random", labeled=None, mode="sample",
                  candidates=None, backend=None):
@@ -95,11 +103,21 @@ class KMeansPPOrdering:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         tensors, self._numpy = check_embeddings_form(embeddings)
+        self._pool_size = tensors[0].shape[0]
         # With candidates only their rows are read (and so validated), and labeled rows as they are taken.
-        self._candidate_rows = None if candidates is None else check_candidates(candidates, tensors[0].shape[0],
+        self._candidate_rows = None if candidates is None else check_candidates(candidates, self._pool_size,
                                                                                 tensors[0].device)
-        check_embedding_values(tensors, rows=self._candidate_rows)
-        self._embeddings = _wrap(tensors)
+        self._source = _wrap(tensors)  # the pool as given: labeled rows are read from it
+        self._embeddings = self._source
+        rows = self._candidate_rows
+        if rows is not None and rows.numel() < self._pool_size and (
+                rows.numel() * sum(t.shape[1] * t.element_size() for t in tensors) <= workspace_bytes()):
+            gathered = [t.index_select(0, rows) for t in tensors]
+            check_embedding_values(gathered, gathered_from=rows)
+            self._embeddings = _wrap(gathered)
+            self._pool_indices, rows = rows, None
+        else:
+            check_embedding_values(tensors, rows=rows)
         self._signature = _shape_signature(tensors)
         self._first = first
         self._mode = mode
@@ -111,19 +129,18 @@ class KMeansPPOrdering:
         device = self._embeddings.device
         self._selected = torch.zeros(n, dtype=torch.bool, device=device)
         self._min_distances = torch.full((n,), math.inf, dtype=self._embeddings.dtype, device=device)
-        self._picked = []
+        self._picked = []  # pool indices, in pick order
         self._labeled_indices = []
         self._external = None
-        self._newest = None
+        self._newest = None  # the newest pick's row: the others' distances to it are not applied yet
         self._step = 0
         if labeled is not None:
             self._add_labeled(labeled)
-        self._remaining = n - len(self._labeled_indices)
-        if self._candidate_rows is not None:
+        if rows is not None:  # read in place: the rows outside the candidates are never drawn
             excluded = torch.ones(n, dtype=torch.bool, device=device)
-            excluded[self._candidate_rows] = False
+            excluded[rows] = False
             self._selected |= excluded
-            self._remaining = int((~self._selected).sum())
+        self._remaining = int((~self._selected).sum())
 
     def _add_labeled(self, labeled):
         if labeled_as_indices(labeled):
@@ -138,12 +155,32 @@ class KMeansPPOrdering:
 
     def _take_labeled(self, idx):
         """Pool points ``idx`` (an int64 tensor) become centers, never picked."""
-        self._selected[idx.to(self._selected.device)] = True
-        if len(idx) and self._candidate_rows is not None:
-            check_embedding_values(_parts(self._embeddings), rows=idx.unique())
-        if len(idx):
-            centers = self._embeddings.take(idx.to(self._embeddings.device))
-            self._apply(self._min_distances_to(self._embeddings, centers))
+        if not len(idx):
+            return
+        idx = idx.to(self._selected.device)
+        if self._candidate_rows is not None:
+            check_embedding_values(_parts(self._source), rows=idx.unique())
+        if self._pool_indices is None:
+            self._selected[idx] = True
+        else:
+            rows = torch.searchsorted(self._pool_indices, idx).clamp_max(len(self._pool_indices) - 1)
+            self._selected[rows[self._pool_indices[rows] == idx]] = True
+        self._apply(self._min_distances_to(self._embeddings, self._source.take(idx)))
+
+    def _rows_of(self, indices):
+        """Rows of the ordering's embeddings holding pool points ``indices`` (a list),
+        which it holds: picks."""
+        index = torch.tensor(indices, dtype=torch.int64, device=self._selected.device)
+        return index if self._pool_indices is None else torch.searchsorted(self._pool_indices, index)
+
+    def _centers(self):
+        """Embeddings of the picks and labeled pool points so far (None: none)."""
+        parts = []
+        if self._picked:
+            parts.append(self._embeddings.take(self._rows_of(self._picked)))
+        if self._labeled_indices:
+            parts.append(self._source.take(torch.tensor(self._labeled_indices, device=self._selected.device)))
+        return parts[0].cat(parts[1]) if len(parts) == 2 else (parts[0] if parts else None)
 
     def _apply(self, distances):
         """Lower the running distances to ``distances`` [N] where those are smaller."""
@@ -162,7 +199,7 @@ class KMeansPPOrdering:
         return self._remaining
 
     def __len__(self):
-        return len(self._embeddings)
+        return self._pool_size
 
     def __iter__(self):
         return self
@@ -186,17 +223,19 @@ class KMeansPPOrdering:
             n -= 1
         if n:
             indices, step_scores = self._steps(self._embeddings, self._min_distances, self._selected, self._newest,
-                                               self._seed, self._step, n, self._mode)
+                                               self._seed, self._step, n, self._mode, self._pool_indices)
             picks.append(indices)
             scores.append(step_scores)
             self._record(indices.tolist())
-        return torch.cat(picks), torch.cat(scores)
+        rows = torch.cat(picks)
+        return rows if self._pool_indices is None else self._pool_indices[rows], torch.cat(scores)
 
-    def _record(self, indices):
-        self._picked.extend(indices)
-        self._remaining -= len(indices)
-        self._newest = indices[-1]
-        self._step += len(indices)
+    def _record(self, rows):
+        """Picks ``rows`` (a list of rows of the ordering's embeddings) made."""
+        self._picked.extend(rows if self._pool_indices is None else self._pool_indices[rows].tolist())
+        self._remaining -= len(rows)
+        self._newest = rows[-1]
+        self._step += len(rows)
 
     def take(self, n, *, progress=None):
         """The next ``n`` picks as a Selection; ``progress`` shows a bar (default: on a terminal, n > 1000)."""
@@ -228,10 +267,9 @@ class KMeansPPOrdering:
         self._check_kind(tensors, "points")
         new = _wrap(tensors)
         distances = torch.full((len(new),), math.inf, dtype=self._embeddings.dtype, device=self._embeddings.device)
-        centers = self._picked + self._labeled_indices
-        if centers:
-            pool_centers = self._embeddings.take(torch.tensor(centers, device=self._embeddings.device))
-            distances = torch.minimum(distances, self._min_distances_to(new, pool_centers))
+        centers = self._centers()
+        if centers is not None:
+            distances = torch.minimum(distances, self._min_distances_to(new, centers))
         if self._external is not None:
             distances = torch.minimum(distances, self._min_distances_to(new, self._external))
         # The old points' distances still await the newest center (the next step
@@ -239,45 +277,69 @@ class KMeansPPOrdering:
         self._embeddings = self._embeddings.cat(new)
         self._min_distances = torch.cat([self._min_distances, distances])
         self._selected = torch.cat([self._selected, torch.zeros(len(new), dtype=torch.bool, device=distances.device)])
+        if self._pool_indices is not None:
+            self._pool_indices = torch.cat([self._pool_indices, torch.arange(
+                self._pool_size, self._pool_size + len(new), device=self._pool_indices.device)])
+        self._pool_size += len(new)
         self._remaining += len(new)
 
     def state_dict(self):
-        """Everything needed to resume, on the CPU; the pool itself is not included."""
+        """Everything needed to resume, on the CPU; the pool itself is not included.
+        Per pool point, whether the candidates were gathered or not: a state resumes
+        in either kind of ordering."""
+        min_distances, selected, newest = self._min_distances.cpu(), self._selected.cpu(), self._newest
+        if self._pool_indices is not None:
+            rows = self._pool_indices.cpu()
+            min_distances = torch.full((self._pool_size,), math.inf, dtype=min_distances.dtype).index_copy_(
+                0, rows, min_distances)
+            selected = torch.ones(self._pool_size, dtype=torch.bool).index_copy_(0, rows, selected)
+            newest = None if newest is None else int(rows[newest])
         state = {
-            "num_points": len(self._embeddings),
+            "num_points": len(selected),
             "seed": self._seed,
             "step": self._step,
             "first": self._first,
             "mode": self._mode,
             "picked": list(self._picked),
             "labeled_indices": list(self._labeled_indices),
-            "newest": self._newest,
-            "min_distances": self._min_distances.cpu().clone(),
-            "selected": self._selected.cpu().clone(),
+            "newest": newest,
+            "min_distances": min_distances.clone(),
+            "selected": selected.clone(),
         }
         if self._external is not None:
             state["external"] = [t.cpu() for t in _parts(self._external)]
         return state
 
     def load_state_dict(self, state):
-        """Resume from :meth:`state_dict` on an ordering built over the same pool (after any extends)."""
-        if state["num_points"] != len(self._embeddings):
+        """Resume from :meth:`state_dict` on an ordering built over the same pool (after
+        any extends). An ordering that gathered its candidates takes only a state whose
+        selectable points are among them."""
+        points = len(self._selected) if self._pool_indices is None else self._pool_size
+        if state["num_points"] != points:
             raise ValueError(f"the state is for a pool of {state['num_points']} points, "
-                             f"this ordering has {len(self._embeddings)}")
+                             f"this ordering has {points}")
         device = self._embeddings.device
+        picked, labeled = list(state["picked"]), list(state["labeled_indices"])
+        if "selected" in state:
+            selected = state["selected"].to(device)
+        else:  # saved before candidates existed: the picks and the labeled points
+            selected = torch.zeros(points, dtype=torch.bool, device=device)
+            if picked + labeled:
+                selected[torch.tensor(picked + labeled, device=device)] = True
+        min_distances = state["min_distances"].to(device=device, dtype=self._embeddings.dtype)
+        newest = state["newest"]
+        if self._pool_indices is not None:
+            outside = ~selected
+            outside[self._pool_indices] = False
+            if bool(outside.any()):
+                raise ValueError(f"the state may still pick pool point {int(outside.nonzero()[0])}, which is not "
+                                 "among this ordering's candidates")
+            selected, min_distances = selected[self._pool_indices], min_distances[self._pool_indices]
+            newest = None if newest is None else int(torch.searchsorted(self._pool_indices.cpu(), newest))
         self._seed, self._step = int(state["seed"]), int(state["step"])
         self._first, self._mode = state["first"], state["mode"]
-        self._picked = list(state["picked"])
-        self._labeled_indices = list(state["labeled_indices"])
-        self._newest = state["newest"]
-        self._min_distances = state["min_distances"].to(device=device, dtype=self._embeddings.dtype).clone()
-        if "selected" in state:
-            self._selected = state["selected"].to(device).clone()
-        else:  # saved before candidates existed: the picks and the labeled points
-            self._selected = torch.zeros(len(self._embeddings), dtype=torch.bool, device=device)
-            taken = self._picked + self._labeled_indices
-            if taken:
-                self._selected[torch.tensor(taken, device=device)] = True
+        self._picked, self._labeled_indices, self._newest = picked, labeled, newest
+        self._min_distances, self._selected = min_distances.clone(), selected.clone()
         self._remaining = int((~self._selected).sum())
         self._external = _wrap([t.to(device) for t in state["external"]]) if "external" in state else None
 

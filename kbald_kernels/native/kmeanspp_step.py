@@ -3,7 +3,8 @@
 from .modules import POOL_TYPES, module_for
 
 
-def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode="sample"):
+def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode="sample",
+                   pool_indices=None):
     """:func:`kbald_kernels.reference.kmeanspp_steps` on the host C++ module for CPU
     tensors (same arguments and results): embeddings read as stored (float32,
     float16, bfloat16; rows with a unit feature stride keep theirs), the same Philox
@@ -15,7 +16,8 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
     if min_distances.device.type != "cpu":
         raise ValueError(f"the host twin of kmeanspp_steps takes CPU tensors, got {min_distances.device}")
     if min_distances.dtype == torch.float64 or _mixed(embeddings):
-        return reference.kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode)
+        return reference.kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode,
+                                        pool_indices)
     if isinstance(embeddings, reference.DenseEmbeddings):
         x, r = _unit_feature_stride(embeddings.x), None
     else:
@@ -27,7 +29,7 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
         0 if r is None else r.data_ptr(), 0 if r is None else r.stride(0), 0 if r is None else r.shape[1],
         x.shape[0], min_distances.data_ptr(), selected.view(torch.uint8).data_ptr(),
         -1 if newest is None else int(newest), seed & (2**64 - 1), first_step, n_steps, mode == "argmax",
-        indices.data_ptr(), scores.data_ptr())
+        0 if pool_indices is None else pool_indices.contiguous().data_ptr(), indices.data_ptr(), scores.data_ptr())
     return indices, scores
 
 

@@ -191,7 +191,7 @@ class FactoredEmbeddings:
                                   torch.cat([self.residuals, other.residuals]))
 
 
-def kmeanspp_step(embeddings, min_distances, selected, newest, seed, step, mode="sample"):
+def kmeanspp_step(embeddings, min_distances, selected, newest, seed, step, mode="sample", pool_indices=None):
     """One fused step: distance to the newest center, running-min update, next pick.
 
     ``min_distances`` [N] (+inf before any center) is updated in place with the
@@ -201,7 +201,9 @@ def kmeanspp_step(embeddings, min_distances, selected, newest, seed, step, mode=
     d/Σd by Gumbel-max over log d, uniformly among the unselected when every
     unselected d is 0. ``mode="argmax"`` takes the largest d, ties to the smallest
     index. In both modes, points still at +inf (no center yet) are drawn uniformly.
-    Returns the picked index (a Python int).
+    ``pool_indices`` (int64 [N], ascending; None: the rows' own) key each row's draw
+    by its index in the whole pool, so that a gathered subset draws as the pool does.
+    Returns the picked row (a Python int).
     """
     if newest is not None:
         newest_distances = embeddings.squared_distances(embeddings.take(slice(newest, newest + 1)), ~selected)
@@ -211,7 +213,8 @@ def kmeanspp_step(embeddings, min_distances, selected, newest, seed, step, mode=
     no_center = torch.isinf(d)
     if mode == "argmax" and not bool(no_center.any()):
         return int(torch.argmax(torch.where(selected, -math.inf, d)))
-    noise = gumbel_noise(seed, step, torch.arange(n, device=min_distances.device))
+    noise = gumbel_noise(seed, step, torch.arange(n, device=min_distances.device) if pool_indices is None
+                         else pool_indices)
     if bool(no_center.any()):
         key = torch.where(no_center, noise, -math.inf)
     elif bool((d > 0).any()):
@@ -221,7 +224,8 @@ def kmeanspp_step(embeddings, min_distances, selected, newest, seed, step, mode=
     return int(torch.argmax(key))
 
 
-def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode="sample"):
+def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode="sample",
+                   pool_indices=None):
     """``n_steps`` consecutive :func:`kmeanspp_step` calls, steps ``first_step, first_step+1, …``.
 
     ``selected`` and ``min_distances`` are updated in place (the pending update by
@@ -231,7 +235,7 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
     """
     indices, scores = [], []
     for step in range(first_step, first_step + n_steps):
-        index = kmeanspp_step(embeddings, min_distances, selected, newest, seed, step, mode)
+        index = kmeanspp_step(embeddings, min_distances, selected, newest, seed, step, mode, pool_indices)
         indices.append(index)
         scores.append(min_distances[index].clone())
         selected[index] = True

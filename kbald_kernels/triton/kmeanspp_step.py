@@ -91,10 +91,10 @@ def _squared_distance(x_ptr, stride_x, r_ptr, stride_r, rows, row_mask, center_x
 # (a 1, a multiple of 16) compiles a new variant mid-loop.
 @triton.jit(do_not_specialize=["seed_lo", "seed_hi", "step"])
 def _step_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
-                 min_ptr, selected_ptr, newest_ptr, seed_lo, seed_hi, step,
+                 min_ptr, selected_ptr, newest_ptr, pool_index_ptr, seed_lo, seed_hi, step,
                  tier_out, key_out, index_out,
-                 FACTORED: tl.constexpr, HAS_NEWEST: tl.constexpr, ARGMAX: tl.constexpr, ACC: tl.constexpr,
-                 BLOCK_N: tl.constexpr, BLOCK_F: tl.constexpr):
+                 FACTORED: tl.constexpr, HAS_NEWEST: tl.constexpr, ARGMAX: tl.constexpr, POOL_INDICES: tl.constexpr,
+                 ACC: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_F: tl.constexpr):
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < n_points
@@ -112,7 +112,10 @@ def _step_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
         tl.store(min_ptr + rows, d, mask=unselected)
     no_center = d == float("inf")
     tier = tl.where(unselected, tl.where(no_center, 3, tl.where(d > 0, 2, 1)), 0)
-    noise = gumbel_noise(seed_lo, seed_hi, step, rows, ACC)
+    if POOL_INDICES:  # a gathered subset of a pool draws as the pool does (the indices ascend with the rows)
+        noise = gumbel_noise(seed_lo, seed_hi, step, tl.load(pool_index_ptr + rows, mask=row_mask, other=0), ACC)
+    else:
+        noise = gumbel_noise(seed_lo, seed_hi, step, rows, ACC)
     if ARGMAX:
         key = tl.where(no_center, noise, d)
     else:
@@ -150,7 +153,8 @@ def _operands(embeddings):
     return h, h.stride(0), r, r.stride(0), h.shape[1], r.shape[1], True
 
 
-def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode="sample"):
+def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step, n_steps, mode="sample",
+                   pool_indices=None):
     """Triton twin of :func:`kbald_kernels.reference.kmeanspp_steps` (same arguments and results)."""
     x, stride_x, r, stride_r, width, width_r, factored = _operands(embeddings)
     n_points = min_distances.shape[0]
@@ -164,10 +168,11 @@ def kmeanspp_steps(embeddings, min_distances, selected, newest, seed, first_step
         for slot in range(n_steps):
             _step_kernel[(n_blocks,)](
                 x, stride_x, r, stride_r, width, width_r, n_points,
-                min_distances, flags, buffers.newest, seed_lo, seed_hi, first_step + slot,
-                buffers.tiers, buffers.keys, buffers.candidates,
-                FACTORED=factored, HAS_NEWEST=newest is not None or slot > 0, ARGMAX=mode == "argmax", ACC=acc,
-                BLOCK_N=BLOCK_N, BLOCK_F=_block_features(factored), num_warps=NUM_WARPS)
+                min_distances, flags, buffers.newest, flags if pool_indices is None else pool_indices,
+                seed_lo, seed_hi, first_step + slot, buffers.tiers, buffers.keys, buffers.candidates,
+                FACTORED=factored, HAS_NEWEST=newest is not None or slot > 0, ARGMAX=mode == "argmax",
+                POOL_INDICES=pool_indices is not None, ACC=acc, BLOCK_N=BLOCK_N, BLOCK_F=_block_features(factored),
+                num_warps=NUM_WARPS)
             buffers.select(min_distances, flags, slot)
     return buffers.indices, buffers.scores
 
