@@ -109,20 +109,28 @@ def fake_batch(log_probs, batch_size, *args, **kwargs):
     return fake_selection(batch_size, result_dtype(log_probs.dtype), log_probs.device)
 
 
-def top_order(values, size, descending=True):
+def top_set(values, size, descending=True):
     """Positions of the ``size`` best ``values`` [N] (largest, or smallest with
-    ``descending=False``), best first, equal values in position order: what a stable
-    sort of all N gives, at the cost of a top-k and a sort of ``size`` (a prefilter
-    or a batch is usually far smaller than its pool). For op bodies: the tie set's
-    size depends on the data."""
+    ``descending=False``), ascending; among equal values the smaller positions: the
+    set a stable sort of all N puts first, at the cost of an unsorted top-k, a count
+    of the values equal to its last, and a sort of ``size`` positions. For op bodies:
+    with ties at the boundary the set is rebuilt from masks whose sizes depend on the data."""
     if size >= values.numel():
-        return torch.sort(values, descending=descending, stable=True).indices[:size]
-    threshold = torch.topk(values, size, largest=descending, sorted=False).values
-    threshold = threshold.min() if descending else threshold.max()
-    beyond = values > threshold if descending else values < threshold
-    ahead = beyond.nonzero().view(-1)
-    tied = (values == threshold).nonzero().view(-1)[: size - ahead.numel()]
-    chosen = torch.cat([ahead, tied]).sort().values
+        return torch.arange(values.numel(), device=values.device)
+    best = torch.topk(values, size, largest=descending, sorted=False)
+    threshold = best.values.min() if descending else best.values.max()
+    tied = values == threshold
+    if int(tied.sum()) == int((best.values == threshold).sum()):  # every point at the boundary value is in
+        return best.indices.sort().values
+    ahead = (values > threshold if descending else values < threshold).nonzero().view(-1)
+    return torch.cat([ahead, tied.nonzero().view(-1)[: size - ahead.numel()]]).sort().values
+
+
+def top_order(values, size, descending=True):
+    """:func:`top_set` best first, equal values in position order: what a stable sort
+    of all N gives, at the cost of a top-k and a sort of ``size`` (a prefilter or a
+    batch is usually far smaller than its pool)."""
+    chosen = top_set(values, size, descending)
     return chosen[torch.sort(values[chosen], descending=descending, stable=True).indices]
 
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from kbald_kernels.library import top_order
+from kbald_kernels.library import top_order, top_set
 
 # Big enough that every host twin splits its pool across threads.
 _WORKLOAD = """
@@ -91,11 +91,14 @@ def test_the_workload_runs_the_host_twins():
 
 @pytest.mark.parametrize("descending", [True, False])
 def test_top_order_is_the_prefix_of_a_stable_sort(descending):
-    # The batch and prefilter choice: a top-k, yet ties keep the smaller position first.
+    # The batch and prefilter choice: a top-k, yet ties keep the smaller position first
+    # (values from 6 levels: ties at the boundary; or distinct: the top-k's own set).
     generator = torch.Generator().manual_seed(3)
-    for _ in range(200):
+    for trial in range(400):
         n = int(torch.randint(1, 80, (1,), generator=generator))
-        values = torch.randint(0, 6, (n,), generator=generator).float()
+        values = torch.randint(0, 6, (n,), generator=generator).float() if trial % 2 else torch.rand(
+            n, generator=generator)
         size = int(torch.randint(1, n + 1, (1,), generator=generator))
         expected = torch.sort(values, descending=descending, stable=True).indices[:size]
         assert torch.equal(top_order(values, size, descending), expected)
+        assert torch.equal(top_set(values, size, descending), expected.sort().values)

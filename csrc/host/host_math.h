@@ -72,15 +72,28 @@ const float* point_log_probs(const LogProbs<T>& x, int64_t n, int64_t samples, i
 }
 
 
-// The sum of a vector's lanes by halving shuffles (4 shuffle-adds, not 15 extracts).
-[[gnu::always_inline]] inline float horizontal_sum(Lanes v) {
+// A vector's lanes folded by `combine` in halving shuffles (4 steps, not 15
+// extracts). Functors, not lambdas: every call taking vectors must inline into its
+// per-instruction-set clone (an out-of-line copy crosses their vector ABIs).
+template <typename Combine>
+[[gnu::always_inline]] inline float horizontal(Lanes v, Combine combine) {
   typedef int32_t Order __attribute__((vector_size(64)));
-  v += __builtin_shuffle(v, Order{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
-  v += __builtin_shuffle(v, Order{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
-  v += __builtin_shuffle(v, Order{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
-  v += __builtin_shuffle(v, Order{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+  v = combine(v, __builtin_shuffle(v, Order{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
+  v = combine(v, __builtin_shuffle(v, Order{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));
+  v = combine(v, __builtin_shuffle(v, Order{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));
+  v = combine(v, __builtin_shuffle(v, Order{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));
   return v[0];
 }
+
+struct AddLanes {
+  [[gnu::always_inline]] Lanes operator()(Lanes a, Lanes b) const { return a + b; }
+};
+struct MaxLanes {
+  [[gnu::always_inline]] Lanes operator()(Lanes a, Lanes b) const { return a > b ? a : b; }
+};
+
+[[gnu::always_inline]] inline float horizontal_sum(Lanes v) { return horizontal(v, AddLanes{}); }
+[[gnu::always_inline]] inline float horizontal_max(Lanes v) { return horizontal(v, MaxLanes{}); }
 
 // terms += -q·log q lane by lane: neg_xlogx's arithmetic (log_unit_interval of
 // max(q, smallest normal)) on a whole vector, so the epilogue runs in vector lanes.

@@ -52,33 +52,34 @@ struct EntropyOutputs {
   return p;
 }
 
-// One point's results from its class sums (count vectors at `sums`) and Σ p·x lanes:
-// the class means' entropy in lanes, the conditional entropy, and where asked least
-// confidence and margin (the means then pass through `column`).
+// One point's results from its class sums (count vectors at `sums`; lanes past C
+// hold 0) and Σ p·x lanes: the class means' entropy in lanes, the conditional
+// entropy, and where asked least confidence and margin.
 [[gnu::always_inline]] inline void finish_point(const Lanes* sums, int64_t count, Lanes plogp, int64_t n,
-                                                float inverse, float* column, const EntropyOutputs& out,
-                                                int64_t classes) {
-  Lanes terms = {};
+                                                float inverse, const EntropyOutputs& out) {
+  Lanes terms = {}, largest = {};
   for (int64_t v = 0; v < count; ++v) {
     const Lanes mean = sums[v] * inverse;
     add_neg_xlogx(mean, terms);
-    if (out.confidence != nullptr) reinterpret_cast<Lanes*>(column)[v] = mean;
+    largest = mean > largest ? mean : largest;
   }
   out.entropy[n] = horizontal_sum(terms);
   out.conditional[n] = -horizontal_sum(plogp) * inverse;
   if (out.confidence != nullptr) {
-    float top = 0.0f, second = 0.0f;  // first of equal maxima is the top; the other stays second
-    for (int64_t c = 0; c < classes; ++c) {
-      const float mean = column[c];
-      if (mean > top) {
-        second = top;
-        top = mean;
-      } else if (mean > second) {
-        second = mean;
-      }
+    // The runner-up in lanes too (a scalar scan's unpredictable branches cost more
+    // than the pass at K=1): the largest mean below the top, or the top itself when
+    // two classes share it.
+    const float top = horizontal_max(largest);
+    const Lanes tops = Lanes{} + top, ones = Lanes{} + 1.0f, zeros = {};
+    Lanes below = {}, ties = {};
+    for (int64_t v = 0; v < count; ++v) {
+      const Lanes mean = sums[v] * inverse;
+      const Lanes lower = mean < tops ? mean : zeros;
+      below = lower > below ? lower : below;
+      ties += mean == tops ? ones : zeros;
     }
     out.confidence[n] = 1.0f - top;
-    out.margin[n] = top - second;
+    out.margin[n] = top - (horizontal_sum(ties) > 1.0f ? top : horizontal_max(below));
   }
 }
 
@@ -90,7 +91,7 @@ struct EntropyOutputs {
 template <int64_t kVectors, typename T>
 [[gnu::always_inline]] inline void point_terms(const T* row0, int64_t stride_k, int64_t n, int64_t samples,
                                                int64_t vectors, IntLanes tail, float inverse, float* column,
-                                               RowSumCheck& rows, const EntropyOutputs& out, int64_t classes) {
+                                               RowSumCheck& rows, const EntropyOutputs& out) {
   constexpr bool kInRegisters = kVectors > 0;
   Lanes sums[kInRegisters ? kVectors : 1] = {};
   Lanes* column_sums = reinterpret_cast<Lanes*>(column);
@@ -116,7 +117,7 @@ template <int64_t kVectors, typename T>
     }
     rows.add(row);
   }
-  finish_point(kInRegisters ? sums : column_sums, std::min(limit, vectors), plogp, n, inverse, column, out, classes);
+  finish_point(kInRegisters ? sums : column_sums, std::min(limit, vectors), plogp, n, inverse, out);
 }
 
 // The same for C < 16 with the point's K·C values contiguous: a row fills only C of
@@ -126,8 +127,8 @@ template <int64_t kVectors, typename T>
 // `flat_tail` masks the values of the last, partial vector of K·C (all lanes when 16 divide K·C).
 template <typename T>
 [[gnu::always_inline]] inline void point_terms_flat(const T* x, int64_t n, int64_t samples, IntLanes tail,
-                                                    IntLanes flat_tail, float inverse, float* probs, float* column,
-                                                    RowSumCheck& rows, const EntropyOutputs& out, int64_t classes) {
+                                                    IntLanes flat_tail, float inverse, float* probs, RowSumCheck& rows,
+                                                    const EntropyOutputs& out, int64_t classes) {
   const int64_t count = samples * classes;
   Lanes plogp = {};
   int64_t j = 0;
@@ -141,7 +142,7 @@ template <typename T>
     sums += row;
     rows.add(row);
   }
-  finish_point(&sums, 1, plogp, n, inverse, column, out, classes);
+  finish_point(&sums, 1, plogp, n, inverse, out);
 }
 
 // The pass over points [begin, end): those before `in_place_end` are read where they
@@ -166,16 +167,15 @@ template <int64_t kVectors, typename T>
   for (int64_t l = 0; l < kLanesPerVector; ++l) flat_tail[l] = flat_last + l < samples * classes ? -1 : 0;
   for (int64_t n = begin; n < end; ++n) {
     if (n < in_place_end && flat) {
-      point_terms_flat(x.data + n * x.stride_n, n, samples, tail, flat_tail, inverse, gathered, column, rows, out,
-                       classes);
+      point_terms_flat(x.data + n * x.stride_n, n, samples, tail, flat_tail, inverse, gathered, rows, out, classes);
     } else if (n < in_place_end) {
       point_terms<kVectors>(x.data + n * x.stride_n, x.stride_k, n, samples, vectors, tail, inverse, column, rows,
-                            out, classes);
+                            out);
     } else {
       for (int64_t k = 0; k < samples; ++k)
         for (int64_t c = 0; c < classes; ++c) gathered[k * width + c] = x(n, k, c);
       point_terms<kVectors>(static_cast<const float*>(gathered), width, n, samples, vectors, tail, inverse, column,
-                            rows, out, classes);
+                            rows, out);
     }
   }
   return rows.outside;

@@ -9,7 +9,8 @@ import torch
 from ..candidates import CandidatePool
 from ..information import validated_uncertainties
 from ..library import (as_selection, candidates_argument, choice_argument, custom_op, fake_batch, fake_indices,
-                       fresh, integer_argument, is_numpy, seed_argument, seed_value, tensor_argument, top_order)
+                       fresh, integer_argument, is_numpy, seed_argument, seed_value, tensor_argument, top_order,
+                       top_set)
 from ..reference import gumbel_noise
 from ..validation import check_batch_size, check_log_probs_form, to_output
 
@@ -85,7 +86,8 @@ def _candidate_subset_op(log_probs: torch.Tensor, size: int, score: str, seed: O
     if score == "random":
         return _random_subset(t.shape[0], size, seed, t.device)
     size = check_batch_size(size, t.shape[0], "size")
-    return _select_uncertainty_op(t, size, score, None, backend)[0].sort().values
+    terms = validated_uncertainties(t, backend, strict=False)
+    return fresh((top_set(uncertainty_values(score, *terms), size, descending=score != "margin"),), (log_probs,))[0]
 
 
 @custom_op("random_subset", lambda pool_size, size, seed: fake_indices(size, "cpu"))
