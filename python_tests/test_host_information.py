@@ -34,6 +34,35 @@ def test_host_entropies_match_the_reference(n, k, c, dtype, tol):
         torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol * max(1.0, float(expected.max())))
 
 
+# C <= 16 runs 16 points at a time, one to a lane (rows transposed), where K·C <= 64
+# or the rows are not stored flat; the last points go one at a time.
+@pytest.mark.parametrize("k,c", [(1, 1), (1, 10), (1, 16), (2, 5), (4, 10), (4, 16), (20, 16)])
+@pytest.mark.parametrize("rows", ["flat", "padded"])
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+def test_host_points_in_lanes_match_the_reference_and_count_bad_rows(k, c, rows, dtype, tol):
+    n = 16 * 5 + 3
+    lp = random_log_probs(n, k, c, dtype=torch.float64, zeros=True, device="cpu")
+    if c >= 3:  # two classes share the top: margin 0
+        lp[17] = torch.tensor([0.4, 0.4] + [0.2 / (c - 2)] * (c - 2), dtype=torch.float64).log()
+    lp = lp.to(dtype)
+    if rows == "padded":  # rows 3 values apart beyond their classes: not flat
+        wide = torch.zeros(n, k, c + 3, dtype=dtype)
+        wide[..., :c] = lp
+        lp = wide[..., :c]
+    got = native.uncertainties(lp)
+    assert got[4] == 0
+    for value, expected in zip(got[:4], reference.uncertainties(lp.double())[:4]):
+        assert not value.isnan().any()
+        torch.testing.assert_close(value.double(), expected, rtol=tol, atol=tol * max(1.0, float(expected.max())))
+    if c >= 3:
+        assert got[3][17] == 0
+    lp[3, 0, 0] = math.nan
+    lp[18, k - 1, c - 1] = math.inf
+    lp[40, k // 2] -= 1.0  # probabilities summing to 1/e
+    lp[n - 1, 0, 0] = math.nan  # a point past the last whole group
+    assert native.uncertainties(lp)[4] == 4
+
+
 def test_host_entropies_read_strided_input_and_large_pools():
     base = random_log_probs(3001, 20, 10, dtype=torch.float32, zeros=True, device="cpu")
     view = base.permute(0, 2, 1).contiguous().permute(0, 2, 1)
