@@ -182,7 +182,8 @@ template <typename T>
 [[gnu::always_inline]] inline int64_t points_in_lanes(const LogProbs<T>& x, int64_t n0, int64_t samples,
                                                       int64_t classes, float inverse, float low, float high,
                                                       const EntropyOutputs& out) {
-  Lanes class_sums[kLanesPerVector] = {};
+  Lanes class_sums[kLanesPerVector];  // the first C used (and zeroed: 1 KB a group is not free at K = 1)
+  for (int64_t c = 0; c < classes; ++c) class_sums[c] = Lanes{};
   Lanes plogp = {};
   const Lanes lows = Lanes{} + low, highs = Lanes{} + high;
   IntLanes outside = {};
@@ -247,8 +248,9 @@ template <int64_t kVectors, typename T>
   int64_t n = begin;
   // C <= 16: whole groups of 16 points read in place, a point a lane; except where
   // the flat pass is faster: its per-point costs amortise over K·C values, the
-  // transposes' do not (3M values: K·C = 40-60 even, 80 the flat pass 10-30 % ahead).
-  if (kVectors == 1 && (!flat || samples * classes <= 64)) {
+  // transposes' do not (3M values: at K <= 8 and K·C <= 64 the lanes are 4-60 %
+  // ahead; at K = 16, or K·C = 80, the flat pass is 10-30 % ahead).
+  if (kVectors == 1 && (!flat || (samples <= 8 && samples * classes <= 64))) {
     for (; n + kLanesPerVector <= std::min(end, in_place_end); n += kLanesPerVector)
       rows.outside += points_in_lanes(x, n, samples, classes, inverse, low, high, out);
   }
