@@ -16,7 +16,7 @@ def check_candidates(candidates, pool_size, device):
     if isinstance(candidates, (list, tuple)) and candidates and all(isinstance(v, bool) for v in candidates):
         candidates = torch.tensor(candidates)
     if isinstance(candidates, (list, tuple, range)):
-        rows = check_indices(candidates, pool_size, "candidates")
+        rows = check_indices(candidates, pool_size, "candidates", distinct=False)
     else:
         t, _ = as_tensor(candidates, "candidates")
         if t.dtype == torch.bool:
@@ -25,10 +25,16 @@ def check_candidates(candidates, pool_size, device):
                                  f"point), got {tuple(t.shape)}")
             rows = t.nonzero().view(-1)
         else:
-            rows = check_indices(t, pool_size, "candidates")
+            rows = check_indices(t, pool_size, "candidates", distinct=False)
     if rows.numel() == 0:
         raise ValueError("candidates names no pool point")
-    return rows.to(device).sort().values
+    rows = rows.to(device)
+    if bool((rows[1:] > rows[:-1]).all()):  # already ascending (candidate_subset's, a mask's): distinct
+        return rows
+    rows = rows.sort().values
+    if bool((rows[1:] == rows[:-1]).any()):  # sorted: a repeat sits next to itself
+        raise ValueError("candidates contains repeated indices")
+    return rows
 
 
 class CandidatePool:

@@ -76,6 +76,7 @@ def test_candidates_take_any_form():
 
 @pytest.mark.parametrize("candidates,message", [
     ([3, 3, 4], "repeated"),
+    (torch.tensor([5, 1, 5]), "repeated"),
     ([0, N], "outside the pool"),
     ([], "no pool point"),
     (torch.zeros(N, dtype=torch.bool), "no pool point"),
