@@ -3,6 +3,7 @@ conditional entropy, BALD), the 2-BALD step's pass over the pool, and the
 normalisation sums behind input validation, each against the float64 reference on
 small and odd shapes with zero probabilities."""
 
+import importlib
 import math
 
 import pytest
@@ -171,10 +172,15 @@ def test_select_kbald_on_the_host_twin_matches_brute_force():
 
 
 @pytest.mark.parametrize("na,nb,k,c", [(1, 1, 1, 1), (9, 5, 3, 2), (33, 17, 20, 10), (6, 40, 4, 17), (5, 3, 2, 128),
-                                       (700, 3, 2, 3)])
+                                       (700, 3, 2, 3), (70, 131, 5, 3)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_host_pairwise_mutual_information_matches_the_reference(na, nb, k, c, dtype):
-    """Blocks of b cross the twin's block of rows at 700 × K=2 × 16 classes."""
+@pytest.mark.parametrize("products", [False, True], ids=["pair pass", "matrix products"])
+def test_host_pairwise_mutual_information_matches_the_reference(na, nb, k, c, dtype, products, monkeypatch):
+    """Both ways to the joints on every shape: the pair pass (blocks of b cross its
+    block of rows at 700 × K=2 × 16 classes) and matrix products (blocks of 64 points
+    of a and 128 of b, crossed at 70 × 131)."""
+    pairwise = importlib.import_module("kbald_kernels.native.pairwise_mutual_information")
+    monkeypatch.setattr(pairwise, "by_matrix_products", lambda samples, classes: products)
     a = random_log_probs(na, k, c, dtype=dtype, zeros=True, device="cpu")
     b = random_log_probs(nb, k, c, dtype=dtype, zeros=True, device="cpu")
     wide = torch.cat([b, b], 1)  # b read through a stride of 2·K·C

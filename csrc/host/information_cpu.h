@@ -51,6 +51,12 @@ void pairwise_mutual_information(const LogProbs<T>& a, const float* entropy_a, c
                                  const float* entropy_b, float* out, int64_t points_a, int64_t points_b,
                                  int64_t samples, int64_t classes);
 
+// out[n, m] = H(J) = Σ_{c,d} -J log J for joints given as one matrix product's
+// result [rows·C, C·columns] (row n·C + c, column d·columns + m), columns a multiple
+// of 16: the joint entropies of pairwise mutual information where the joints come
+// from a matrix multiplication (large K), into contiguous float32 [rows, columns].
+void joint_entropies(const float* joints, float* out, int64_t rows, int64_t columns, int64_t classes);
+
 // out[n] = Σ_t weights[t]·(entropy[n] + target_entropy[t] - H(mean_k p[n, k, :] ⊗ q[t, k, :])):
 // EPIG of every pool point about targets q = exp(target_log_probs), contiguous float32
 // [T, K, C] (few: padded once, then re-read from cache for every pool point).

@@ -192,6 +192,13 @@ void pairwise_mutual_information(std::uintptr_t a, int type, int64_t stride_n, i
   });
 }
 
+void joint_entropies(std::uintptr_t joints, std::uintptr_t out, int64_t rows, int64_t columns, int64_t classes) {
+  if (rows < 0 || columns < 0 || columns % 16 != 0 || classes < 1)  // whole vectors of 16 lanes
+    throw std::invalid_argument("joint_entropies: need rows >= 0, columns a multiple of 16 and classes >= 1");
+  kbald::host::joint_entropies(reinterpret_cast<const float*>(joints), reinterpret_cast<float*>(out), rows, columns,
+                               classes);
+}
+
 void probabilities(std::uintptr_t log_probs, int type, int64_t stride_n, int64_t stride_k, int64_t stride_c,
                    std::uintptr_t probs, int64_t points, int64_t samples, int64_t classes) {
   if (points < 0 || samples < 1 || classes < 1)
@@ -289,6 +296,10 @@ PYBIND11_MODULE(_host, m) {
         py::call_guard<py::gil_scoped_release>(),
         "I[Y_n; Y_m] for every point n of a [points_a, samples, classes] and m of b (the same element type) with "
         "their float32 entropies, into contiguous float32 [points_a, points_b] (raw pointers).");
+  m.def("joint_entropies", &joint_entropies, py::arg("joints"), py::arg("out"), py::arg("rows"), py::arg("columns"),
+        py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
+        "Σ_{c,d} -J log J of every pair from contiguous float32 joints [rows·classes, classes·columns] (row "
+        "n·classes + c, column d·columns + m; columns a multiple of 16) into float32 [rows, columns] (raw pointers).");
   m.def("mutual_information_with_pick", &mutual_information_with_pick, KBALD_POOL_ARGS("log_probs"),
         py::arg("entropy"), py::arg("pick"), py::arg("out"), py::arg("points"), py::arg("samples"),
         py::arg("classes"), py::call_guard<py::gil_scoped_release>(),
