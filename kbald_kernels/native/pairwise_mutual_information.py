@@ -12,11 +12,12 @@ def by_matrix_products(samples, classes):
     """Whether the joints come from matrix products (torch's GEMM) and their
     entropies from the host module, not from the host pair pass. The pair pass runs
     a pick's classes padded to 16, 32 or 64 lanes; where a third or more of them idle
-    the products win, though they write and read C² joints a pair. Measured on 256 ×
-    60 000/(K·C)·10 points, 2 cores: C = 2, 3 at K = 4-100: 1.6-9.4x; C = 10: 1.1-1.8x
-    from K = 16, even at K = 4-8; C = 17: 1.5-1.8x; C = 16, 32, 40: 0.2-0.85x."""
+    the products win, though they write and read C² joints a pair (at small K the
+    product is that write). Measured on 256 × 60 000/(K·C)·10 points, 2 cores:
+    C = 2, 3 at K = 4-100: 1.6-9.4x; C = 10: 1.2-1.8x from K = 32, 1.0-1.2x at K = 4-20
+    (and even at 1 000 × 100, K = 20); C = 17: 1.5-1.8x; C = 16, 32, 40: 0.2-0.85x."""
     padded = 16 if classes <= 16 else 32  # past 32 classes neither condition holds
-    return 3 * classes <= padded or (3 * classes <= 2 * padded and samples >= 16)
+    return 3 * classes <= padded or (3 * classes <= 2 * padded and samples >= 32)
 
 
 def pairwise_mutual_information(a, b=None, entropies_ab=None):
