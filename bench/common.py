@@ -81,11 +81,25 @@ def slug(text):
     return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-").lower()
 
 
+def processor_model():
+    """The CPU's model name (Linux's /proc/cpuinfo), which the report's file name
+    leaves out: two machines of one kind may have different processors."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def write_report(name, device, title, header, rows, notes, extra=None):
     """Write bench/results/<name>-<device>.md and .json; returns the Markdown text."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     dev = device_name(device)
-    lines = [f"# {title}", "", f"Device: {dev}. Date: {date.today().isoformat()}. "
+    processor = processor_model()
+    lines = [f"# {title}", "", f"Device: {dev}; processor {processor}. Date: {date.today().isoformat()}. "
              f"torch {torch.__version__}.", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -93,7 +107,8 @@ def write_report(name, device, title, header, rows, notes, extra=None):
     text = "\n".join(lines) + "\n"
     stem = RESULTS / f"{name}-{slug(dev)}"
     stem.with_suffix(".md").write_text(text)
-    payload = {"title": title, "device": dev, "date": date.today().isoformat(), "torch": torch.__version__,
+    payload = {"title": title, "device": dev, "processor": processor, "date": date.today().isoformat(),
+               "torch": torch.__version__,
                "header": header, "rows": rows, "notes": notes, **(extra or {})}
     stem.with_suffix(".json").write_text(json.dumps(payload, indent=2))
     return text

@@ -109,9 +109,9 @@ class KMeansPPOrdering:
                                                                                 tensors[0].device)
         self._source = _wrap(tensors)  # the pool as given: labeled rows are read from it
         self._embeddings = self._source
-        rows = self._candidate_rows
-        if rows is not None and rows.numel() < self._pool_size and (
-                rows.numel() * sum(t.shape[1] * t.element_size() for t in tensors) <= workspace_bytes()):
+        rows = None if self._candidate_rows is None or self._candidate_rows.numel() == self._pool_size else (
+            self._candidate_rows)
+        if rows is not None and rows.numel() * sum(t.shape[1] * t.element_size() for t in tensors) <= workspace_bytes():
             gathered = [t.index_select(0, rows) for t in tensors]
             check_embedding_values(gathered, gathered_from=rows)
             self._embeddings = _wrap(gathered)
@@ -314,6 +314,7 @@ class KMeansPPOrdering:
         """Resume from :meth:`state_dict` on an ordering built over the same pool (after
         any extends). An ordering that gathered its candidates takes only a state whose
         selectable points are among them."""
+        # The state's per-point arrays: one per pool point, or per row of a sharded ordering's own.
         points = len(self._selected) if self._pool_indices is None else self._pool_size
         if state["num_points"] != points:
             raise ValueError(f"the state is for a pool of {state['num_points']} points, "
