@@ -52,6 +52,27 @@ struct EntropyOutputs {
   return p;
 }
 
+// Lane by lane over the class means sums[v]·inverse (count vectors): the largest
+// below `top` and how many equal it, for the margin's runner-up (the top itself when
+// two classes share it). In lanes, not a scalar scan: its unpredictable branches cost
+// more than the whole pass at K = 1. The per-point epilogue folds the lanes (classes)
+// after; the points-in-lanes one keeps them (points).
+struct RunnerUp {
+  Lanes below, ties;
+};
+
+[[gnu::always_inline]] inline RunnerUp runner_up(const Lanes* sums, int64_t count, float inverse, Lanes top) {
+  const Lanes ones = Lanes{} + 1.0f, zeros = {};
+  RunnerUp found{zeros, zeros};
+  for (int64_t v = 0; v < count; ++v) {
+    const Lanes mean = sums[v] * inverse;
+    const Lanes lower = mean < top ? mean : zeros;
+    found.below = lower > found.below ? lower : found.below;
+    found.ties += mean == top ? ones : zeros;
+  }
+  return found;
+}
+
 // One point's results from its class sums (count vectors at `sums`; lanes past C
 // hold 0) and Σ p·x lanes: the class means' entropy in lanes, the conditional
 // entropy, and where asked least confidence and margin.
@@ -66,20 +87,10 @@ struct EntropyOutputs {
   out.entropy[n] = horizontal_sum(terms);
   out.conditional[n] = -horizontal_sum(plogp) * inverse;
   if (out.confidence != nullptr) {
-    // The runner-up in lanes too (a scalar scan's unpredictable branches cost more
-    // than the pass at K=1): the largest mean below the top, or the top itself when
-    // two classes share it.
     const float top = horizontal_max(largest);
-    const Lanes tops = Lanes{} + top, ones = Lanes{} + 1.0f, zeros = {};
-    Lanes below = {}, ties = {};
-    for (int64_t v = 0; v < count; ++v) {
-      const Lanes mean = sums[v] * inverse;
-      const Lanes lower = mean < tops ? mean : zeros;
-      below = lower > below ? lower : below;
-      ties += mean == tops ? ones : zeros;
-    }
+    const RunnerUp second = runner_up(sums, count, inverse, Lanes{} + top);
     out.confidence[n] = 1.0f - top;
-    out.margin[n] = top - (horizontal_sum(ties) > 1.0f ? top : horizontal_max(below));
+    out.margin[n] = top - (horizontal_sum(second.ties) > 1.0f ? top : horizontal_max(second.below));
   }
 }
 
@@ -208,17 +219,10 @@ template <typename T>
   }
   *reinterpret_cast<Lanes*>(out.entropy + n0) = entropy;
   *reinterpret_cast<Lanes*>(out.conditional + n0) = -plogp * inverse;
-  if (out.confidence != nullptr) {  // the runner-up as in finish_point, a lane a point
-    const Lanes ones = Lanes{} + 1.0f, zeros = {};
-    Lanes below = {}, ties = {};
-    for (int64_t c = 0; c < classes; ++c) {
-      const Lanes mean = class_sums[c] * inverse;
-      const Lanes lower = mean < top ? mean : zeros;
-      below = lower > below ? lower : below;
-      ties += mean == top ? ones : zeros;
-    }
+  if (out.confidence != nullptr) {
+    const RunnerUp second = runner_up(class_sums, classes, inverse, top);
     *reinterpret_cast<Lanes*>(out.confidence + n0) = 1.0f - top;
-    *reinterpret_cast<Lanes*>(out.margin + n0) = top - (ties > ones ? top : below);
+    *reinterpret_cast<Lanes*>(out.margin + n0) = top - (second.ties > Lanes{} + 1.0f ? top : second.below);
   }
   int64_t count = 0;
   for (int64_t l = 0; l < kLanesPerVector; ++l) count += outside[l];
