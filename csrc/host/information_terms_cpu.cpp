@@ -252,8 +252,8 @@ template <int64_t kVectors, typename T>
   int64_t n = begin;
   // C <= 16: whole groups of 16 points read in place, a point a lane; except where
   // the flat pass is faster: its per-point costs amortise over K·C values, the
-  // transposes' do not (3M values: at K <= 8 and K·C <= 64 the lanes are 4-60 %
-  // ahead; at K = 16, or K·C = 80, the flat pass is 10-30 % ahead).
+  // transposes' do not (3M values: at K <= 8 and K·C <= 64 the lanes take 4-60 % less
+  // time; at K = 16, or K·C >= 80, the flat pass takes 10-27 % less).
   if (kVectors == 1 && (!flat || (samples <= 8 && samples * classes <= 64))) {
     for (; n + kLanesPerVector <= std::min(end, in_place_end); n += kLanesPerVector)
       rows.outside += points_in_lanes(x, n, samples, classes, inverse, low, high, out);
