@@ -100,6 +100,12 @@ def _step_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
     row_mask = rows < n_points
     d = tl.load(min_ptr + rows, mask=row_mask, other=0.0).to(ACC)
     unselected = row_mask & (tl.load(selected_ptr + rows, mask=row_mask, other=1) == 0)
+    # The draw before the distance: across the distance's loop it holds one float a
+    # row, where the pool indices' 64-bit addresses made ptxas spill (factored, triton 3.6).
+    if POOL_INDICES:  # a gathered subset of a pool draws as the pool does (the indices ascend with the rows)
+        noise = gumbel_noise(seed_lo, seed_hi, step, tl.load(pool_index_ptr + rows, mask=row_mask, other=0), ACC)
+    else:
+        noise = gumbel_noise(seed_lo, seed_hi, step, rows, ACC)
     if HAS_NEWEST:
         # Chosen and excluded rows are never drawn again: they read the newest
         # center's row instead of their own (a cache hit, not memory traffic), so a
@@ -112,10 +118,6 @@ def _step_kernel(x_ptr, stride_x, r_ptr, stride_r, width, width_r, n_points,
         tl.store(min_ptr + rows, d, mask=unselected)
     no_center = d == float("inf")
     tier = tl.where(unselected, tl.where(no_center, 3, tl.where(d > 0, 2, 1)), 0)
-    if POOL_INDICES:  # a gathered subset of a pool draws as the pool does (the indices ascend with the rows)
-        noise = gumbel_noise(seed_lo, seed_hi, step, tl.load(pool_index_ptr + rows, mask=row_mask, other=0), ACC)
-    else:
-        noise = gumbel_noise(seed_lo, seed_hi, step, rows, ACC)
     if ARGMAX:
         key = tl.where(no_center, noise, d)
     else:
