@@ -45,7 +45,9 @@ def pairwise_mutual_information(a, b=None, entropies_ab=None):
 
 def _by_matrix_products(a, b, entropy_a, entropy_b):
     """The same from joints J = mean_k p_a[k, c]·p_b[k, d] of blocks of pairs by one
-    matrix product each, [64·C, K] × [K, C·128], whose lanes are all used."""
+    matrix product each, [64·C, K] × [K, C·128], whose lanes are all used. The
+    probabilities come from the host module's exponential (the pair pass's own), read
+    from the pools as stored; the products and their entropies reuse one buffer each."""
     import torch
 
     from ..reference.workspace import workspace_bytes
@@ -54,23 +56,31 @@ def _by_matrix_products(a, b, entropy_a, entropy_b):
     samples, classes = a.shape[1:]
     out = torch.empty((a.shape[0], b.shape[0]), dtype=torch.float32)
 
+    def probabilities(x):  # float32 [points, K, C]
+        probs = torch.empty(x.shape, dtype=torch.float32)
+        module.probabilities(*pool_arguments(x), probs.data_ptr(), *x.shape)
+        return probs
+
     def rows_of_a(start, stop):  # [points·C, K]: the probabilities over K, 1/K folded in
-        return (a[start:stop].float().exp().transpose(1, 2) / samples).reshape(-1, samples)
+        return (probabilities(a[start:stop]).transpose(1, 2) / samples).reshape(-1, samples)
 
     # a's probabilities held across b's blocks where they fit a quarter of the workspace.
     whole_a = rows_of_a(0, a.shape[0]) if 4 * a.numel() * 4 <= workspace_bytes() else None
+    block_a = min(BLOCK_A, a.shape[0])
+    joints = torch.empty((block_a * classes, classes * BLOCK_B), dtype=torch.float32)
+    entropy = torch.empty((block_a, BLOCK_B), dtype=torch.float32)
     for b0 in range(0, b.shape[0], BLOCK_B):
         points = min(BLOCK_B, b.shape[0] - b0)
         columns = (points + 15) // 16 * 16
         probs_b = torch.zeros((samples, classes, columns), dtype=torch.float32)
-        probs_b[:, :, :points] = b[b0 : b0 + points].float().exp().permute(1, 2, 0)
+        probs_b[:, :, :points] = probabilities(b[b0 : b0 + points]).permute(1, 2, 0)
         probs_b = probs_b.view(samples, classes * columns)
         for a0 in range(0, a.shape[0], BLOCK_A):
             a1 = min(a.shape[0], a0 + BLOCK_A)
             rows = whole_a[a0 * classes : a1 * classes] if whole_a is not None else rows_of_a(a0, a1)
-            joints = rows @ probs_b
-            entropy = torch.empty((a1 - a0, columns), dtype=torch.float32)
-            module.joint_entropies(joints.data_ptr(), entropy.data_ptr(), a1 - a0, columns, classes)
-            out[a0:a1, b0 : b0 + points] = (entropy_a[a0:a1, None] + entropy_b[None, b0 : b0 + points]
-                                            - entropy[:, :points])
+            block = joints.view(-1)[: rows.shape[0] * probs_b.shape[1]].view(rows.shape[0], probs_b.shape[1])
+            torch.matmul(rows, probs_b, out=block)
+            h = entropy.view(-1)[: (a1 - a0) * columns].view(a1 - a0, columns)
+            module.joint_entropies(block.data_ptr(), h.data_ptr(), a1 - a0, columns, classes)
+            out[a0:a1, b0 : b0 + points] = entropy_a[a0:a1, None] + entropy_b[None, b0 : b0 + points] - h[:, :points]
     return out
