@@ -64,6 +64,37 @@ def test_host_points_in_lanes_match_the_reference_and_count_bad_rows(k, c, rows,
     assert native.uncertainties(lp)[4] == 4
 
 
+# Every float16 bit pattern, read by each path of the pass (points in lanes, flat, one
+# and two vectors a row): each value is the one unknown of its row, whose other classes
+# share 1 - `share`, so a row is valid exactly when the value's probability is near
+# `share`: NaN of either sign, +inf and values far above 0 must fail, and with share 0
+# -inf and every value far below 0 must pass.
+@pytest.mark.parametrize("k,c", [(1, 16), (16, 8), (4, 16), (2, 32)])
+@pytest.mark.parametrize("share", ["1/C", "0"])
+def test_host_pass_reads_every_float16_value(k, c, share):
+    from kbald_kernels.reference.normalisation import normalisation_bounds
+
+    values = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.float16)
+    rows = values.numel()
+    others = math.log((1 - (1 / c if share == "1/C" else 0)) / (c - 1))
+    lp = torch.full((rows, c), others, dtype=torch.float16)
+    lp[torch.arange(rows), torch.arange(rows) % c] = values
+    low, high = normalisation_bounds(torch.float16)
+    sums = lp.double().exp().sum(-1)  # NaN stays NaN, +inf inf, -inf adds 0
+    on_a_bound = ((sums - low).abs() < 1e-4) | ((sums - high).abs() < 1e-4)  # where rounding decides
+    assert int(on_a_bound.sum()) < 10
+    lp[on_a_bound] = others
+    lp = lp.reshape(rows // k, k, c)
+    sums = lp.double().exp().sum(-1)
+    expected_invalid = int((~((sums >= low) & (sums <= high))).sum())
+    h, ch, invalid = native.entropies(lp)
+    assert invalid == expected_invalid > 1000
+    valid = ((sums >= low) & (sums <= high)).all(-1)
+    expected_h, expected_ch, _ = reference.entropies(lp[valid].double())
+    torch.testing.assert_close(h[valid].double(), expected_h, rtol=2e-6, atol=2e-6)
+    torch.testing.assert_close(ch[valid].double(), expected_ch, rtol=2e-6, atol=2e-6)
+
+
 def test_host_entropies_read_strided_input_and_large_pools():
     base = random_log_probs(3001, 20, 10, dtype=torch.float32, zeros=True, device="cpu")
     view = base.permute(0, 2, 1).contiguous().permute(0, 2, 1)

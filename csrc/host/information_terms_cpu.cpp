@@ -7,22 +7,25 @@ namespace kbald::host {
 namespace {
 
 // 16 stored values at x as float lanes. GCC widens half precision one value at a
-// time, so it is done here in integer lanes: sign and magnitude moved into a float's
-// fields give 2^-112 of the value (subnormals included). Infinities come out as
+// time, so it is done here in integer lanes: the sign-extended bits shifted so that
+// magnitude and sign fill a float's fields (the copies of the sign between them
+// masked off) give 2^-112 of the value, subnormals included. Infinities come out as
 // ±65536, which the exponential treats as they are (-inf: probability 0, +inf: e^88);
-// NaN is made +88, so its row fails the bounds too.
+// NaN comes out past ±65536, and a negative one is made +88, so its row fails the
+// bounds too (the exponential already takes a positive one to e^88).
 [[gnu::always_inline]] inline Lanes load_lanes(const float* x) { return *reinterpret_cast<const Lanes*>(x); }
 
-typedef uint16_t ShortLanes __attribute__((vector_size(32), aligned(2)));
+typedef int16_t ShortLanes __attribute__((vector_size(32), aligned(2)));
 
 [[gnu::always_inline]] inline Lanes load_lanes(const Half* x) {
-  const IntLanes bits = __builtin_convertvector(*reinterpret_cast<const ShortLanes*>(x), IntLanes) << 16;
-  const Lanes value = (Lanes)(((bits >> 3) & (int32_t)0x8fffffff)) * 0x1p112f;
-  return (bits & 0x7fffffff) > 0x7c000000 ? Lanes{} + 88.0f : value;
+  const IntLanes bits = __builtin_convertvector(*reinterpret_cast<const ShortLanes*>(x), IntLanes) << 13;
+  const Lanes value = (Lanes)(bits & (int32_t)0x8fffffff) * 0x1p112f;
+  return value < -65536.0f ? Lanes{} + 88.0f : value;
 }
 
 [[gnu::always_inline]] inline Lanes load_lanes(const BFloat16* x) {
-  return (Lanes)(__builtin_convertvector(*reinterpret_cast<const ShortLanes*>(x), IntLanes) << 16);
+  typedef uint16_t UnsignedShortLanes __attribute__((vector_size(32), aligned(2)));
+  return (Lanes)(__builtin_convertvector(*reinterpret_cast<const UnsignedShortLanes*>(x), IntLanes) << 16);
 }
 
 // The pass streams the pool once, and the hardware's own prefetch left it waiting on
