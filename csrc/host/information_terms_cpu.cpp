@@ -86,25 +86,36 @@ template <int g>
 }
 
 // The normalisation check: how many rows' probability sums lie outside [low, high]
-// (NaN included): 16 rows at a time by their folded sums, a single row by one halving
-// horizontal sum of its vector sum.
+// (NaN included). Rows are checked 16 at a time, their sums folded into one vector:
+// a point's whole groups of 16 at once (add_16), other rows as they come, waiting in
+// `pending` (add); the few left at the end of a block take a halving sum each.
+// Measured against a halving sum a row (N=30 000, K=20: C=40 5.5 -> 4.9 ms, C=100
+// 14.7 -> 14.1 ms in float16; C=10 flat 17.2 -> 15.9 ms in float32).
 struct RowSumCheck {
   float low, high;
   int64_t outside = 0;
   IntLanes outside_lanes = {};
-
-  [[gnu::always_inline]] void add(Lanes row) {
-    const float total = horizontal_sum(row);
-    outside += !(total >= low && total <= high);
-  }
+  Lanes pending[kLanesPerVector];
+  int64_t waiting = 0;
 
   [[gnu::always_inline]] void add_16(const Lanes* rows) {
-    const Lanes sums = row_sums(rows);
-    outside_lanes += outside_bounds(sums, Lanes{} + low, Lanes{} + high);
+    outside_lanes += outside_bounds(row_sums(rows), Lanes{} + low, Lanes{} + high);
+  }
+
+  [[gnu::always_inline]] void add(Lanes row) {
+    pending[waiting++] = row;
+    if (waiting == kLanesPerVector) {
+      add_16(pending);
+      waiting = 0;
+    }
   }
 
   [[gnu::always_inline]] int64_t total() const {
     int64_t all = outside;
+    for (int64_t i = 0; i < waiting; ++i) {
+      const float sum = horizontal_sum(pending[i]);
+      all += !(sum >= low && sum <= high);
+    }
     for (int64_t l = 0; l < kLanesPerVector; ++l) all += outside_lanes[l];
     return all;
   }
