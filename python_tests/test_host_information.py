@@ -35,9 +35,9 @@ def test_host_entropies_match_the_reference(n, k, c, dtype, tol):
         torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol * max(1.0, float(expected.max())))
 
 
-# C <= 16 runs 16 points at a time, one to a lane (rows transposed), where K <= 8 and K·C <= 64
-# or the rows are not stored flat; the last points go one at a time.
-@pytest.mark.parametrize("k,c", [(1, 1), (1, 10), (1, 16), (2, 5), (4, 10), (4, 16), (20, 16)])
+# C <= 16 runs 16 points at a time, one to a lane (rows transposed), where K·C <= 128 or the
+# rows are not stored flat; the last points go one at a time.
+@pytest.mark.parametrize("k,c", [(1, 1), (1, 10), (1, 16), (2, 5), (4, 10), (4, 16), (12, 10), (32, 4), (20, 16)])
 @pytest.mark.parametrize("rows", ["flat", "padded"])
 @pytest.mark.parametrize("dtype,tol", DTYPES)
 def test_host_points_in_lanes_match_the_reference_and_count_bad_rows(k, c, rows, dtype, tol):

@@ -343,9 +343,9 @@ template <int64_t kVectors, typename T>
   int64_t n = begin;
   // C <= 16: whole groups of 16 points read in place, a point a lane; except where
   // the flat pass is faster: its per-point costs amortise over K·C values, the
-  // transposes' do not (3M values: at K <= 8 and K·C <= 64 the lanes take 4-60 % less
-  // time; at K = 16, or K·C >= 80, the flat pass takes 10-27 % less).
-  if (kVectors == 1 && (!flat || (samples <= 8 && samples * classes <= 64))) {
+  // transposes' do not (24M values, fp32: K·C = 80-120 (K = 8-20) the lanes take
+  // 10-20 % less time; K·C = 160-200 (C = 10) the flat pass 5-10 % less).
+  if (kVectors == 1 && (!flat || samples * classes <= 128)) {
     for (; n + kLanesPerVector <= std::min(end, in_place_end); n += kLanesPerVector)
       rows.outside += points_in_lanes(x, n, samples, classes, inverse, low, high, out);
   }
