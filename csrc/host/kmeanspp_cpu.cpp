@@ -108,6 +108,17 @@ float squared_distance(const Rows<T>& a, int64_t n, const float* b) {
   return squared_distance_of(a.data + n * a.stride, b, a.width);
 }
 
+// A step reads every selectable row once, with a few dozen operations per value: the
+// hardware's own prefetch left it waiting on memory (k-means++ 50 picks, N=100 000,
+// D=256: 349 -> 190-240 ms with each row asked for into L2 four rows ahead).
+constexpr int64_t kRowsAhead = 4;
+
+template <typename T>
+void prefetch_row(const Rows<T>& a, int64_t n) {
+  const char* start = reinterpret_cast<const char*>(a.data + n * a.stride);
+  for (int64_t b = 0; b < a.width * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(start + b, 0, 2);
+}
+
 template <typename T>
 std::vector<float> row(const Rows<T>& a, int64_t n) {
   std::vector<float> out(a.width);
@@ -172,6 +183,10 @@ void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, 
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < points; ++n) {
         if (selected[n]) continue;  // never drawn again: not read, and its distance kept
+        if (n + kRowsAhead < points) {
+          prefetch_row(x, n + kRowsAhead);
+          if (residuals != nullptr) prefetch_row(*residuals, n + kRowsAhead);
+        }
         float d = min_distances[n];
         if (newest >= 0) {
           float distance;
