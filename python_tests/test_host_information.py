@@ -64,11 +64,12 @@ def test_host_points_in_lanes_match_the_reference_and_count_bad_rows(k, c, rows,
     assert native.uncertainties(lp)[4] == 4
 
 
-# Every float16 bit pattern, read by each path of the pass (points in lanes, flat, one
-# and two vectors a row): each value is the one unknown of its row, whose other classes
-# share 1 - `share`, so a row is valid exactly when the value's probability is near
-# `share`: NaN of either sign, +inf and values far above 0 must fail, and with share 0
-# -inf and every value far below 0 must pass.
+# Every float16 bit pattern, read by points in lanes (C = 16, and K·C <= 128), the flat
+# pass (a point's whole group of 16 rows and 4 waiting rows) and two vectors a row: each
+# value is the one unknown of its row, whose other classes share 1 - `share`, so a row is
+# valid exactly when the value's probability is near `share`: NaN of either sign, +inf
+# and values far above 0 must fail, and with share 0 -inf and every value far below 0
+# must pass.
 @pytest.mark.parametrize("k,c", [(1, 16), (16, 8), (20, 8), (4, 16), (2, 32)])
 @pytest.mark.parametrize("share", ["1/C", "0"])
 def test_host_pass_reads_every_float16_value(k, c, share):
