@@ -18,13 +18,26 @@ from conftest import random_log_probs
 DTYPES = [(torch.float32, 2e-6), (torch.float16, 2e-6), (torch.bfloat16, 2e-6)]
 
 
+@pytest.fixture(params=["x86-64-v4", "x86-64-v3", "baseline"])
+def host_isa(request):
+    """The one pass's code for each instruction set it is compiled for, run on this
+    processor where it has that set."""
+    module = native.modules.host_module()
+    before = module.host_isa()
+    if module.cap_host_isa(request.param) != request.param:
+        module.cap_host_isa(before)
+        pytest.skip(f"this processor lacks {request.param}")
+    yield request.param
+    module.cap_host_isa(before)
+
+
 # Every path of the pass: C < 16 flat, one to eight vectors a row in registers (some
 # partly used), and the class sums in memory past 128; the last points gathered.
 @pytest.mark.parametrize("n", [1, 7, 129])
 @pytest.mark.parametrize("k", [1, 3, 20])
 @pytest.mark.parametrize("c", [1, 2, 3, 10, 16, 17, 33, 100, 128, 129, 257])
 @pytest.mark.parametrize("dtype,tol", DTYPES)
-def test_host_entropies_match_the_reference(n, k, c, dtype, tol):
+def test_host_entropies_match_the_reference(n, k, c, dtype, tol, host_isa):
     lp = random_log_probs(n, k, c, dtype=dtype, zeros=True, device="cpu")
     # The oracle sees the rounded input in float64, so only the twin's arithmetic differs.
     h, ch, invalid = native.entropies(lp)
@@ -40,7 +53,7 @@ def test_host_entropies_match_the_reference(n, k, c, dtype, tol):
 @pytest.mark.parametrize("k,c", [(1, 1), (1, 10), (1, 16), (2, 5), (4, 10), (4, 16), (12, 10), (32, 4), (20, 16)])
 @pytest.mark.parametrize("rows", ["flat", "padded"])
 @pytest.mark.parametrize("dtype,tol", DTYPES)
-def test_host_points_in_lanes_match_the_reference_and_count_bad_rows(k, c, rows, dtype, tol):
+def test_host_points_in_lanes_match_the_reference_and_count_bad_rows(k, c, rows, dtype, tol, host_isa):
     n = 16 * 5 + 3
     lp = random_log_probs(n, k, c, dtype=torch.float64, zeros=True, device="cpu")
     if c >= 3:  # two classes share the top: margin 0
@@ -72,7 +85,7 @@ def test_host_points_in_lanes_match_the_reference_and_count_bad_rows(k, c, rows,
 # must pass.
 @pytest.mark.parametrize("k,c", [(1, 16), (16, 8), (20, 8), (4, 16), (2, 32)])
 @pytest.mark.parametrize("share", ["1/C", "0"])
-def test_host_pass_reads_every_float16_value(k, c, share):
+def test_host_pass_reads_every_float16_value(k, c, share, host_isa):
     from kbald_kernels.reference.normalisation import normalisation_bounds
 
     values = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.float16)

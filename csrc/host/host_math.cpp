@@ -1,6 +1,60 @@
 #include "host_math.h"
 
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
 namespace kbald::host {
+
+namespace {
+
+HostIsa best_host_isa() {
+#if KBALD_X86_GCC
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return HostIsa::kX86_64_V4;
+  if (__builtin_cpu_supports("x86-64-v3")) return HostIsa::kX86_64_V3;
+#endif
+  return HostIsa::kBaseline;
+}
+
+constexpr const char* kIsaNames[] = {"x86-64-v4", "x86-64-v3", "baseline"};
+
+HostIsa capped(HostIsa asked) {
+  static const HostIsa best = best_host_isa();
+  return static_cast<int>(asked) > static_cast<int>(best) ? asked : best;  // lower levels have larger values
+}
+
+std::atomic<HostIsa>& current_isa() {
+  static std::atomic<HostIsa> isa{[] {
+    const char* asked = std::getenv("KBALD_HOST_ISA");
+    if (asked == nullptr) return capped(HostIsa::kX86_64_V4);
+    try {
+      return capped(host_isa_named(asked));
+    } catch (const std::invalid_argument& error) {
+      throw std::invalid_argument(std::string("KBALD_HOST_ISA: ") + error.what());
+    }
+  }()};
+  return isa;
+}
+
+}  // namespace
+
+HostIsa host_isa_named(const std::string& name) {
+  for (int i = 0; i < 3; ++i)
+    if (name == kIsaNames[i]) return static_cast<HostIsa>(i);
+  throw std::invalid_argument("instruction set '" + name + "' is not one of x86-64-v4, x86-64-v3, baseline");
+}
+
+const char* host_isa_name(HostIsa isa) { return kIsaNames[static_cast<int>(isa)]; }
+
+HostIsa host_isa() { return current_isa().load(std::memory_order_relaxed); }
+
+HostIsa cap_host_isa(HostIsa asked) {
+  const HostIsa isa = capped(asked);
+  current_isa().store(isa, std::memory_order_relaxed);
+  return isa;
+}
 
 KBALD_CPU_CLONES
 void exp_keeping_nan(const float* x, float* p, int64_t count) {

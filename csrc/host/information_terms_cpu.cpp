@@ -1,4 +1,9 @@
+#include <type_traits>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "host_math.h"
 #include "information_cpu.h"
@@ -6,26 +11,39 @@
 namespace kbald::host {
 namespace {
 
-// 16 stored values at x as float lanes. GCC widens half precision one value at a
-// time, so it is done here in integer lanes: the sign-extended bits shifted so that
-// magnitude and sign fill a float's fields (the copies of the sign between them
-// masked off) give 2^-112 of the value, subnormals included. Infinities come out as
-// ±65536, which the exponential treats as they are (-inf: probability 0, +inf: e^88);
-// NaN comes out past ±65536, and a negative one is made +88, so its row fails the
-// bounds too (the exponential already takes a positive one to e^88).
-[[gnu::always_inline]] inline Lanes load_lanes(const float* x) { return *reinterpret_cast<const Lanes*>(x); }
-
+// 16 stored values at x as float lanes. AVX-512 widens half precision in one
+// instruction (exact: NaN stays NaN, which the exponential takes to e^88 as a float
+// NaN). Elsewhere GCC widens it one value at a time, so it is done in integer
+// lanes: the sign-extended bits shifted so that magnitude and sign fill a float's
+// fields (the copies of the sign between them masked off) give 2^-112 of the value,
+// subnormals included. Infinities come out as ±65536, which the exponential treats
+// as they are (-inf: probability 0, +inf: e^88); NaN comes out past ±65536, and a
+// negative one is made +88, so its row fails the bounds too (the exponential
+// already takes a positive one to e^88).
 typedef int16_t ShortLanes __attribute__((vector_size(32), aligned(2)));
+typedef uint16_t UnsignedShortLanes __attribute__((vector_size(32), aligned(2)));
 
-[[gnu::always_inline]] inline Lanes load_lanes(const Half* x) {
-  const IntLanes bits = __builtin_convertvector(*reinterpret_cast<const ShortLanes*>(x), IntLanes) << 13;
-  const Lanes value = (Lanes)(bits & (int32_t)0x8fffffff) * 0x1p112f;
-  return value < -65536.0f ? Lanes{} + 88.0f : value;
+#if KBALD_X86_GCC
+[[gnu::target("avx512f")]] inline Lanes widen_half_lanes(const Half* x) {
+  return (Lanes)_mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
 }
+#endif
 
-[[gnu::always_inline]] inline Lanes load_lanes(const BFloat16* x) {
-  typedef uint16_t UnsignedShortLanes __attribute__((vector_size(32), aligned(2)));
-  return (Lanes)(__builtin_convertvector(*reinterpret_cast<const UnsignedShortLanes*>(x), IntLanes) << 16);
+template <HostIsa kIsa, typename T>
+[[gnu::always_inline]] inline Lanes load_lanes(const T* x) {
+  if constexpr (std::is_same_v<T, float>) {
+    return *reinterpret_cast<const Lanes*>(x);
+  } else if constexpr (std::is_same_v<T, BFloat16>) {
+    return (Lanes)(__builtin_convertvector(*reinterpret_cast<const UnsignedShortLanes*>(x), IntLanes) << 16);
+#if KBALD_X86_GCC
+  } else if constexpr (kIsa == HostIsa::kX86_64_V4) {
+    return widen_half_lanes(x);
+#endif
+  } else {
+    const IntLanes bits = __builtin_convertvector(*reinterpret_cast<const ShortLanes*>(x), IntLanes) << 13;
+    const Lanes value = (Lanes)(bits & (int32_t)0x8fffffff) * 0x1p112f;
+    return value < -65536.0f ? Lanes{} + 88.0f : value;
+  }
 }
 
 // The pass streams the pool once, and the hardware's own prefetch left it waiting on
@@ -34,10 +52,10 @@ typedef int16_t ShortLanes __attribute__((vector_size(32), aligned(2)));
 // alone). So every read of the pool asks for the data `ahead` elements on, where the
 // same pass reads some thousand bytes later. Prefetches never fault: no guard at the
 // pool's end.
-template <typename T>
+template <HostIsa kIsa, typename T>
 [[gnu::always_inline]] inline Lanes stream_lanes(const T* x, int64_t ahead) {
   __builtin_prefetch(x + ahead, 0, 2);
-  return load_lanes(x);
+  return load_lanes<kIsa>(x);
 }
 
 template <typename T>
@@ -180,7 +198,7 @@ struct RunnerUp {
 // replaced by -inf, so they add probability 0): p = exp(x) once per value, its class
 // sums (in registers for kVectors = 1 .. 8 vectors a row; in `column` for kVectors =
 // 0, any C), its row sums into `rows`, Σ p·x in lanes.
-template <int64_t kVectors, typename T>
+template <int64_t kVectors, HostIsa kIsa, typename T>
 [[gnu::always_inline]] inline void point_terms(const T* row0, int64_t stride_k, int64_t n, int64_t samples,
                                                int64_t vectors, IntLanes tail, float inverse, float* column,
                                                RowSumCheck& rows, const EntropyOutputs& out) {
@@ -197,7 +215,7 @@ template <int64_t kVectors, typename T>
     const T* x = row0 + k * stride_k;
     Lanes row = {};
     for (int64_t v = 0; v < limit && v < vectors; ++v) {
-      Lanes value = stream_lanes(x + v * kLanesPerVector, kAheadInRow<T>);
+      Lanes value = stream_lanes<kIsa>(x + v * kLanesPerVector, kAheadInRow<T>);
       if (v == vectors - 1) value = tail ? value : empty;
       const Lanes p = exp_adding_plogp(value, plogp);
       row += p;
@@ -217,7 +235,7 @@ template <int64_t kVectors, typename T>
 // (every lane used), into `probs` (K·C + 16 floats); the rows are then read back
 // from there for their class and row sums.
 // `flat_tail` masks the values of the last, partial vector of K·C (all lanes when 16 divide K·C).
-template <typename T>
+template <HostIsa kIsa, typename T>
 [[gnu::always_inline]] inline void point_terms_flat(const T* x, int64_t n, int64_t samples, IntLanes tail,
                                                     IntLanes flat_tail, float inverse, float* probs, RowSumCheck& rows,
                                                     const EntropyOutputs& out, int64_t classes) {
@@ -225,9 +243,9 @@ template <typename T>
   Lanes plogp = {};
   int64_t j = 0;
   for (; j + kLanesPerVector < count; j += kLanesPerVector)
-    *reinterpret_cast<Lanes*>(probs + j) = exp_adding_plogp(stream_lanes(x + j, kAheadInRow<T>), plogp);
+    *reinterpret_cast<Lanes*>(probs + j) = exp_adding_plogp(stream_lanes<kIsa>(x + j, kAheadInRow<T>), plogp);
   *reinterpret_cast<Lanes*>(probs + j) =
-      exp_adding_plogp(flat_tail ? load_lanes(x + j) : Lanes{} - __builtin_inff(), plogp);
+      exp_adding_plogp(flat_tail ? load_lanes<kIsa>(x + j) : Lanes{} - __builtin_inff(), plogp);
   Lanes sums = {};
   int64_t k = 0;
   for (; k + kLanesPerVector <= samples; k += kLanesPerVector) {
@@ -279,7 +297,7 @@ template <int s>
 // the whole epilogue run lane-wise, with no horizontal sum per row or per point (at
 // K = 1 those were most of the pass). Returns how many of the 16·K rows fail the
 // normalisation bounds.
-template <typename T>
+template <HostIsa kIsa, typename T>
 [[gnu::always_inline]] inline int64_t points_in_lanes(const LogProbs<T>& x, int64_t n0, int64_t samples,
                                                       int64_t classes, float inverse, float low, float high,
                                                       const EntropyOutputs& out) {
@@ -292,7 +310,7 @@ template <typename T>
   for (int64_t k = 0; k < samples; ++k) {
     Lanes rows[kLanesPerVector];
     const T* row0 = x.data + n0 * x.stride_n + k * x.stride_k;
-    for (int64_t i = 0; i < kLanesPerVector; ++i) rows[i] = stream_lanes(row0 + i * x.stride_n, ahead);
+    for (int64_t i = 0; i < kLanesPerVector; ++i) rows[i] = stream_lanes<kIsa>(row0 + i * x.stride_n, ahead);
     transpose(rows);
     Lanes total = {};
     for (int64_t c = 0; c < classes; ++c) {
@@ -325,7 +343,7 @@ template <typename T>
 // of the pool, or every point of a pool whose classes are not contiguous) are first
 // copied, widened, into `gathered` [K, vectors·16]. Returns how many rows failed
 // the normalisation bounds (NaN and +inf give e^88, so their rows fail too).
-template <int64_t kVectors, typename T>
+template <int64_t kVectors, HostIsa kIsa, typename T>
 [[gnu::always_inline]] inline int64_t entropies_of_points(const LogProbs<T>& x, int64_t begin, int64_t end,
                                                           int64_t in_place_end, const EntropyOutputs& out,
                                                           int64_t samples, int64_t classes, float low, float high,
@@ -347,61 +365,60 @@ template <int64_t kVectors, typename T>
   // 10-20 % less time; K·C = 160-200 (C = 10) the flat pass 5-10 % less).
   if (kVectors == 1 && (!flat || samples * classes <= 128)) {
     for (; n + kLanesPerVector <= std::min(end, in_place_end); n += kLanesPerVector)
-      rows.outside += points_in_lanes(x, n, samples, classes, inverse, low, high, out);
+      rows.outside += points_in_lanes<kIsa>(x, n, samples, classes, inverse, low, high, out);
   }
   for (; n < end; ++n) {
     if (n < in_place_end && flat) {
-      point_terms_flat(x.data + n * x.stride_n, n, samples, tail, flat_tail, inverse, gathered, rows, out, classes);
+      point_terms_flat<kIsa>(x.data + n * x.stride_n, n, samples, tail, flat_tail, inverse, gathered, rows, out, classes);
     } else if (n < in_place_end) {
-      point_terms<kVectors>(x.data + n * x.stride_n, x.stride_k, n, samples, vectors, tail, inverse, column, rows,
+      point_terms<kVectors, kIsa>(x.data + n * x.stride_n, x.stride_k, n, samples, vectors, tail, inverse, column, rows,
                             out);
     } else {
       for (int64_t k = 0; k < samples; ++k)
         for (int64_t c = 0; c < classes; ++c) gathered[k * width + c] = x(n, k, c);
-      point_terms<kVectors>(static_cast<const float*>(gathered), width, n, samples, vectors, tail, inverse, column,
+      point_terms<kVectors, kIsa>(static_cast<const float*>(gathered), width, n, samples, vectors, tail, inverse, column,
                             rows, out);
     }
   }
   return rows.total();
 }
 
-// The pass per element type and row width (1, 2, 4, 8 vectors in registers; 0: any
-// C), each cloned per instruction set.
-#define KBALD_ENTROPIES_OF_POINTS(T, vectors)                                                                     \
-  KBALD_CPU_CLONES int64_t entropies_of_points_##T##_##vectors(                                                   \
-      const LogProbs<T>& x, int64_t begin, int64_t end, int64_t in_place_end, const EntropyOutputs& out,          \
-      int64_t samples, int64_t classes, float low, float high, float* gathered, float* column) {                  \
-    return entropies_of_points<vectors>(x, begin, end, in_place_end, out, samples, classes, low, high, gathered, \
-                                        column);                                                                  \
-  }
-#define KBALD_ENTROPIES_OF_POINTS_ALL_WIDTHS(T) \
-  KBALD_ENTROPIES_OF_POINTS(T, 1)               \
-  KBALD_ENTROPIES_OF_POINTS(T, 2)               \
-  KBALD_ENTROPIES_OF_POINTS(T, 4)               \
-  KBALD_ENTROPIES_OF_POINTS(T, 8)               \
-  KBALD_ENTROPIES_OF_POINTS(T, 0)
-KBALD_ENTROPIES_OF_POINTS_ALL_WIDTHS(float)
-KBALD_ENTROPIES_OF_POINTS_ALL_WIDTHS(Half)
-KBALD_ENTROPIES_OF_POINTS_ALL_WIDTHS(BFloat16)
-#undef KBALD_ENTROPIES_OF_POINTS_ALL_WIDTHS
-#undef KBALD_ENTROPIES_OF_POINTS
-
 template <typename T>
 using EntropiesOfPoints = int64_t (*)(const LogProbs<T>&, int64_t, int64_t, int64_t, const EntropyOutputs&, int64_t,
                                       int64_t, float, float, float*, float*);
 
-#define KBALD_ENTROPIES_FOR_WIDTH(T)                                                                        \
-  EntropiesOfPoints<T> entropies_for_width(const LogProbs<T>&, int64_t vectors) {                          \
-    return vectors == 1   ? entropies_of_points_##T##_1                                                     \
-           : vectors == 2 ? entropies_of_points_##T##_2                                                     \
-           : vectors <= 4 ? entropies_of_points_##T##_4                                                     \
-           : vectors <= 8 ? entropies_of_points_##T##_8                                                     \
-                          : entropies_of_points_##T##_0;                                                    \
+// The pass per element type, row width (1, 2, 4, 8 vectors in registers; 0: any C)
+// and instruction set.
+#define KBALD_ENTROPIES_OF_POINTS(isa, attributes)                                                                 \
+  template <int64_t kVectors, typename T>                                                                         \
+  attributes int64_t entropies_of_points_##isa(const LogProbs<T>& x, int64_t begin, int64_t end,                 \
+                                              int64_t in_place_end, const EntropyOutputs& out, int64_t samples,  \
+                                              int64_t classes, float low, float high, float* gathered,           \
+                                              float* column) {                                                   \
+    return entropies_of_points<kVectors, HostIsa::isa>(x, begin, end, in_place_end, out, samples, classes, low,  \
+                                                       high, gathered, column);                                  \
   }
-KBALD_ENTROPIES_FOR_WIDTH(float)
-KBALD_ENTROPIES_FOR_WIDTH(Half)
-KBALD_ENTROPIES_FOR_WIDTH(BFloat16)
-#undef KBALD_ENTROPIES_FOR_WIDTH
+KBALD_ENTROPIES_OF_POINTS(kX86_64_V4, KBALD_FOR_X86_64_V4)
+KBALD_ENTROPIES_OF_POINTS(kX86_64_V3, KBALD_FOR_X86_64_V3)
+KBALD_ENTROPIES_OF_POINTS(kBaseline, KBALD_FOR_BASELINE)
+#undef KBALD_ENTROPIES_OF_POINTS
+
+template <int64_t kVectors, typename T>
+EntropiesOfPoints<T> entropies_for_isa(HostIsa isa) {
+  return isa == HostIsa::kX86_64_V4   ? entropies_of_points_kX86_64_V4<kVectors, T>
+         : isa == HostIsa::kX86_64_V3 ? entropies_of_points_kX86_64_V3<kVectors, T>
+                                      : entropies_of_points_kBaseline<kVectors, T>;
+}
+
+template <typename T>
+EntropiesOfPoints<T> entropies_for_width(int64_t vectors) {
+  const HostIsa isa = host_isa();
+  return vectors == 1   ? entropies_for_isa<1, T>(isa)
+         : vectors == 2 ? entropies_for_isa<2, T>(isa)
+         : vectors <= 4 ? entropies_for_isa<4, T>(isa)
+         : vectors <= 8 ? entropies_for_isa<8, T>(isa)
+                        : entropies_for_isa<0, T>(isa);
+}
 
 }  // namespace
 
@@ -434,7 +451,7 @@ int64_t entropies(const LogProbs<T>& log_probs, float* entropy, float* condition
   if (points == 0) return 0;
   const int64_t vectors = (classes + kLanesPerVector - 1) / kLanesPerVector;
   const int64_t width = vectors * kLanesPerVector;
-  const EntropiesOfPoints<T> pass = entropies_for_width(log_probs, vectors);
+  const EntropiesOfPoints<T> pass = entropies_for_width<T>(vectors);
   // Points read in place: classes contiguous, and a point's last row start plus a whole
   // vector row inside the pool's extent (its last element + 1; torch strides are >= 0).
   const int64_t extent = (points - 1) * log_probs.stride_n + (samples - 1) * log_probs.stride_k +
