@@ -1,6 +1,7 @@
 #include "kmeanspp_cpu.h"
 
 #include "cpu_clones.h"
+#include "prefetch.h"
 
 #include <algorithm>
 #include <cmath>
@@ -115,8 +116,7 @@ constexpr int64_t kRowsAhead = 4;
 
 template <typename T>
 void prefetch_row(const Rows<T>& a, int64_t n) {
-  const char* start = reinterpret_cast<const char*>(a.data + n * a.stride);
-  for (int64_t b = 0; b < a.width * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(start + b, 0, 2);
+  prefetch_into_l2(a.data + n * a.stride, a.width * static_cast<int64_t>(sizeof(T)));
 }
 
 template <typename T>
