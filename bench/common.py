@@ -94,20 +94,33 @@ def processor_model():
     return platform.processor() or platform.machine()
 
 
+def host_isa():
+    """The instruction set the host C++ one pass runs at (None without the module)."""
+    from kbald_kernels.native.modules import host_module
+
+    module = host_module()
+    return None if isinstance(module, str) else module.host_isa()
+
+
 def write_report(name, device, title, header, rows, notes, extra=None):
-    """Write bench/results/<name>-<device>.md and .json; returns the Markdown text."""
+    """Write bench/results/<name>-<device>.md and .json; returns the Markdown text.
+    A run with KBALD_HOST_ISA set (the host pass held to a lower instruction set) adds
+    that set to the file name, so it does not overwrite the processor's own report."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     dev = device_name(device)
     processor = processor_model()
-    lines = [f"# {title}", "", f"Device: {dev}; processor {processor}. Date: {date.today().isoformat()}. "
-             f"torch {torch.__version__}.", ""]
+    isa = host_isa() if torch.device(device).type == "cpu" else None
+    lines = [f"# {title}", "", f"Device: {dev}; processor {processor}"
+             + (f"; host one pass at {isa}" if isa else "")
+             + f". Date: {date.today().isoformat()}. torch {torch.__version__}.", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     lines += [""] + [f"- {n}" for n in notes]
     text = "\n".join(lines) + "\n"
-    stem = RESULTS / f"{name}-{slug(dev)}"
+    stem = RESULTS / f"{name}-{slug(dev)}" if not (isa and os.environ.get("KBALD_HOST_ISA")) else (
+        RESULTS / f"{name}-{slug(dev)}-host-{isa}")
     stem.with_suffix(".md").write_text(text)
-    payload = {"title": title, "device": dev, "processor": processor, "date": date.today().isoformat(),
+    payload = {"title": title, "device": dev, "processor": processor, "host_isa": isa, "date": date.today().isoformat(),
                "torch": torch.__version__,
                "header": header, "rows": rows, "notes": notes, **(extra or {})}
     stem.with_suffix(".json").write_text(json.dumps(payload, indent=2))
