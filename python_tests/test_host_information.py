@@ -77,13 +77,15 @@ def test_host_points_in_lanes_match_the_reference_and_count_bad_rows(k, c, rows,
     assert native.uncertainties(lp)[4] == 4
 
 
-# Every float16 bit pattern, read by points in lanes (C = 16, and K·C <= 128), the flat
-# pass (a point's whole group of 16 rows and 4 waiting rows) and two vectors a row: each
+# Every float16 bit pattern, read (16-float vectors) by points in lanes (C = 16, and
+# K·C <= 128), the flat pass (a point's whole group of 16 rows and 4 waiting rows) and
+# two vectors a row; with 8-float vectors also by the flat pass of two vectors a row
+# (C = 10; a group of 8 rows and 4 waiting at K = 12): each
 # value is the one unknown of its row, whose other classes share 1 - `share`, so a row is
 # valid exactly when the value's probability is near `share`: NaN of either sign, +inf
 # and values far above 0 must fail, and with share 0 -inf and every value far below 0
 # must pass.
-@pytest.mark.parametrize("k,c", [(1, 16), (16, 8), (20, 8), (4, 16), (2, 32)])
+@pytest.mark.parametrize("k,c", [(1, 16), (16, 8), (20, 8), (4, 16), (2, 32), (16, 10), (12, 10)])
 @pytest.mark.parametrize("share", ["1/C", "0"])
 def test_host_pass_reads_every_float16_value(k, c, share, host_isa):
     from kbald_kernels.reference.normalisation import normalisation_bounds
@@ -109,7 +111,7 @@ def test_host_pass_reads_every_float16_value(k, c, share, host_isa):
     torch.testing.assert_close(ch[valid].double(), expected_ch, rtol=2e-6, atol=2e-6)
 
 
-def test_host_entropies_read_strided_input_and_large_pools():
+def test_host_entropies_read_strided_input_and_large_pools(host_isa):
     base = random_log_probs(3001, 20, 10, dtype=torch.float32, zeros=True, device="cpu")
     view = base.permute(0, 2, 1).contiguous().permute(0, 2, 1)
     assert not view.is_contiguous()

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "cpu_clones.h"
@@ -16,33 +17,71 @@
 
 namespace kbald::host {
 
+// W floats as one value, W = 16, 8 or 4: one AVX-512, AVX2 or SSE register. F and I
+// are aligned(4), so they load from any float address; the Values types drop that
+// attribute, which template arguments do not keep (GCC warns); Short and
+// UnsignedShort hold W stored 16-bit values.
+template <int W>
+struct VectorTypes;
+
+#define KBALD_VECTOR_TYPES(W)                                                           \
+  template <>                                                                           \
+  struct VectorTypes<W> {                                                               \
+    typedef float F __attribute__((vector_size(4 * W), aligned(4)));                    \
+    typedef int32_t I __attribute__((vector_size(4 * W), aligned(4)));                  \
+    typedef float Values __attribute__((vector_size(4 * W)));                           \
+    typedef int32_t IntValues __attribute__((vector_size(4 * W)));                      \
+    typedef uint32_t UnsignedValues __attribute__((vector_size(4 * W)));                \
+    typedef int16_t Short __attribute__((vector_size(2 * W), aligned(2)));              \
+    typedef uint16_t UnsignedShort __attribute__((vector_size(2 * W), aligned(2)));     \
+  };
+KBALD_VECTOR_TYPES(16)
+KBALD_VECTOR_TYPES(8)
+KBALD_VECTOR_TYPES(4)
+#undef KBALD_VECTOR_TYPES
+
+// The lane count of a float vector type.
+template <typename F>
+constexpr int kWidthOf = static_cast<int>(sizeof(F) / sizeof(float));
+
 // 16 floats as one value: GCC lowers it to one AVX-512 register, two AVX2 or four SSE
-// registers per clone, so the tile below stays in registers on every instruction set.
-// aligned(4): loads from any float address.
-typedef float Lanes __attribute__((vector_size(64), aligned(4)));
-typedef int32_t IntLanes __attribute__((vector_size(64), aligned(4)));
+// registers per clone, so the tile below stays in registers on every instruction set
+// that has AVX-512 (the one pass has its own widths per set).
+typedef VectorTypes<16>::F Lanes;
+typedef VectorTypes<16>::I IntLanes;
 constexpr int64_t kLanesPerVector = 16;
-// The same lanes as template arguments, which drop the aligned attribute (GCC warns).
-typedef float LaneValues __attribute__((vector_size(64)));
-typedef int32_t IntLaneValues __attribute__((vector_size(64)));
-typedef uint32_t UnsignedLaneValues __attribute__((vector_size(64)));
+
+// A constant lane order {map(0), …, map(W - 1)} of vector type I, for shuffles.
+template <typename I, typename Map, std::size_t... i>
+constexpr I lane_order(Map map, std::index_sequence<i...>) {
+  return I{map(static_cast<int>(i))...};
+}
 
 }  // namespace kbald::host
 
-template <>
-struct kbald::FloatBits<kbald::host::LaneValues> {
-  using Int = kbald::host::IntLaneValues;
-  [[gnu::always_inline]] static Int bits(kbald::host::LaneValues x) { return (Int)x; }
-  [[gnu::always_inline]] static kbald::host::LaneValues from_bits(Int bits) { return (kbald::host::LaneValues)bits; }
-  [[gnu::always_inline]] static Int to_exponent(Int bits) {
-    return (Int)((kbald::host::UnsignedLaneValues)bits << 23);
-  }
-};
+#define KBALD_FLOAT_BITS(W)                                                                                       \
+  template <>                                                                                                     \
+  struct kbald::FloatBits<kbald::host::VectorTypes<W>::Values> {                                                 \
+    using Values = kbald::host::VectorTypes<W>::Values;                                                           \
+    using Int = kbald::host::VectorTypes<W>::IntValues;                                                           \
+    [[gnu::always_inline]] static Int bits(Values x) { return (Int)x; }                                           \
+    [[gnu::always_inline]] static Values from_bits(Int bits) { return (Values)bits; }                             \
+    [[gnu::always_inline]] static Int to_exponent(Int bits) {                                                     \
+      return (Int)((kbald::host::VectorTypes<W>::UnsignedValues)bits << 23);                                      \
+    }                                                                                                             \
+  };
+KBALD_FLOAT_BITS(16)
+KBALD_FLOAT_BITS(8)
+KBALD_FLOAT_BITS(4)
+#undef KBALD_FLOAT_BITS
 
 namespace kbald::host {
 
-// The shared exponential (kbald/log_probs.h) on 16 lanes at once.
-[[gnu::always_inline]] inline Lanes exp_lanes(Lanes x) { return exp_of_log_probability<LaneValues>(x); }
+// The shared exponential (kbald/log_probs.h) on all lanes at once.
+template <typename F>
+[[gnu::always_inline]] inline F exp_lanes(F x) {
+  return exp_of_log_probability<typename VectorTypes<kWidthOf<F>>::Values>(x);
+}
 
 // p = exp(x) for `count` values, with NaN kept as NaN (exp_log_probability maps it
 // to e^88, and a caller that keeps these probabilities must see NaN as NaN).
@@ -72,41 +111,54 @@ const float* point_log_probs(const LogProbs<T>& x, int64_t n, int64_t samples, i
 }
 
 
-// A vector's lanes folded by `combine` in halving shuffles (4 steps, not 15
+// A vector's lanes folded by `combine` in halving shuffles (log2 W steps, not W - 1
 // extracts). Functors, not lambdas: every call taking vectors must inline into its
 // per-instruction-set clone (an out-of-line copy crosses their vector ABIs).
-template <typename Combine>
-[[gnu::always_inline]] inline float horizontal(Lanes v, Combine combine) {
-  typedef int32_t Order __attribute__((vector_size(64)));
-  v = combine(v, __builtin_shuffle(v, Order{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
-  v = combine(v, __builtin_shuffle(v, Order{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));
-  v = combine(v, __builtin_shuffle(v, Order{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));
-  v = combine(v, __builtin_shuffle(v, Order{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));
-  return v[0];
+template <int s, typename F, typename Combine>
+[[gnu::always_inline]] inline float horizontal_from(F v, Combine combine) {
+  using I = typename VectorTypes<kWidthOf<F>>::IntValues;
+  constexpr I kSwapped = lane_order<I>([](int i) { return i ^ s; }, std::make_index_sequence<kWidthOf<F>>{});
+  v = combine(v, __builtin_shuffle(v, kSwapped));
+  if constexpr (s > 1) {
+    return horizontal_from<s / 2>(v, combine);
+  } else {
+    return v[0];
+  }
+}
+
+template <typename F, typename Combine>
+[[gnu::always_inline]] inline float horizontal(F v, Combine combine) {
+  return horizontal_from<kWidthOf<F> / 2>(v, combine);
 }
 
 struct AddLanes {
-  [[gnu::always_inline]] Lanes operator()(Lanes a, Lanes b) const { return a + b; }
+  template <typename F>
+  [[gnu::always_inline]] F operator()(F a, F b) const { return a + b; }
 };
 struct MaxLanes {
-  [[gnu::always_inline]] Lanes operator()(Lanes a, Lanes b) const { return a > b ? a : b; }
+  template <typename F>
+  [[gnu::always_inline]] F operator()(F a, F b) const { return a > b ? a : b; }
 };
 
-[[gnu::always_inline]] inline float horizontal_sum(Lanes v) { return horizontal(v, AddLanes{}); }
-[[gnu::always_inline]] inline float horizontal_max(Lanes v) { return horizontal(v, MaxLanes{}); }
+template <typename F>
+[[gnu::always_inline]] inline float horizontal_sum(F v) { return horizontal(v, AddLanes{}); }
+template <typename F>
+[[gnu::always_inline]] inline float horizontal_max(F v) { return horizontal(v, MaxLanes{}); }
 
 // terms += -q·log q lane by lane: neg_xlogx's arithmetic (log_unit_interval of
 // max(q, smallest normal)) on a whole vector, so the epilogue runs in vector lanes.
 // (Vector casts of equal size reinterpret the bits.)
-[[gnu::always_inline]] inline void add_neg_xlogx(Lanes q, Lanes& terms) {
-  const Lanes smallest_normal = Lanes{} + 1.17549435e-38f;
-  const Lanes clamped = q > smallest_normal ? q : smallest_normal;
-  const IntLanes offset = (IntLanes)clamped - 0x3f3504f3;  // bits of √½
-  const Lanes m = (Lanes)((offset & 0x007fffff) + 0x3f3504f3);
-  const Lanes s = (m - 1.0f) / (m + 1.0f);
-  const Lanes z = s * s;
-  const Lanes series = 1.0f + z * (1.0f / 3 + z * (1.0f / 5 + z * (1.0f / 7 + z * (1.0f / 9))));
-  terms -= q * (__builtin_convertvector(offset >> 23, Lanes) * 0.693147180559945309f + 2.0f * s * series);
+template <typename F>
+[[gnu::always_inline]] inline void add_neg_xlogx(F q, F& terms) {
+  using I = typename VectorTypes<kWidthOf<F>>::I;
+  const F smallest_normal = F{} + 1.17549435e-38f;
+  const F clamped = q > smallest_normal ? q : smallest_normal;
+  const I offset = (I)clamped - 0x3f3504f3;  // bits of √½
+  const F m = (F)((offset & 0x007fffff) + 0x3f3504f3);
+  const F s = (m - 1.0f) / (m + 1.0f);
+  const F z = s * s;
+  const F series = 1.0f + z * (1.0f / 3 + z * (1.0f / 5 + z * (1.0f / 7 + z * (1.0f / 9))));
+  terms -= q * (__builtin_convertvector(offset >> 23, F) * 0.693147180559945309f + 2.0f * s * series);
 }
 
 // Σ over rows c0 .. c0+kRows-1 (all < C) of the joint J[c, d] = mean_k p[k, c]·s[k, d]
