@@ -8,6 +8,7 @@ pytest-xdist (``-n``) each worker takes its share of the cores, so the host C++
 twins' and torch's threads do not wait on each other's.
 """
 
+import contextlib
 import os
 import sys
 
@@ -33,6 +34,34 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 def _seeded():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+# The instruction sets the host loops are compiled for (cpu_clones.h), best first.
+HOST_ISAS = ["x86-64-v4", "x86-64-v3", "baseline"]
+
+
+@contextlib.contextmanager
+def host_isa_held_at(isa):
+    """The host loops run at ``isa`` inside the block (skipped where this processor
+    lacks it), at the processor's own set again after."""
+    from kbald_kernels.native.modules import host_module
+
+    module = host_module()
+    before = module.host_isa()
+    if module.cap_host_isa(isa) != isa:
+        module.cap_host_isa(before)
+        pytest.skip(f"this processor lacks {isa}")
+    try:
+        yield isa
+    finally:
+        module.cap_host_isa(before)
+
+
+@pytest.fixture(params=HOST_ISAS)
+def host_isa(request):
+    """Each instruction set's code of the host loops, run on this processor."""
+    with host_isa_held_at(request.param):
+        yield request.param
 
 
 def random_log_probs(n, k, c, dtype=torch.float64, device=DEVICE, zeros=False, generator=None, spread=2.0):

@@ -7,29 +7,33 @@
 namespace kbald::host {
 namespace {
 
-constexpr int64_t kEpigBlockColumns = 2 * kLanesPerVector;
+// Target columns are padded to whole blocks of kEpigBlockColumns, a multiple of every
+// instruction set's two vectors.
+constexpr int64_t kEpigBlockColumns = 32;
 constexpr int64_t kEpigPoints = 4;
 
 // Σ_j w_j Σ_c -J[c, j] log J[c, j] for one pool point p [K, C] against packed target
-// columns s [K, padded] with weights w [padded], J[c, j] = mean_k p[k, c]·s[k, j].
-// Column blocks of kEpigBlockColumns (two vectors) in the outer loop keep a block's
-// K rows in L1 while tiles of 4, 2 and 1 rows of J, held in registers over all of
-// K, take every row once: per k, two vector loads and up to 4 broadcasts feed 8 FMAs.
-template <int64_t kRows>
-[[gnu::always_inline]] inline double weighted_joint_rows(const float* p, const float* block, const Lanes* w,
+// columns s [K, padded] with weights w [padded], J[c, j] = mean_k p[k, c]·s[k, j], over
+// one block of two vectors of W floats of columns. Column blocks in the outer loop keep a block's
+// K rows in L1 while tiles of 4, 2 and 1 rows of J, held in registers over all of K,
+// take every row once: per k, two vector loads and up to 4 broadcasts feed 8 FMAs.
+template <int W, int64_t kRows>
+[[gnu::always_inline]] inline double weighted_joint_rows(const float* p, const float* block, const float* weights,
                                                          int64_t padded, int64_t samples, int64_t classes,
                                                          int64_t c0, float inverse) {
-  Lanes tile[kRows][2] = {};
+  using F = typename VectorTypes<W>::F;
+  const F* w = reinterpret_cast<const F*>(weights);
+  F tile[kRows][2] = {};
   for (int64_t k = 0; k < samples; ++k) {
-    const Lanes* s = reinterpret_cast<const Lanes*>(block + k * padded);
-    const Lanes s0 = s[0], s1 = s[1];
+    const F* s = reinterpret_cast<const F*>(block + k * padded);
+    const F s0 = s[0], s1 = s[1];
     for (int64_t r = 0; r < kRows; ++r) {
       const float a = p[k * classes + c0 + r];
       tile[r][0] += a * s0;
       tile[r][1] += a * s1;
     }
   }
-  Lanes terms0 = {}, terms1 = {};
+  F terms0 = {}, terms1 = {};
   for (int64_t r = 0; r < kRows; ++r) {
     add_neg_xlogx(tile[r][0] * inverse, terms0);
     add_neg_xlogx(tile[r][1] * inverse, terms1);
@@ -41,26 +45,36 @@ template <int64_t kRows>
 // into h: a column block, once in L1, serves every point of the group before the
 // next block is read, so a target matrix larger than the caches streams once per
 // group rather than once per point.
-KBALD_CPU_CLONES void weighted_joint_entropies(const float* probs, int64_t group, const float* packed,
-                                               const float* weights, int64_t padded, int64_t samples,
-                                               int64_t classes, double* h) {
+template <int W>
+[[gnu::always_inline]] inline void weighted_joint_entropies(const float* probs, int64_t group, const float* packed,
+                                                            const float* weights, int64_t padded, int64_t samples,
+                                                            int64_t classes, double* h) {
   const float inverse = 1.0f / static_cast<float>(samples);
-  for (int64_t j = 0; j < padded; j += kEpigBlockColumns) {
+  for (int64_t j = 0; j < padded; j += 2 * W) {
     const float* block = packed + j;
-    const Lanes* w = reinterpret_cast<const Lanes*>(weights + j);
+    const float* w = weights + j;
     for (int64_t q = 0; q < group; ++q) {
       const float* p = probs + q * samples * classes;
       int64_t c0 = 0;
       for (; c0 + 4 <= classes; c0 += 4)
-        h[q] += weighted_joint_rows<4>(p, block, w, padded, samples, classes, c0, inverse);
+        h[q] += weighted_joint_rows<W, 4>(p, block, w, padded, samples, classes, c0, inverse);
       if (c0 + 2 <= classes) {
-        h[q] += weighted_joint_rows<2>(p, block, w, padded, samples, classes, c0, inverse);
+        h[q] += weighted_joint_rows<W, 2>(p, block, w, padded, samples, classes, c0, inverse);
         c0 += 2;
       }
-      if (c0 < classes) h[q] += weighted_joint_rows<1>(p, block, w, padded, samples, classes, c0, inverse);
+      if (c0 < classes) h[q] += weighted_joint_rows<W, 1>(p, block, w, padded, samples, classes, c0, inverse);
     }
   }
 }
+
+#define KBALD_WEIGHTED_JOINT_ENTROPIES(isa, attributes)                                                            \
+  attributes void weighted_joint_entropies_##isa(const float* probs, int64_t group, const float* packed,          \
+                                                 const float* weights, int64_t padded, int64_t samples,           \
+                                                 int64_t classes, double* h) {                                    \
+    weighted_joint_entropies<kVectorWidth<HostIsa::isa>>(probs, group, packed, weights, padded, samples, classes, h); \
+  }
+KBALD_FOR_EACH_HOST_ISA(KBALD_WEIGHTED_JOINT_ENTROPIES)
+#undef KBALD_WEIGHTED_JOINT_ENTROPIES
 
 }  // namespace
 
@@ -85,6 +99,9 @@ void epig(const LogProbs<T>& log_probs, const float* entropy, const float* targe
         packed[k * padded + t * classes + d] = exp_log_probability(target_log_probs[(t * samples + k) * classes + d]);
   }
   const int64_t count = samples * classes;
+  const auto weighted_joint_entropies_at =
+      for_host_isa(weighted_joint_entropies_kX86_64_V4, weighted_joint_entropies_kX86_64_V3,
+                   weighted_joint_entropies_kBaseline);
 #pragma omp parallel
   {
     std::vector<float> values(count), probs(kEpigPoints * count);
@@ -95,7 +112,7 @@ void epig(const LogProbs<T>& log_probs, const float* entropy, const float* targe
         exp_keeping_nan(point_log_probs(log_probs, n0 + q, samples, classes, values.data()), probs.data() + q * count,
                         count);
       double joint[kEpigPoints] = {};
-      weighted_joint_entropies(probs.data(), group, packed.data(), column_weights.data(), padded, samples, classes,
+      weighted_joint_entropies_at(probs.data(), group, packed.data(), column_weights.data(), padded, samples, classes,
                                joint);
       for (int64_t q = 0; q < group; ++q) out[n0 + q] = static_cast<float>(entropy[n0 + q] + target_term - joint[q]);
     }

@@ -74,25 +74,50 @@ KBALD_CPU_CLONES void widen(const BFloat16* x, float* out, int64_t count) {
   for (int64_t j = 0; j < count; ++j) out[j] = to_float(x[j]);
 }
 
-// The register-row widths, each cloned per instruction set (the column count is the width's).
-#define KBALD_PAIR_JOINT_ENTROPY(width, vectors)                                                            \
-  KBALD_CPU_CLONES float pair_joint_entropy_##width(const float* p, const float* pick, int64_t samples,     \
-                                                    int64_t classes, int64_t) {                             \
-    return static_cast<float>(pair_joint_entropy_columns<vectors>(p, pick, width, samples, classes));       \
+namespace {
+
+// The pair joint entropy against a pick padded to kPadded columns (0: any multiple of
+// 128, from `columns`) on vectors of W floats: the whole row in registers up to 8
+// vectors, else blocks of 8.
+template <int W, int64_t kPadded>
+[[gnu::always_inline]] inline float pair_joint_entropy_padded(const float* p, const float* pick, int64_t samples,
+                                                              int64_t classes, int64_t columns) {
+  constexpr int64_t kBlock = 8 * W;
+  if constexpr (kPadded != 0 && kPadded <= kBlock) {
+    return static_cast<float>(pair_joint_entropy_columns<W, kPadded / W>(p, pick, kPadded, samples, classes));
+  } else {
+    const int64_t stride = kPadded != 0 ? kPadded : padded_classes(columns);
+    double h = 0.0;
+    for (int64_t d0 = 0; d0 < stride; d0 += kBlock)
+      h += pair_joint_entropy_columns<W, 8>(p, pick + d0, stride, samples, classes);
+    return static_cast<float>(h);
   }
-KBALD_PAIR_JOINT_ENTROPY(16, 1)
-KBALD_PAIR_JOINT_ENTROPY(32, 2)
-KBALD_PAIR_JOINT_ENTROPY(64, 4)
-KBALD_PAIR_JOINT_ENTROPY(128, 8)
+}
+
+#define KBALD_PAIR_JOINT_ENTROPY(isa, attributes)                                                                 \
+  template <int64_t kPadded>                                                                                     \
+  attributes float pair_joint_entropy_##isa(const float* p, const float* pick, int64_t samples, int64_t classes, \
+                                            int64_t columns) {                                                   \
+    return pair_joint_entropy_padded<kVectorWidth<HostIsa::isa>, kPadded>(p, pick, samples, classes, columns); \
+  }
+KBALD_FOR_EACH_HOST_ISA(KBALD_PAIR_JOINT_ENTROPY)
 #undef KBALD_PAIR_JOINT_ENTROPY
 
-KBALD_CPU_CLONES float pair_joint_entropy_wide(const float* p, const float* pick, int64_t samples, int64_t classes,
-                                          int64_t columns) {
-  const int64_t stride = padded_classes(columns);
-  double h = 0.0;
-  for (int64_t d0 = 0; d0 < stride; d0 += 128)
-    h += pair_joint_entropy_columns<8>(p, pick + d0, stride, samples, classes);
-  return static_cast<float>(h);
+template <int64_t kPadded>
+PairJointEntropy pair_joint_entropy_at() {
+  return for_host_isa<PairJointEntropy>(pair_joint_entropy_kX86_64_V4<kPadded>,
+                                        pair_joint_entropy_kX86_64_V3<kPadded>,
+                                        pair_joint_entropy_kBaseline<kPadded>);
+}
+
+}  // namespace
+
+PairJointEntropy pair_joint_entropy_for(int64_t padded) {
+  return padded == 16    ? pair_joint_entropy_at<16>()
+         : padded == 32  ? pair_joint_entropy_at<32>()
+         : padded == 64  ? pair_joint_entropy_at<64>()
+         : padded == 128 ? pair_joint_entropy_at<128>()
+                         : pair_joint_entropy_at<0>();
 }
 
 }  // namespace kbald::host

@@ -44,6 +44,28 @@ KBALD_VECTOR_TYPES(4)
 template <typename F>
 constexpr int kWidthOf = static_cast<int>(sizeof(F) / sizeof(float));
 
+// The vector width the loops compiled per instruction set run at: the registers'
+// (SSE's, or NEON's, for the baseline). GCC 12 lowers a comparison or select of a
+// vector wider than the target's registers to one scalar operation a lane and moves
+// such vectors through memory (the 16-float one pass held to AVX2 code ran 10-15x
+// slower than on AVX-512), so no loop there uses a wider one.
+template <HostIsa kIsa>
+constexpr int kVectorWidth = kIsa == HostIsa::kX86_64_V4 ? 16 : kIsa == HostIsa::kX86_64_V3 ? 8 : 4;
+
+// DEFINE(isa, attributes) once per instruction set: the entry points of a loop
+// compiled per set (cpu_clones.h).
+#define KBALD_FOR_EACH_HOST_ISA(DEFINE)      \
+  DEFINE(kX86_64_V4, KBALD_FOR_X86_64_V4)   \
+  DEFINE(kX86_64_V3, KBALD_FOR_X86_64_V3)   \
+  DEFINE(kBaseline, KBALD_FOR_BASELINE)
+
+// The one of three values (entry points) for the set the loops run at now.
+template <typename Entry>
+Entry for_host_isa(Entry x86_64_v4, Entry x86_64_v3, Entry baseline) {
+  const HostIsa isa = host_isa();
+  return isa == HostIsa::kX86_64_V4 ? x86_64_v4 : isa == HostIsa::kX86_64_V3 ? x86_64_v3 : baseline;
+}
+
 // 16 floats as one value: GCC lowers it to one AVX-512 register, two AVX2 or four SSE
 // registers per clone, so the tile below stays in registers on every instruction set
 // that has AVX-512 (the one pass has its own widths per set).
@@ -162,33 +184,35 @@ template <typename F>
 }
 
 // Σ over rows c0 .. c0+kRows-1 (all < C) of the joint J[c, d] = mean_k p[k, c]·s[k, d]
-// of one pool point p [K, C] and 16·kVectors columns of the pick s (rows `stride`
-// floats apart, zero columns past C adding -0·log 0 = 0), of -J log J. The kRows × kVectors tile lives
-// in registers over all of K: per k, kVectors loads of s and kRows·kVectors
-// independent vector FMAs. The terms add up lane-wise (at most 8 to a lane), then
-// across the lanes, in float; the caller adds tiles in double.
-template <int64_t kVectors, int64_t kRows>
+// of one pool point p [K, C] and W·kVectors columns of the pick s (rows `stride`
+// floats apart, zero columns past C adding -0·log 0 = 0), of -J log J, on vectors of
+// W floats (a width, not a vector type, is the template argument: a type argument
+// loses its aligned(4), and loads through it would assume whole-vector alignment). The kRows × kVectors tile lives in registers over all of K: per k,
+// kVectors loads of s and kRows·kVectors independent vector FMAs. The terms add up
+// lane-wise (at most 8 to a lane), then across the lanes, in float; the caller adds
+// tiles in double.
+template <int W, int64_t kVectors, int64_t kRows>
 [[gnu::always_inline]] inline float joint_rows_entropy(const float* p, const float* pick, int64_t stride,
                                                        int64_t samples, int64_t classes, int64_t c0, float inverse) {
-  Lanes tile[kRows][kVectors] = {};
+  using F = typename VectorTypes<W>::F;
+  F tile[kRows][kVectors] = {};
   for (int64_t k = 0; k < samples; ++k) {
-    const Lanes* s = reinterpret_cast<const Lanes*>(pick + k * stride);
+    const F* s = reinterpret_cast<const F*>(pick + k * stride);
     for (int64_t r = 0; r < kRows; ++r) {
       const float a = p[k * classes + c0 + r];
       for (int64_t v = 0; v < kVectors; ++v) tile[r][v] += a * s[v];
     }
   }
-  Lanes terms = {};
+  F terms = {};
   for (int64_t r = 0; r < kRows; ++r)
     for (int64_t v = 0; v < kVectors; ++v) add_neg_xlogx(tile[r][v] * inverse, terms);
   return horizontal_sum(terms);
 }
 
-// Σ -J log J over all C rows and those 16·kVectors columns: tiles of kRows rows (8
-// lanes-vectors of accumulators), then the rest in tiles of 4, 2 and 1, so no row
-// past C is computed. always_inline: GCC does not otherwise inline it into the
-// per-instruction-set clones.
-template <int64_t kVectors>
+// Σ -J log J over all C rows and those W·kVectors columns: tiles of kRows rows (8
+// vectors of accumulators), then the rest in tiles of 4, 2 and 1, so no row past C
+// is computed.
+template <int W, int64_t kVectors>
 [[gnu::always_inline]] inline double pair_joint_entropy_columns(const float* p, const float* pick, int64_t stride,
                                                                 int64_t samples, int64_t classes) {
   constexpr int64_t kRows = kVectors >= 8 ? 1 : 8 / kVectors;
@@ -196,38 +220,34 @@ template <int64_t kVectors>
   double h = 0.0;
   int64_t c0 = 0;
   for (; c0 + kRows <= classes; c0 += kRows)
-    h += joint_rows_entropy<kVectors, kRows>(p, pick, stride, samples, classes, c0, inverse);
+    h += joint_rows_entropy<W, kVectors, kRows>(p, pick, stride, samples, classes, c0, inverse);
   if constexpr (kRows > 4) {
     if (c0 + 4 <= classes) {
-      h += joint_rows_entropy<kVectors, 4>(p, pick, stride, samples, classes, c0, inverse);
+      h += joint_rows_entropy<W, kVectors, 4>(p, pick, stride, samples, classes, c0, inverse);
       c0 += 4;
     }
   }
   if constexpr (kRows > 2) {
     if (c0 + 2 <= classes) {
-      h += joint_rows_entropy<kVectors, 2>(p, pick, stride, samples, classes, c0, inverse);
+      h += joint_rows_entropy<W, kVectors, 2>(p, pick, stride, samples, classes, c0, inverse);
       c0 += 2;
     }
   }
   if constexpr (kRows > 1) {
-    if (c0 < classes) h += joint_rows_entropy<kVectors, 1>(p, pick, stride, samples, classes, c0, inverse);
+    if (c0 < classes) h += joint_rows_entropy<W, kVectors, 1>(p, pick, stride, samples, classes, c0, inverse);
   }
   return h;
 }
 
-// H(J) of one pool point against a pick (or any columns: 3-BALD's pair outer
-// products) padded to padded_classes(columns) columns: up to 16, 32, 64, 128 in one
-// register row of that width; wider in column blocks of 128 (the pool point's K·C
-// floats, re-read per block, stay in L1/L2). Each cloned per instruction set
-// (host_math.cpp).
-float pair_joint_entropy_16(const float* p, const float* pick, int64_t samples, int64_t classes, int64_t columns);
-float pair_joint_entropy_32(const float* p, const float* pick, int64_t samples, int64_t classes, int64_t columns);
-float pair_joint_entropy_64(const float* p, const float* pick, int64_t samples, int64_t classes, int64_t columns);
-float pair_joint_entropy_128(const float* p, const float* pick, int64_t samples, int64_t classes, int64_t columns);
-float pair_joint_entropy_wide(const float* p, const float* pick, int64_t samples, int64_t classes, int64_t columns);
-
 // H(J) of one pool point p [K, C] against `columns` columns [K, padded_classes(columns)].
 using PairJointEntropy = float (*)(const float*, const float*, int64_t, int64_t, int64_t);
+
+// The pair joint entropy for a pick padded to `padded` = padded_classes(columns)
+// columns, at the instruction set the loops run at (host_math.cpp): 16, 32, 64, 128
+// columns in one register row of up to 8 vectors; wider ones (and 128 below 16-float
+// vectors) in column blocks of 8 vectors (the pool point's K·C floats, re-read per
+// block, stay in L1/L2).
+PairJointEntropy pair_joint_entropy_for(int64_t padded);
 
 // body(n, p) for every pool point n with its probabilities p = exp(x) [K, C] (NaN
 // kept), OpenMP over points, each thread widening and exponentiating into its own
@@ -250,14 +270,6 @@ void for_each_point_probs(const LogProbs<T>& log_probs, int64_t points, int64_t 
 // Class paddings of 16, 32, 64 and 128 lanes, and past 128 a multiple of 128.
 inline int64_t padded_classes(int64_t classes) {
   return classes <= 16 ? 16 : classes <= 32 ? 32 : classes <= 64 ? 64 : (classes + 127) / 128 * 128;
-}
-
-inline PairJointEntropy pair_joint_entropy_for(int64_t padded) {
-  return padded == 16 ? pair_joint_entropy_16
-         : padded == 32 ? pair_joint_entropy_32
-         : padded == 64 ? pair_joint_entropy_64
-         : padded == 128 ? pair_joint_entropy_128
-                         : pair_joint_entropy_wide;
 }
 
 // The probabilities read(r, k, c) of `rows` rows [K, C] into [rows, K, padded] with

@@ -28,11 +28,7 @@ struct EntropyOutputs {
   float *entropy, *conditional, *confidence, *margin;
 };
 
-// The pass over vectors of W floats: 16 for AVX-512, 8 for AVX2. GCC 12 lowers a
-// comparison or select of a vector wider than the target's registers to one scalar
-// operation a lane, and moves such vectors through memory, so each instruction set
-// runs the width of its registers (the 16-float pass held to AVX2 code ran 10-15x
-// slower than on AVX-512).
+// The pass over vectors of W floats: each instruction set's kVectorWidth.
 template <int W>
 struct OnePass {
   using Types = VectorTypes<W>;
@@ -411,10 +407,6 @@ template <typename T>
 using EntropiesOfPoints = int64_t (*)(const LogProbs<T>&, int64_t, int64_t, int64_t, const EntropyOutputs&, int64_t,
                                       int64_t, float, float, float*, float*);
 
-// Each instruction set's vector width: its registers' (SSE's, or NEON's, for the baseline).
-template <HostIsa kIsa>
-constexpr int kPassWidth = kIsa == HostIsa::kX86_64_V4 ? 16 : kIsa == HostIsa::kX86_64_V3 ? 8 : 4;
-
 // The pass per element type, row width (1, 2, 4, 8 vectors in registers; 0: any C)
 // and instruction set.
 #define KBALD_ENTROPIES_OF_POINTS(isa, attributes)                                                                  \
@@ -423,12 +415,10 @@ constexpr int kPassWidth = kIsa == HostIsa::kX86_64_V4 ? 16 : kIsa == HostIsa::k
                                               int64_t in_place_end, const EntropyOutputs& out, int64_t samples,   \
                                               int64_t classes, float low, float high, float* gathered,            \
                                               float* column) {                                                    \
-    return OnePass<kPassWidth<HostIsa::isa>>::template entropies_of_points<kVectors, HostIsa::isa>(               \
+    return OnePass<kVectorWidth<HostIsa::isa>>::template entropies_of_points<kVectors, HostIsa::isa>(               \
         x, begin, end, in_place_end, out, samples, classes, low, high, gathered, column);                         \
   }
-KBALD_ENTROPIES_OF_POINTS(kX86_64_V4, KBALD_FOR_X86_64_V4)
-KBALD_ENTROPIES_OF_POINTS(kX86_64_V3, KBALD_FOR_X86_64_V3)
-KBALD_ENTROPIES_OF_POINTS(kBaseline, KBALD_FOR_BASELINE)
+KBALD_FOR_EACH_HOST_ISA(KBALD_ENTROPIES_OF_POINTS)
 #undef KBALD_ENTROPIES_OF_POINTS
 
 template <HostIsa kIsa, int64_t kVectors, typename T>
@@ -442,7 +432,7 @@ constexpr EntropiesOfPoints<T> kEntropiesOfPoints = kIsa == HostIsa::kX86_64_V4 
 template <HostIsa kIsa, typename T>
 int64_t entropies_at(const LogProbs<T>& log_probs, const EntropyOutputs& out, int64_t points, int64_t samples,
                      int64_t classes, float low, float high) {
-  constexpr int64_t W = kPassWidth<kIsa>;
+  constexpr int64_t W = kVectorWidth<kIsa>;
   const int64_t vectors = (classes + W - 1) / W;
   const int64_t width = vectors * W;
   const EntropiesOfPoints<T> pass = vectors == 1   ? kEntropiesOfPoints<kIsa, 1, T>

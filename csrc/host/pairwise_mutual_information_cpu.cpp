@@ -30,29 +30,42 @@ void pairwise_mutual_information(const LogProbs<T>& a, const float* entropy_a, c
 namespace {
 
 // Σ_{c,d} -J log J of one point of a against `columns` points of b (a multiple of
-// 16), one to a lane: `joints` holds its C rows of C·columns means, column
-// d·columns + m for point m, so each pair's C² terms add up in its own lane: C at
-// a time in float, those sums in double (as the pair pass adds its tiles).
-KBALD_CPU_CLONES void joint_entropies_of_row(const float* joints, int64_t columns, int64_t classes, float* out) {
-  typedef double DoubleLanes __attribute__((vector_size(128)));
-  for (int64_t m = 0; m < columns; m += kLanesPerVector) {
+// 16), one to a lane of vectors of W floats: `joints` holds its C rows of C·columns means,
+// column d·columns + m for point m, so each pair's C² terms add up in its own lane: C
+// at a time in float, those sums in double (as the pair pass adds its tiles).
+template <int W>
+[[gnu::always_inline]] inline void joint_entropies_of_row(const float* joints, int64_t columns, int64_t classes,
+                                                          float* out) {
+  using F = typename VectorTypes<W>::F;
+  typedef double DoubleLanes __attribute__((vector_size(8 * W)));
+  for (int64_t m = 0; m < columns; m += W) {
     DoubleLanes total = {};
     for (int64_t c = 0; c < classes; ++c) {
-      Lanes terms = {};
+      F terms = {};
       for (int64_t d = 0; d < classes; ++d)
-        add_neg_xlogx(*reinterpret_cast<const Lanes*>(joints + (c * classes + d) * columns + m), terms);
+        add_neg_xlogx(*reinterpret_cast<const F*>(joints + (c * classes + d) * columns + m), terms);
       total += __builtin_convertvector(terms, DoubleLanes);
     }
-    *reinterpret_cast<Lanes*>(out + m) = __builtin_convertvector(total, Lanes);
+    *reinterpret_cast<F*>(out + m) = __builtin_convertvector(total, F);
   }
 }
+
+#define KBALD_JOINT_ENTROPIES_OF_ROW(isa, attributes)                                                           \
+  attributes void joint_entropies_of_row_##isa(const float* joints, int64_t columns, int64_t classes,         \
+                                               float* out) {                                                  \
+    joint_entropies_of_row<kVectorWidth<HostIsa::isa>>(joints, columns, classes, out);                            \
+  }
+KBALD_FOR_EACH_HOST_ISA(KBALD_JOINT_ENTROPIES_OF_ROW)
+#undef KBALD_JOINT_ENTROPIES_OF_ROW
 
 }  // namespace
 
 void joint_entropies(const float* joints, float* out, int64_t rows, int64_t columns, int64_t classes) {
+  const auto joint_entropies_of_row_at = for_host_isa(
+      joint_entropies_of_row_kX86_64_V4, joint_entropies_of_row_kX86_64_V3, joint_entropies_of_row_kBaseline);
 #pragma omp parallel for schedule(static) if (rows * columns * classes * classes > (1 << 16))
   for (int64_t n = 0; n < rows; ++n)
-    joint_entropies_of_row(joints + n * classes * classes * columns, columns, classes, out + n * columns);
+    joint_entropies_of_row_at(joints + n * classes * classes * columns, columns, classes, out + n * columns);
 }
 
 #define KBALD_INSTANTIATE(T) \
