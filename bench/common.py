@@ -95,7 +95,8 @@ def processor_model():
 
 
 def host_isa():
-    """The instruction set the host C++ one pass runs at (None without the module)."""
+    """The instruction set the host C++ vector loops (the one pass, the pair joint
+    entropies, EPIG) run at; None without the module."""
     from kbald_kernels.native.modules import host_module
 
     module = host_module()
@@ -104,14 +105,14 @@ def host_isa():
 
 def write_report(name, device, title, header, rows, notes, extra=None):
     """Write bench/results/<name>-<device>.md and .json; returns the Markdown text.
-    A run with KBALD_HOST_ISA set (the host pass held to a lower instruction set) adds
+    A run with KBALD_HOST_ISA set (the host vector loops held to a lower instruction set) adds
     that set to the file name, so it does not overwrite the processor's own report."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     dev = device_name(device)
     processor = processor_model()
     isa = host_isa() if torch.device(device).type == "cpu" else None
     lines = [f"# {title}", "", f"Device: {dev}; processor {processor}"
-             + (f"; host one pass at {isa}" if isa else "")
+             + (f"; host vector loops at {isa}" if isa else "")
              + f". Date: {date.today().isoformat()}. torch {torch.__version__}.", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

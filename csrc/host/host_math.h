@@ -1,8 +1,8 @@
 // The vector-lane machinery the host twins share: exponentiating one point, the
-// 16-float Lanes type, -q·log q on whole vectors, the pair joint entropy of one pool
-// point against one padded row, and the OpenMP loop over points. Templates and
-// inline helpers live here; the functions cloned per instruction set are defined
-// once, in host_math.cpp.
+// vector types of each instruction set's width, -q·log q on whole vectors, the pair
+// joint entropy of one pool point against one padded row, and the OpenMP loop over
+// points. Templates and inline helpers live here; the functions compiled per
+// instruction set are defined once, in host_math.cpp.
 #pragma once
 
 #include <cstdint>
@@ -65,13 +65,6 @@ Entry for_host_isa(Entry x86_64_v4, Entry x86_64_v3, Entry baseline) {
   const HostIsa isa = host_isa();
   return isa == HostIsa::kX86_64_V4 ? x86_64_v4 : isa == HostIsa::kX86_64_V3 ? x86_64_v3 : baseline;
 }
-
-// 16 floats as one value: GCC lowers it to one AVX-512 register, two AVX2 or four SSE
-// registers per clone, so the tile below stays in registers on every instruction set
-// that has AVX-512 (the one pass has its own widths per set).
-typedef VectorTypes<16>::F Lanes;
-typedef VectorTypes<16>::I IntLanes;
-constexpr int64_t kLanesPerVector = 16;
 
 // A constant lane order {map(0), …, map(W - 1)} of vector type I, for shuffles.
 template <typename I, typename Map, std::size_t... i>

@@ -346,12 +346,14 @@ PYBIND11_MODULE(_host, m) {
   m.def("openmp_threads", &openmp_threads, "Threads OpenMP will use (1 when built without OpenMP).");
   m.def(
       "host_isa", [] { return std::string(kbald::host::host_isa_name(kbald::host::host_isa())); },
-      "The instruction set the BALD one pass runs at: x86-64-v4, x86-64-v3 or baseline.");
+      "The instruction set the host vector loops (the one pass, the pair joint entropies, EPIG) run at: "
+      "x86-64-v4, x86-64-v3 or baseline.");
   m.def(
       "cap_host_isa",
       [](const std::string& name) {
         return std::string(kbald::host::host_isa_name(kbald::host::cap_host_isa(kbald::host::host_isa_named(name))));
       },
       py::arg("name"),
-      "Runs the BALD one pass at most at this instruction set (never above the processor's); returns the one set.");
+      "Runs the host vector loops at most at this instruction set (never above the processor's); returns the "
+      "one set.");
 }
