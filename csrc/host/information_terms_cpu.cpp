@@ -35,7 +35,6 @@ struct OnePass {
   using Lanes = typename Types::F;
   using IntLanes = typename Types::I;
   using Order = typename Types::IntValues;  // a shuffle's lane order
-  static constexpr int64_t kLanesPerVector = W;
 
   // W stored values at x as float lanes. Where the instruction set has no widening
   // instruction of this width (GCC widens half precision one value at a time), it is
@@ -122,8 +121,9 @@ struct OnePass {
   }
 
   // 1 in each lane whose sum lies outside [low, high] or is NaN, 0 in the others. One
-  // comparison a select, the second on the first's result: in a target_clones function
-  // GCC 12 turns two comparisons combined by & into a scalar comparison a lane.
+  // comparison a select, the second on the first's result: in a function compiled for
+  // another target than the file's, GCC 12 turns two comparisons combined by & into a
+  // scalar comparison a lane.
   [[gnu::always_inline]] static IntLanes outside_bounds(Lanes sums, Lanes lows, Lanes highs) {
     const Lanes from_low = sums < lows ? Lanes{} + __builtin_nanf("") : sums;  // NaN fails the next comparison
     return from_low <= highs ? IntLanes{} : IntLanes{} + 1;
@@ -380,15 +380,17 @@ struct OnePass {
     // C <= W: whole groups of W points read in place, a point a lane; except where
     // the flat pass is faster: its per-point costs amortise over K·C values, the
     // transposes' do not (W = 16, 24M values, fp32: K·C = 80-120 (K = 8-20) the lanes
-    // take 10-20 % less time; K·C = 160-200 (C = 10) the flat pass 5-10 % less).
+    // take 10-20 % less time; K·C = 160-200 (C = 10) the flat pass 5-10 % less). At W
+    // = 8 the bound 8·W is not tuned: a bound of 128 ran (K, C) = (20, 4) 17 % faster
+    // and (16, 8) 9 % slower.
     if (kVectors == 1 && (!flat || samples * classes <= 8 * W)) {
       for (; n + W <= std::min(end, in_place_end); n += W)
         rows.outside += points_in_lanes<kIsa>(x, n, samples, classes, inverse, low, high, out);
     }
     for (; n < end; ++n) {
       if (n < in_place_end && flat) {
-        point_terms_flat<kVectors == 2 ? 2 : 1, kIsa>(x.data + n * x.stride_n, n, samples, tail, flat_tail, inverse, gathered, rows, out,
-                               classes);
+        point_terms_flat<kVectors == 2 ? 2 : 1, kIsa>(x.data + n * x.stride_n, n, samples, tail, flat_tail, inverse,
+                                                      gathered, rows, out, classes);
       } else if (n < in_place_end) {
         point_terms<kVectors, kIsa>(x.data + n * x.stride_n, x.stride_k, n, samples, vectors, tail, inverse, column,
                                     rows, out);
