@@ -14,9 +14,9 @@ constexpr int64_t kEpigPoints = 4;
 
 // Σ_j w_j Σ_c -J[c, j] log J[c, j] for one pool point p [K, C] against packed target
 // columns s [K, padded] with weights w [padded], J[c, j] = mean_k p[k, c]·s[k, j], over
-// one block of two vectors of W floats of columns. Column blocks in the outer loop keep a block's
-// K rows in L1 while tiles of 4, 2 and 1 rows of J, held in registers over all of K,
-// take every row once: per k, two vector loads and up to 4 broadcasts feed 8 FMAs.
+// one block of columns: two vectors of W floats. Column blocks in the outer loop keep a
+// block's K rows in L1 while tiles of 4, 2 and 1 rows of J, held in registers over all
+// of K, take every row once: per k, two vector loads and up to 4 broadcasts feed 8 FMAs.
 template <int W, int64_t kRows>
 [[gnu::always_inline]] inline double weighted_joint_rows(const float* p, const float* block, const float* weights,
                                                          int64_t padded, int64_t samples, int64_t classes,
@@ -67,11 +67,12 @@ template <int W>
   }
 }
 
-#define KBALD_WEIGHTED_JOINT_ENTROPIES(isa, attributes)                                                            \
-  attributes void weighted_joint_entropies_##isa(const float* probs, int64_t group, const float* packed,          \
-                                                 const float* weights, int64_t padded, int64_t samples,           \
-                                                 int64_t classes, double* h) {                                    \
-    weighted_joint_entropies<kVectorWidth<HostIsa::isa>>(probs, group, packed, weights, padded, samples, classes, h); \
+#define KBALD_WEIGHTED_JOINT_ENTROPIES(isa, attributes)                                                       \
+  attributes void weighted_joint_entropies_##isa(const float* probs, int64_t group, const float* packed,     \
+                                                 const float* weights, int64_t padded, int64_t samples,      \
+                                                 int64_t classes, double* h) {                               \
+    weighted_joint_entropies<kVectorWidth<HostIsa::isa>>(probs, group, packed, weights, padded, samples,      \
+                                                         classes, h);                                        \
   }
 KBALD_FOR_EACH_HOST_ISA(KBALD_WEIGHTED_JOINT_ENTROPIES)
 #undef KBALD_WEIGHTED_JOINT_ENTROPIES
@@ -112,8 +113,8 @@ void epig(const LogProbs<T>& log_probs, const float* entropy, const float* targe
         exp_keeping_nan(point_log_probs(log_probs, n0 + q, samples, classes, values.data()), probs.data() + q * count,
                         count);
       double joint[kEpigPoints] = {};
-      weighted_joint_entropies_at(probs.data(), group, packed.data(), column_weights.data(), padded, samples, classes,
-                               joint);
+      weighted_joint_entropies_at(probs.data(), group, packed.data(), column_weights.data(), padded, samples,
+                                  classes, joint);
       for (int64_t q = 0; q < group; ++q) out[n0 + q] = static_cast<float>(entropy[n0 + q] + target_term - joint[q]);
     }
   }

@@ -98,7 +98,7 @@ template <int W, int64_t kPadded>
   template <int64_t kPadded>                                                                                     \
   attributes float pair_joint_entropy_##isa(const float* p, const float* pick, int64_t samples, int64_t classes, \
                                             int64_t columns) {                                                   \
-    return pair_joint_entropy_padded<kVectorWidth<HostIsa::isa>, kPadded>(p, pick, samples, classes, columns); \
+    return pair_joint_entropy_padded<kVectorWidth<HostIsa::isa>, kPadded>(p, pick, samples, classes, columns);  \
   }
 KBALD_FOR_EACH_HOST_ISA(KBALD_PAIR_JOINT_ENTROPY)
 #undef KBALD_PAIR_JOINT_ENTROPY

@@ -180,10 +180,10 @@ template <typename F>
 // of one pool point p [K, C] and W·kVectors columns of the pick s (rows `stride`
 // floats apart, zero columns past C adding -0·log 0 = 0), of -J log J, on vectors of
 // W floats (a width, not a vector type, is the template argument: a type argument
-// loses its aligned(4), and loads through it would assume whole-vector alignment). The kRows × kVectors tile lives in registers over all of K: per k,
-// kVectors loads of s and kRows·kVectors independent vector FMAs. The terms add up
-// lane-wise (at most 8 to a lane), then across the lanes, in float; the caller adds
-// tiles in double.
+// loses its aligned(4), and loads through it would assume whole-vector alignment).
+// The kRows × kVectors tile lives in registers over all of K: per k, kVectors loads
+// of s and kRows·kVectors independent vector FMAs. The terms add up lane-wise (at
+// most 8 to a lane), then across the lanes, in float; the caller adds tiles in double.
 template <int W, int64_t kVectors, int64_t kRows>
 [[gnu::always_inline]] inline float joint_rows_entropy(const float* p, const float* pick, int64_t stride,
                                                        int64_t samples, int64_t classes, int64_t c0, float inverse) {

@@ -424,10 +424,10 @@ KBALD_FOR_EACH_HOST_ISA(KBALD_ENTROPIES_OF_POINTS)
 #undef KBALD_ENTROPIES_OF_POINTS
 
 template <HostIsa kIsa, int64_t kVectors, typename T>
-constexpr EntropiesOfPoints<T> kEntropiesOfPoints = kIsa == HostIsa::kX86_64_V4 ? entropies_of_points_kX86_64_V4<kVectors, T>
-                                                    : kIsa == HostIsa::kX86_64_V3
-                                                        ? entropies_of_points_kX86_64_V3<kVectors, T>
-                                                        : entropies_of_points_kBaseline<kVectors, T>;
+constexpr EntropiesOfPoints<T> kEntropiesOfPoints =
+    kIsa == HostIsa::kX86_64_V4   ? entropies_of_points_kX86_64_V4<kVectors, T>
+    : kIsa == HostIsa::kX86_64_V3 ? entropies_of_points_kX86_64_V3<kVectors, T>
+                                  : entropies_of_points_kBaseline<kVectors, T>;
 
 // The pass over the whole pool at one instruction set: OpenMP over blocks of points,
 // each block one call of that set's entry point.

@@ -30,9 +30,9 @@ void pairwise_mutual_information(const LogProbs<T>& a, const float* entropy_a, c
 namespace {
 
 // Σ_{c,d} -J log J of one point of a against `columns` points of b (a multiple of
-// 16), one to a lane of vectors of W floats: `joints` holds its C rows of C·columns means,
-// column d·columns + m for point m, so each pair's C² terms add up in its own lane: C
-// at a time in float, those sums in double (as the pair pass adds its tiles).
+// 16), one to a lane of vectors of W floats: `joints` holds its C rows of C·columns
+// means, column d·columns + m for point m, so each pair's C² terms add up in its own
+// lane: C at a time in float, those sums in double (as the pair pass adds its tiles).
 template <int W>
 [[gnu::always_inline]] inline void joint_entropies_of_row(const float* joints, int64_t columns, int64_t classes,
                                                           float* out) {
@@ -50,10 +50,10 @@ template <int W>
   }
 }
 
-#define KBALD_JOINT_ENTROPIES_OF_ROW(isa, attributes)                                                           \
-  attributes void joint_entropies_of_row_##isa(const float* joints, int64_t columns, int64_t classes,         \
-                                               float* out) {                                                  \
-    joint_entropies_of_row<kVectorWidth<HostIsa::isa>>(joints, columns, classes, out);                            \
+#define KBALD_JOINT_ENTROPIES_OF_ROW(isa, attributes)                                                   \
+  attributes void joint_entropies_of_row_##isa(const float* joints, int64_t columns, int64_t classes, \
+                                               float* out) {                                          \
+    joint_entropies_of_row<kVectorWidth<HostIsa::isa>>(joints, columns, classes, out);                \
   }
 KBALD_FOR_EACH_HOST_ISA(KBALD_JOINT_ENTROPIES_OF_ROW)
 #undef KBALD_JOINT_ENTROPIES_OF_ROW
