@@ -40,6 +40,25 @@ def measure(fn, device, repeats=5, warmup=1, budget_s=None):
     return statistics.median(times)
 
 
+def measure_pair(fn_a, fn_b, device, pairs=101, warmup=3):
+    """(median time of ``fn_a``, of ``fn_b``, median of the ratios a/b pair by pair) in
+    seconds, the two run in turn (a, b, a, b, …): a load or a clock that drifts during
+    the run then weighs on both sides of each ratio alike."""
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    times_a, times_b = [], []
+    for _ in range(pairs):
+        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+    ratios = [a / b for a, b in zip(times_a, times_b)]
+    return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)
+
+
 def compiled(fn):
     """``fn`` under torch.compile (inductor, static shapes): the naive formula as the
     strongest thing a user writes today. Its first call, in ``measure``'s warm-up, compiles."""

@@ -184,19 +184,41 @@ def check_embeddings_form(embeddings, name="embeddings"):
     return tensors, from_numpy
 
 
-def check_embedding_values(tensors, name="embeddings", rows=None, gathered_from=None):
+def check_embedding_values(tensors, name="embeddings", rows=None):
     """NaN or inf in embedding ``tensors`` raise, naming the first; with ``rows`` (pool
     indices) only those rows are read, gathered a bounded chunk at a time, so a selection
-    restricted to candidates reads no other row here either. ``gathered_from``: the
-    tensors hold those rows of the caller's pool, which a message names."""
+    restricted to candidates reads no other row here either."""
     for t, n in zip(tensors, _embedding_names(tensors, name)):
         if rows is None:
-            _check_finite(t, n, rows=gathered_from)
+            _check_finite(t, n)
             continue
         step = chunk_size(4 * t.shape[1] * t.element_size(), rows.numel())
         for start in range(0, rows.numel(), step):
             chunk_rows = rows[start : start + step]
             _check_finite(t.index_select(0, chunk_rows.to(t.device)), n, rows=chunk_rows)
+
+
+def gather_embedding_rows(tensors, rows, name="embeddings"):
+    """Rows ``rows`` (pool indices, on the tensors' device) of embedding ``tensors``
+    gathered into new tensors and checked as :func:`check_embedding_values` checks
+    them, naming pool indices. CPU tensors of the host module's types are copied and
+    checked in one read on it; others by ``index_select`` and a read of the copy."""
+    from . import native
+    from .native.modules import POOL_TYPES
+
+    module = native.host_module()
+    gathered = []
+    for t, n in zip(tensors, _embedding_names(tensors, name)):
+        if (t.device.type == "cpu" and str(t.dtype) in POOL_TYPES and t.stride(1) == 1
+                and not isinstance(module, str)):
+            copy, first_invalid = native.gather_rows(t, rows)
+            if first_invalid >= 0:  # names the first bad value of that row
+                _check_finite(copy[first_invalid : first_invalid + 1], n, offset=first_invalid, rows=rows)
+        else:
+            copy = t.index_select(0, rows)
+            _check_finite(copy, n, rows=rows)
+        gathered.append(copy)
+    return gathered
 
 
 def _embedding_names(tensors, name):
@@ -250,10 +272,11 @@ def check_indices(indices, pool_size, name, distinct=True):
     if t.numel() and (t.dtype.is_floating_point or t.dtype == torch.bool):
         raise TypeError(f"{name} must hold integer pool indices, got {t.dtype}")
     t = t.to(torch.int64)
-    bad = (t < 0) | (t >= pool_size)
-    if bool(bad.any()):
-        i = _first(bad)[0]
-        raise ValueError(f"{name}[{i}] = {int(t[i])} is outside the pool [0, {pool_size})")
+    if t.numel():
+        low, high = t.aminmax()
+        if int(low) < 0 or int(high) >= pool_size:
+            i = _first((t < 0) | (t >= pool_size))[0]
+            raise ValueError(f"{name}[{i}] = {int(t[i])} is outside the pool [0, {pool_size})")
     if distinct and t.unique().numel() != t.numel():
         raise ValueError(f"{name} contains repeated indices")
     return t

@@ -2,11 +2,17 @@
 same Philox stream, and the same picks for the same seed on odd shapes,
 dense and factored embeddings stored as float32, float16 or bfloat16."""
 
+import math
+import re
+
 import pytest
 import torch
 
 import kbald_kernels as kb
 from kbald_kernels import native, reference
+from kbald_kernels.validation import gather_embedding_rows
+
+from test_triton_large_offsets import ROWS, far_apart
 
 
 def test_gumbel_noise_is_the_reference_stream():
@@ -153,3 +159,60 @@ def test_shard_candidate_is_the_step_pick_keyed_by_pool_index(mode, case):
             continue
         assert (tier, row) == (expected[0], expected[2]), (case, seed)
         assert key == pytest.approx(expected[1], rel=1e-14, abs=1e-14)
+
+
+def _rows_to_gather(n, count, seed):
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:count].sort().values
+
+
+@pytest.mark.parametrize("width", [1, 3, 128, 129])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("count", [1, 31, 33, 200])
+def test_gathered_rows_are_the_rows_bit_for_bit(width, dtype, count):
+    """Rows of a strided pool copied as stored, across the blocks the copy is checked in
+    (32 float32 rows of 128; 64 at half precision)."""
+    wide = torch.randn(300, width + 5, dtype=torch.float64).to(dtype)
+    pool = wide[:, 2 : 2 + width]  # rows width + 5 apart
+    rows = _rows_to_gather(300, count, seed=width + count)
+    copy, first_invalid = native.gather_rows(pool, rows)
+    assert first_invalid == -1 and copy.is_contiguous() and copy.dtype == dtype
+    bits = torch.int32 if dtype == torch.float32 else torch.int16
+    assert torch.equal(copy.view(bits), pool.index_select(0, rows).view(bits))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("position", [(0, 0), (40, 127), (199, 5), (33, 64)])
+def test_the_first_non_finite_copy_is_found_and_named_by_pool_index(dtype, value, position):
+    pool = torch.randn(300, 128).to(dtype)
+    rows = _rows_to_gather(300, 200, seed=5)
+    pool[rows[position[0]], position[1]] = value
+    pool[rows[199], 100] = math.nan  # a later one: the first is named
+    pool[rows[0] - 1 if rows[0] else 299, 3] = math.nan  # outside the rows: never read
+    _, first_invalid = native.gather_rows(pool, rows)
+    assert first_invalid == position[0]
+    what = "NaN" if value != value else ("+inf" if value > 0 else "-inf")
+    with pytest.raises(ValueError, match=rf"embeddings contains {re.escape(what)} at index "
+                                         rf"\({int(rows[position[0]])}, {position[1]}\)"):
+        gather_embedding_rows([pool], rows)
+    with pytest.raises(ValueError, match=rf"embeddings residuals contains {re.escape(what)} at index "
+                                         rf"\({int(rows[position[0]])}, {position[1]}\)"):
+        gather_embedding_rows([torch.zeros(300, 2, dtype=dtype), pool], rows)
+
+
+def test_rows_past_2_31_elements_are_gathered():
+    values = torch.randn(ROWS, 6)
+    rows = torch.tensor([2, 0])
+    copy, first_invalid = native.gather_rows(far_apart(values), rows)
+    assert first_invalid == -1 and torch.equal(copy, values[[2, 0]])
+
+
+def test_gathered_float64_and_strided_features_are_checked_by_torch():
+    """What the host module does not take (float64, a feature stride) is gathered and
+    checked by torch, naming the same index."""
+    for pool in (torch.randn(50, 4, dtype=torch.float64), torch.randn(4, 50).t()):
+        pool[17, 2] = math.inf
+        rows = torch.tensor([3, 17, 40])
+        assert torch.equal(gather_embedding_rows([pool], torch.tensor([3, 40]))[0], pool[[3, 40]])
+        with pytest.raises(ValueError, match=r"embeddings contains \+inf at index \(17, 2\)"):
+            gather_embedding_rows([pool], rows)

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -89,11 +90,28 @@ template <typename T>
   return total;
 }
 
+// A value is NaN or ±inf when its exponent bits are all set. Or-ing one flag per
+// value keeps the loop at one cheap operation per vector (a float sum's chain of
+// additions waits on each one's latency).
+template <typename T>
+[[gnu::always_inline]] inline bool finite_row(const T* a, int64_t width) {
+  uint32_t non_finite = 0;
+#pragma omp simd reduction(| : non_finite)
+  for (int64_t f = 0; f < width; ++f) {
+    const float v = to_float(a[f]);
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    non_finite |= (bits & 0x7f800000u) == 0x7f800000u;
+  }
+  return non_finite == 0;
+}
+
 #define KBALD_ROW_SUMS(T)                                                                                       \
   KBALD_CPU_CLONES float dot_of(const T* a, const float* b, int64_t width) { return dot_row(a, b, width); }  \
   KBALD_CPU_CLONES float squared_distance_of(const T* a, const float* b, int64_t width) {                    \
     return squared_distance_row(a, b, width);                                                                  \
-  }
+  }                                                                                                            \
+  KBALD_CPU_CLONES bool finite_row_of(const T* a, int64_t width) { return finite_row(a, width); }
 KBALD_ROW_SUMS(float)
 KBALD_ROW_SUMS(Half)
 KBALD_ROW_SUMS(BFloat16)
@@ -213,6 +231,32 @@ void kmeanspp_steps(const Rows<T>& x, const Rows<T>* residuals, int64_t points, 
   }
 }
 
+// Rows are gathered and checked a block at a time, the block's copies (16 KiB of
+// float32 rows of 128) still in L1 when one vector loop checks them all: a call and
+// a horizontal sum per row cost about as much as a second read.
+constexpr int64_t kGatherBlockBytes = 16 * 1024;
+
+template <typename T>
+int64_t gather_rows(const Rows<T>& x, const int64_t* rows, int64_t count, T* out) {
+  const int64_t row_bytes = x.width * static_cast<int64_t>(sizeof(T));
+  const int64_t block = std::max<int64_t>(1, kGatherBlockBytes / row_bytes);
+  const int64_t blocks = (count + block - 1) / block;
+  int64_t first_invalid_block = blocks;
+#pragma omp parallel for schedule(static) reduction(min : first_invalid_block)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t first = b * block, last = std::min(count, first + block);
+    for (int64_t n = first; n < last; ++n) {
+      if (n + kRowsAhead < count) prefetch_row(x, rows[n + kRowsAhead]);
+      std::memcpy(out + n * x.width, x.data + rows[n] * x.stride, row_bytes);
+    }
+    if (b < first_invalid_block && !finite_row_of(out + first * x.width, (last - first) * x.width))
+      first_invalid_block = b;
+  }
+  if (first_invalid_block == blocks) return -1;
+  for (int64_t n = first_invalid_block * block;; ++n)
+    if (!finite_row_of(out + n * x.width, x.width)) return n;
+}
+
 Candidate kmeanspp_candidate(const float* min_distances, const uint8_t* selected, const int64_t* pool_indices,
                              int64_t points, uint64_t seed, int64_t step, bool argmax) {
   Best best;
@@ -257,7 +301,8 @@ void min_squared_distances(const Rows<T>& x, const Rows<T>* residuals, int64_t p
   template void min_squared_distances<T>(const Rows<T>&, const Rows<T>*, int64_t, const float*, const float*,  \
                                          int64_t, float*);                                                     \
   template void kmeanspp_steps<T>(const Rows<T>&, const Rows<T>*, int64_t, float*, uint8_t*, int64_t, uint64_t, \
-                                  int64_t, int64_t, bool, const int64_t*, int64_t*, float*);
+                                  int64_t, int64_t, bool, const int64_t*, int64_t*, float*); \
+  template int64_t gather_rows<T>(const Rows<T>&, const int64_t*, int64_t, T*);
 KBALD_INSTANTIATE(float)
 KBALD_INSTANTIATE(Half)
 KBALD_INSTANTIATE(BFloat16)

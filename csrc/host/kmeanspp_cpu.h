@@ -42,6 +42,12 @@ template <typename T>
 void min_squared_distances(const Rows<T>& x, const Rows<T>* residuals, int64_t points, const float* center_x,
                            const float* center_r, int64_t centers, float* out);
 
+// Copies rows rows[0], …, rows[count - 1] of x into out [count, x.width] (contiguous)
+// and returns the first of the copies holding a NaN or an infinity (-1: none): a
+// subset of a pool gathered and validated in one read.
+template <typename T>
+int64_t gather_rows(const Rows<T>& x, const int64_t* rows, int64_t count, T* out);
+
 // The standard Gumbel noise of (seed, step, index), as kbald_kernels.reference.gumbel_noise.
 double gumbel_noise(uint64_t seed, int64_t step, int64_t index);
 

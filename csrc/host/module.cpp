@@ -146,6 +146,18 @@ void kmeanspp_steps(std::uintptr_t x, int type, int64_t stride_x, int64_t width,
   });
 }
 
+int64_t gather_rows(std::uintptr_t x, int type, int64_t stride_x, int64_t width, std::uintptr_t rows, int64_t count,
+                    std::uintptr_t out) {
+  if (width < 1 || count < 0) throw std::invalid_argument("gather_rows: need width >= 1 and count >= 0");
+  int64_t first_invalid = -1;
+  with_embedding_type("gather_rows", type, [&](auto tag) {
+    using T = decltype(tag);
+    first_invalid = kbald::host::gather_rows(kbald::host::Rows<T>{reinterpret_cast<const T*>(x), stride_x, width},
+                                             reinterpret_cast<const int64_t*>(rows), count, reinterpret_cast<T*>(out));
+  });
+  return first_invalid;
+}
+
 py::tuple kmeanspp_candidate(std::uintptr_t min_distances, std::uintptr_t selected, std::uintptr_t pool_indices,
                              int64_t points, uint64_t seed, int64_t step, bool argmax) {
   if (points < 0) throw std::invalid_argument("kmeanspp_candidate: need points >= 0");
@@ -341,6 +353,10 @@ PYBIND11_MODULE(_host, m) {
         py::arg("pool_indices"), py::arg("points"), py::arg("seed"), py::arg("step"), py::arg("argmax"),
         "A k-means++ / k-center step's (tier, key, row) among a shard's float32 running distances, uint8 "
         "selected flags and int64 pool indices (raw pointers); row -1 when every row is selected.");
+  m.def("gather_rows", &gather_rows, py::arg("x"), py::arg("x_type"), py::arg("stride_x"), py::arg("width"),
+        py::arg("rows"), py::arg("count"), py::arg("out"), py::call_guard<py::gil_scoped_release>(),
+        "Copies rows (int64 row indices) of x [*, width] into contiguous out [count, width] of the same type "
+        "(raw pointers); returns the first copied row holding NaN or inf, -1 when every value is finite.");
   m.def("gumbel_noise", &gumbel_noise, py::arg("seed"), py::arg("step"), py::arg("index"),
         "Standard Gumbel noise of (seed, step, index) from the Philox stream of the k-means++ step.");
   m.def("openmp_threads", &openmp_threads, "Threads OpenMP will use (1 when built without OpenMP).");

@@ -27,6 +27,7 @@ from ..validation import (
     check_indices,
     check_same_device,
     embedding_parts,
+    gather_embedding_rows,
     seed_from,
     to_output,
 )
@@ -112,9 +113,7 @@ class KMeansPPOrdering:
         rows = None if self._candidate_rows is None or self._candidate_rows.numel() == self._pool_size else (
             self._candidate_rows)
         if rows is not None and rows.numel() * sum(t.shape[1] * t.element_size() for t in tensors) <= workspace_bytes():
-            gathered = [t.index_select(0, rows) for t in tensors]
-            check_embedding_values(gathered, gathered_from=rows)
-            self._embeddings = _wrap(gathered)
+            self._embeddings = _wrap(gather_embedding_rows(tensors, rows))
             self._pool_indices, rows = rows, None
         else:
             check_embedding_values(tensors, rows=rows)
@@ -217,25 +216,24 @@ class KMeansPPOrdering:
             norms = self._embeddings.squared_norms(~self._selected)
             first = int(torch.argmax(norms))
             self._selected[first] = True
-            picks.append(torch.tensor([first], dtype=torch.int64, device=self._selected.device))
+            picks.append(self._record(torch.tensor([first], dtype=torch.int64, device=self._selected.device)))
             scores.append(self._min_distances[first : first + 1].clone())
-            self._record([first])
             n -= 1
         if n:
             indices, step_scores = self._steps(self._embeddings, self._min_distances, self._selected, self._newest,
                                                self._seed, self._step, n, self._mode, self._pool_indices)
-            picks.append(indices)
+            picks.append(self._record(indices))
             scores.append(step_scores)
-            self._record(indices.tolist())
-        rows = torch.cat(picks)
-        return rows if self._pool_indices is None else self._pool_indices[rows], torch.cat(scores)
+        return torch.cat(picks) if len(picks) > 1 else picks[0], torch.cat(scores) if len(scores) > 1 else scores[0]
 
     def _record(self, rows):
-        """Picks ``rows`` (a list of rows of the ordering's embeddings) made."""
-        self._picked.extend(rows if self._pool_indices is None else self._pool_indices[rows].tolist())
+        """Picks ``rows`` (an int64 tensor of rows of the ordering's embeddings) made; their pool indices."""
+        picked = rows if self._pool_indices is None else self._pool_indices[rows]
+        self._picked.extend(picked.tolist())
         self._remaining -= len(rows)
-        self._newest = rows[-1]
+        self._newest = int(rows[-1])
         self._step += len(rows)
+        return picked
 
     def take(self, n, *, progress=None):
         """The next ``n`` picks as a Selection; ``progress`` shows a bar (default: on a terminal, n > 1000)."""

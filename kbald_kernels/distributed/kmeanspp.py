@@ -174,7 +174,7 @@ class KMeansPPOrdering(single.KMeansPPOrdering):
                 self._selected[shard.local(index)] = True
             picks.append(index)
             scores.append(score)
-            self._record([index])
+            self._record(torch.tensor([index]))
         dtype, device = self._min_distances.dtype, shard.device
         return global_indices(picks, device), torch.tensor(scores, dtype=torch.float64, device=device).to(dtype)
 

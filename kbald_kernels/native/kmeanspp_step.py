@@ -58,6 +58,19 @@ def min_squared_distances(embeddings, centers):
     return out
 
 
+def gather_rows(t, rows):
+    """Rows ``rows`` (int64 indices) of a CPU matrix ``t`` [*, D] (float32, float16,
+    bfloat16; unit feature stride) copied into a new contiguous tensor on the host C++
+    module, and the first copy holding NaN or inf (-1: none), in one read of them."""
+    import torch
+
+    rows = rows.contiguous()
+    out = torch.empty((rows.numel(), t.shape[1]), dtype=t.dtype)
+    first_invalid = module_for(t.device).gather_rows(t.data_ptr(), POOL_TYPES[str(t.dtype)], t.stride(0), t.shape[1],
+                                                     rows.data_ptr(), rows.numel(), out.data_ptr())
+    return out, first_invalid
+
+
 def kmeanspp_candidate(min_distances, selected, pool_indices, seed, step, mode):
     """One k-means++ / k-center step's (tier, key, row) among a shard's rows on the host
     C++ module, as :func:`kmeanspp_steps` ranks them, the draw keyed by ``pool_indices``
