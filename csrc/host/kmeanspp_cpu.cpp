@@ -301,7 +301,7 @@ void min_squared_distances(const Rows<T>& x, const Rows<T>* residuals, int64_t p
   template void min_squared_distances<T>(const Rows<T>&, const Rows<T>*, int64_t, const float*, const float*,  \
                                          int64_t, float*);                                                     \
   template void kmeanspp_steps<T>(const Rows<T>&, const Rows<T>*, int64_t, float*, uint8_t*, int64_t, uint64_t, \
-                                  int64_t, int64_t, bool, const int64_t*, int64_t*, float*); \
+                                  int64_t, int64_t, bool, const int64_t*, int64_t*, float*);                    \
   template int64_t gather_rows<T>(const Rows<T>&, const int64_t*, int64_t, T*);
 KBALD_INSTANTIATE(float)
 KBALD_INSTANTIATE(Half)

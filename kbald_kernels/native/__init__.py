@@ -11,6 +11,7 @@ from .modules import cuda_module, host_module, module_for, pool_arguments, row_e
 from .pairwise_mutual_information import pairwise_mutual_information
 
 __all__ = ["accumulate_joint_entropy", "add_triple_interactions", "cuda_module", "emulate_joint_entropy_kernel",
-           "entropies", "epig", "gather_rows", "host_module", "joint_entropy", "kbald_pairwise_steps", "kmeanspp_candidate",
-           "kmeanspp_steps", "min_squared_distances", "module_for", "mutual_information_with_pick",
-           "pairwise_mutual_information", "pool_arguments", "row_entropy", "uncertainties"]
+           "entropies", "epig", "gather_rows", "host_module", "joint_entropy", "kbald_pairwise_steps",
+           "kmeanspp_candidate", "kmeanspp_steps", "min_squared_distances", "module_for",
+           "mutual_information_with_pick", "pairwise_mutual_information", "pool_arguments", "row_entropy",
+           "uncertainties"]
