@@ -19,6 +19,15 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
+def _timed(fn, device):
+    """Wall time in seconds of one ``fn()``, the device synchronised before and after."""
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
 def measure(fn, device, repeats=5, warmup=1, budget_s=None):
     """Median wall time in seconds of ``fn()`` after ``warmup`` calls, synchronising the device.
 
@@ -26,16 +35,10 @@ def measure(fn, device, repeats=5, warmup=1, budget_s=None):
     """
     for _ in range(warmup):
         fn()
-    synchronize(device)
     times = []
-    spent = 0.0
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-        spent += times[-1]
-        if budget_s is not None and spent > budget_s:
+        times.append(_timed(fn, device))
+        if budget_s is not None and sum(times) > budget_s:
             break
     return statistics.median(times)
 
@@ -47,16 +50,9 @@ def measure_pair(fn_a, fn_b, device, pairs=101, warmup=3):
     for _ in range(warmup):
         fn_a()
         fn_b()
-    times_a, times_b = [], []
-    for _ in range(pairs):
-        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
-            synchronize(device)
-            start = time.perf_counter()
-            fn()
-            synchronize(device)
-            times.append(time.perf_counter() - start)
-    ratios = [a / b for a, b in zip(times_a, times_b)]
-    return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)
+    times = [(_timed(fn_a, device), _timed(fn_b, device)) for _ in range(pairs)]
+    return (statistics.median(a for a, _ in times), statistics.median(b for _, b in times),
+            statistics.median(a / b for a, b in times))
 
 
 def compiled(fn):

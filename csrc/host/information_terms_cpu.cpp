@@ -61,7 +61,7 @@ struct OnePass {
       const IntLanes bits = __builtin_convertvector(*reinterpret_cast<const typename Types::Short*>(x), IntLanes)
                             << 13;
       const Lanes value = (Lanes)(bits & (int32_t)0x8fffffff) * 0x1p112f;
-      return value < -65536.0f ? Lanes{} + 88.0f : value;
+      return value < -65536.0f ? Lanes{} + kHighestLogProbability : value;
     }
   }
 
@@ -172,7 +172,7 @@ struct OnePass {
   // row's probabilities fail the normalisation check whatever p·x is.
   [[gnu::always_inline]] static Lanes exp_adding_plogp(Lanes value, Lanes& plogp) {
     const Lanes p = exp_lanes(value);
-    const Lanes below = value < 88.0f ? value : Lanes{} + 88.0f;
+    const Lanes below = value < kHighestLogProbability ? value : Lanes{} + kHighestLogProbability;
     plogp += p * (below > kLowestLogProbability ? below : Lanes{} + kLowestLogProbability);
     return p;
   }

@@ -228,10 +228,11 @@ class KMeansPPOrdering:
 
     def _record(self, rows):
         """Picks ``rows`` (an int64 tensor of rows of the ordering's embeddings) made; their pool indices."""
+        rows_list = rows.tolist()  # one read back to the host, as before (two with candidates)
         picked = rows if self._pool_indices is None else self._pool_indices[rows]
-        self._picked.extend(picked.tolist())
+        self._picked.extend(rows_list if self._pool_indices is None else picked.tolist())
         self._remaining -= len(rows)
-        self._newest = int(rows[-1])
+        self._newest = rows_list[-1]
         self._step += len(rows)
         return picked
 

@@ -55,6 +55,10 @@ struct FloatBits<float> {
 // probability is 0 (its share of any sum or of -p·log p is below 1e-35).
 constexpr float kLowestLogProbability = -86.5f;
 
+// Where the exponential clamps its input from above: e^88 is still a finite float, and
+// far past any normalisation bound.
+constexpr float kHighestLogProbability = 88.0f;
+
 // e^x for a log-probability x (-inf gives 0; a little above 0 from rounding is fine),
 // with no call or table, so host loops vectorise (std::exp does not without
 // -ffast-math) and the device runs the same arithmetic. x = n·ln2 + r, |r| <= ln2/2
@@ -73,7 +77,7 @@ KBALD_HOST_DEVICE_INLINED F exp_of_log_probability(F x) {
   using Bits = FloatBits<F>;
   const F zero = F{};
   // Plain selects, not nested ones, so GCC if-converts them and the caller vectorises.
-  const F below = x < 88.0f ? x : zero + 88.0f;
+  const F below = x < kHighestLogProbability ? x : zero + kHighestLogProbability;
   const F clamped = below > kLowestLogProbability ? below : zero + kLowestLogProbability;
   // Round to nearest by the 1.5·2^23 trick: n sits in the low bits of `shifted`.
   const F shifted = clamped * 1.44269504088896341f + 12582912.0f;
