@@ -23,7 +23,6 @@ bench/results/classes-<device>.{md,json,png}.
 import argparse
 import contextlib
 import io
-import time
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +30,7 @@ import torch
 import kbald_kernels as kb
 
 from .batchbald import configurations_per_step, matmul_rate
-from .common import RESULTS, device_name, duration, memory_bandwidth, slug, synchronize, write_report
+from .common import RESULTS, device_name, duration, memory_bandwidth, once, slug, write_report
 from .epig import baal_epig
 from .information import compiled_bald, log_rate, naive_bald, naive_kbald2, pool
 from .kmeanspp import badge_pool, dense_of, torch_loop
@@ -59,14 +58,6 @@ def problems(quick):
         return [Problem("P5", 2000, 20, 100, torch.float32, targets=50),
                 Problem("P6", 500, 10, 1000, torch.float16, targets=20)]
     return [Problem("P5", 50_000, 20, 100, torch.float32), Problem("P6", 100_000, 10, 1000, torch.float16)]
-
-
-def once(fn, device):
-    synchronize(device)
-    start = time.perf_counter()
-    fn()
-    synchronize(device)
-    return time.perf_counter() - start
 
 
 def scaled_time(run_on, full, budget_s, device, smallest=64, largest=None, floor_s=0.0, repeats=3):

@@ -19,7 +19,7 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device):
+def once(fn, device):
     """Wall time in seconds of one ``fn()``, the device synchronised before and after."""
     synchronize(device)
     start = time.perf_counter()
@@ -37,7 +37,7 @@ def measure(fn, device, repeats=5, warmup=1, budget_s=None):
         fn()
     times = []
     for _ in range(repeats):
-        times.append(_timed(fn, device))
+        times.append(once(fn, device))
         if budget_s is not None and sum(times) > budget_s:
             break
     return statistics.median(times)
@@ -50,7 +50,7 @@ def measure_pair(fn_a, fn_b, device, pairs=101, warmup=3):
     for _ in range(warmup):
         fn_a()
         fn_b()
-    times = [(_timed(fn_a, device), _timed(fn_b, device)) for _ in range(pairs)]
+    times = [(once(fn_a, device), once(fn_b, device)) for _ in range(pairs)]
     return (statistics.median(a for a, _ in times), statistics.median(b for _, b in times),
             statistics.median(a / b for a, b in times))
 
