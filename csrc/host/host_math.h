@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "cpu_clones.h"
+#if KBALD_X86_GCC
+#include <immintrin.h>
+#endif
 #include "kbald/joint_entropy_math.h"
 #include "kbald/log_probs.h"
 
@@ -74,9 +77,54 @@ constexpr I lane_order(Map map, std::index_sequence<i...>) {
 
 }  // namespace kbald::host
 
-#define KBALD_FLOAT_BITS(W)                                                                                       \
+namespace kbald::host {
+
+// min and max of W lanes against a limit for the exponential (FloatOps, kbald/
+// log_probs.h): x86's return the second operand where the first is NaN, so min(x,
+// limit) is exactly x < limit ? x : limit, and max likewise, in one instruction where a
+// comparison and a select take two (the one pass on an AMD EPYC, whole call: 4-19 %
+// less time at C = 10 to 1 000, float32 and float16). Not always_inline: an intrinsic
+// of a target inlines only into code of that target, which the entry points compiled
+// per instruction set are (they flatten every call).
+template <typename F>
+[[gnu::always_inline]] inline F lesser_lanes(F x, float limit) {
+  return x < limit ? x : F{} + limit;
+}
+template <typename F>
+[[gnu::always_inline]] inline F greater_lanes(F x, float limit) {
+  return x > limit ? x : F{} + limit;
+}
+
+#if KBALD_X86_GCC
+using Floats16 = VectorTypes<16>::Values;
+using Floats8 = VectorTypes<8>::Values;
+using Floats4 = VectorTypes<4>::Values;
+
+[[gnu::target("avx512f")]] inline Floats16 lesser_lanes(Floats16 x, float limit) {
+  return (Floats16)_mm512_min_ps((__m512)x, _mm512_set1_ps(limit));
+}
+[[gnu::target("avx512f")]] inline Floats16 greater_lanes(Floats16 x, float limit) {
+  return (Floats16)_mm512_max_ps((__m512)x, _mm512_set1_ps(limit));
+}
+[[gnu::target("avx")]] inline Floats8 lesser_lanes(Floats8 x, float limit) {
+  return (Floats8)_mm256_min_ps((__m256)x, _mm256_set1_ps(limit));
+}
+[[gnu::target("avx")]] inline Floats8 greater_lanes(Floats8 x, float limit) {
+  return (Floats8)_mm256_max_ps((__m256)x, _mm256_set1_ps(limit));
+}
+[[gnu::always_inline]] inline Floats4 lesser_lanes(Floats4 x, float limit) {
+  return (Floats4)_mm_min_ps((__m128)x, _mm_set1_ps(limit));
+}
+[[gnu::always_inline]] inline Floats4 greater_lanes(Floats4 x, float limit) {
+  return (Floats4)_mm_max_ps((__m128)x, _mm_set1_ps(limit));
+}
+#endif
+
+}  // namespace kbald::host
+
+#define KBALD_FLOAT_OPS(W)                                                                                        \
   template <>                                                                                                     \
-  struct kbald::FloatBits<kbald::host::VectorTypes<W>::Values> {                                                 \
+  struct kbald::FloatOps<kbald::host::VectorTypes<W>::Values> {                                                  \
     using Values = kbald::host::VectorTypes<W>::Values;                                                           \
     using Int = kbald::host::VectorTypes<W>::IntValues;                                                           \
     [[gnu::always_inline]] static Int bits(Values x) { return (Int)x; }                                           \
@@ -84,11 +132,17 @@ constexpr I lane_order(Map map, std::index_sequence<i...>) {
     [[gnu::always_inline]] static Int to_exponent(Int bits) {                                                     \
       return (Int)((kbald::host::VectorTypes<W>::UnsignedValues)bits << 23);                                      \
     }                                                                                                             \
+    [[gnu::always_inline]] static Values lesser(Values x, float limit) {                                          \
+      return kbald::host::lesser_lanes(x, limit);                                                                 \
+    }                                                                                                             \
+    [[gnu::always_inline]] static Values greater(Values x, float limit) {                                         \
+      return kbald::host::greater_lanes(x, limit);                                                                \
+    }                                                                                                             \
   };
-KBALD_FLOAT_BITS(16)
-KBALD_FLOAT_BITS(8)
-KBALD_FLOAT_BITS(4)
-#undef KBALD_FLOAT_BITS
+KBALD_FLOAT_OPS(16)
+KBALD_FLOAT_OPS(8)
+KBALD_FLOAT_OPS(4)
+#undef KBALD_FLOAT_OPS
 
 namespace kbald::host {
 

@@ -35,19 +35,24 @@ KBALD_HOST_DEVICE float to_float(Half x) {
   return float_from_bits((magnitude >= 0x7c00 ? special : finite) | sign);
 }
 
-// A float type's bits as an integer of its shape, and back: float here (host and
-// device), the host's 16-lane vectors in host_math.h, so exp_of_log_probability below
-// is one text for both.
+// What exp_of_log_probability below needs of a float type beyond its arithmetic: its
+// bits as an integer of its shape and back, and the lesser (greater) of a value and a
+// limit, the limit where the value is NaN. Specialised for float here (host and device:
+// the bits, and selects) and for the host's 16-, 8- and 4-lane vectors in host_math.h,
+// where min and max are one instruction each and a comparison with a select two, so
+// the exponential is one text for both.
 template <typename F>
-struct FloatBits;
+struct FloatOps;
 
 template <>
-struct FloatBits<float> {
+struct FloatOps<float> {
   using Int = int32_t;
   KBALD_HOST_DEVICE static Int bits(float x) { return float_bits(x); }
   KBALD_HOST_DEVICE static float from_bits(Int bits) { return float_from_bits(bits); }
   // bits << 23 without the undefined shift of a negative int.
   KBALD_HOST_DEVICE static Int to_exponent(Int bits) { return static_cast<Int>(static_cast<uint32_t>(bits) << 23); }
+  KBALD_HOST_DEVICE static float lesser(float x, float limit) { return x < limit ? x : limit; }
+  KBALD_HOST_DEVICE static float greater(float x, float limit) { return x > limit ? x : limit; }
 };
 
 // The lowest log-probability given a nonzero probability: e^-86.5 = 2.8e-38 is the
@@ -58,6 +63,15 @@ constexpr float kLowestLogProbability = -86.5f;
 // Where the exponential clamps its input from above: e^88 is still a finite float, and
 // far past any normalisation bound.
 constexpr float kHighestLogProbability = 88.0f;
+
+// x held to [kLowestLogProbability, kHighestLogProbability], NaN taken to the top: the
+// value the exponential below works on, and the x of a p·x that must be 0, not
+// 0·(-inf), where p is 0.
+template <typename F>
+KBALD_HOST_DEVICE_INLINED F clamped_log_probability(F x) {
+  using Ops = FloatOps<F>;
+  return Ops::greater(Ops::lesser(x, kHighestLogProbability), kLowestLogProbability);
+}
 
 // e^x for a log-probability x (-inf gives 0; a little above 0 from rounding is fine),
 // with no call or table, so host loops vectorise (std::exp does not without
@@ -74,18 +88,16 @@ constexpr double kExpRelativeError = 2.5e-7;
 
 template <typename F>
 KBALD_HOST_DEVICE_INLINED F exp_of_log_probability(F x) {
-  using Bits = FloatBits<F>;
+  using Ops = FloatOps<F>;
   const F zero = F{};
-  // Plain selects, not nested ones, so GCC if-converts them and the caller vectorises.
-  const F below = x < kHighestLogProbability ? x : zero + kHighestLogProbability;
-  const F clamped = below > kLowestLogProbability ? below : zero + kLowestLogProbability;
+  const F clamped = clamped_log_probability(x);
   // Round to nearest by the 1.5·2^23 trick: n sits in the low bits of `shifted`.
   const F shifted = clamped * 1.44269504088896341f + 12582912.0f;
   const F n = shifted - 12582912.0f;
   const F r = (clamped - n * 0.693145751953125f) - n * 1.42860682030941723e-06f;
   const F poly =
       1.0f + r * (1.0f + r * (0.49999232f + r * (0.16667115f + r * (0.04189011f + r * 0.00831251f))));
-  const F scaled = Bits::from_bits(Bits::bits(poly) + Bits::to_exponent(Bits::bits(shifted)));
+  const F scaled = Ops::from_bits(Ops::bits(poly) + Ops::to_exponent(Ops::bits(shifted)));
   return x < kLowestLogProbability ? zero : scaled;
 }
 
