@@ -75,14 +75,10 @@ constexpr I lane_order(Map map, std::index_sequence<i...>) {
   return I{map(static_cast<int>(i))...};
 }
 
-}  // namespace kbald::host
-
-namespace kbald::host {
-
 // min and max of W lanes against a limit for the exponential (FloatOps, kbald/
 // log_probs.h): x86's return the second operand where the first is NaN, so min(x,
 // limit) is exactly x < limit ? x : limit, and max likewise, in one instruction where a
-// comparison and a select take two (the one pass on an AMD EPYC, whole call: 4-19 %
+// comparison and a select take two (the one pass on an AMD EPYC, whole call: 5-12 %
 // less time at C = 10 to 1 000, float32 and float16). Not always_inline: an intrinsic
 // of a target inlines only into code of that target, which the entry points compiled
 // per instruction set are (they flatten every call).
