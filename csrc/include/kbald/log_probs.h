@@ -40,13 +40,19 @@ KBALD_HOST_DEVICE float to_float(Half x) {
 // limit, the limit where the value is NaN. Specialised for float here (host and device:
 // the bits, and selects) and for the host's 16-, 8- and 4-lane vectors in host_math.h,
 // where min and max are one instruction each and a comparison with a select two, so
-// the exponential is one text for both.
+// the exponential is one text for both. kFusesMultiplyAdd: the type's a·b + c is one
+// fused multiply-add, rounded once (not the baseline x86-64 build's, nor float's text,
+// which compiles there too). kScalesExactly: it has an instruction for p·2^n that
+// underflows to 0 and overflows to inf by itself (AVX-512's scalef), scale(p, n), and
+// at_least(x, limit): the greater of the two, NaN kept as NaN.
 template <typename F>
 struct FloatOps;
 
 template <>
 struct FloatOps<float> {
   using Int = int32_t;
+  static constexpr bool kFusesMultiplyAdd = false;
+  static constexpr bool kScalesExactly = false;
   KBALD_HOST_DEVICE static Int bits(float x) { return float_bits(x); }
   KBALD_HOST_DEVICE static float from_bits(Int bits) { return float_from_bits(bits); }
   // bits << 23 without the undefined shift of a negative int.
@@ -64,41 +70,62 @@ constexpr float kLowestLogProbability = -86.5f;
 // far past any normalisation bound.
 constexpr float kHighestLogProbability = 88.0f;
 
-// x held to [kLowestLogProbability, kHighestLogProbability], NaN taken to the top: the
-// value the exponential below works on, and the x of a p·x that must be 0, not
-// 0·(-inf), where p is 0.
+// Where an exponential that scales exactly holds x from below: e^-150 is 0 in float
+// (e^x underflows to 0 below -103.98), and -inf never reaches the reduction, where
+// -inf - (-inf)·ln2 would be NaN.
+constexpr float kUnderflowLogProbability = -150.0f;
+
+// x held to [kLowestLogProbability, kHighestLogProbability], NaN taken to the top, or,
+// where the type scales exactly, held from below at kUnderflowLogProbability only, NaN
+// kept: the value the exponential below works on, and the x of a p·x that must be 0,
+// not 0·(-inf), where p is 0.
 template <typename F>
 KBALD_HOST_DEVICE_INLINED F clamped_log_probability(F x) {
   using Ops = FloatOps<F>;
-  return Ops::greater(Ops::lesser(x, kHighestLogProbability), kLowestLogProbability);
+  if constexpr (Ops::kScalesExactly) {
+    return Ops::at_least(x, kUnderflowLogProbability);
+  } else {
+    return Ops::greater(Ops::lesser(x, kHighestLogProbability), kLowestLogProbability);
+  }
 }
 
 // e^x for a log-probability x (-inf gives 0; a little above 0 from rounding is fine),
 // with no call or table, so host loops vectorise (std::exp does not without
-// -ffast-math) and the device runs the same arithmetic. x = n·ln2 + r, |r| <= ln2/2
-// (ln2 in two parts, so r is exact to float rounding); e^r = 1 + r + r²·(a2 + a3·r +
+// -ffast-math) and the device runs the same arithmetic. x = n·ln2 + r, |r| <= ln2/2:
+// with ln2 in two parts, so r is exact to float rounding with or without a fused
+// multiply-add; with one, in one part (x - n·ln2 exact before its one rounding; ln2 as
+// a float is 1.9e-9 off, |n|·1.9e-9 ≈ |x|·2.8e-9 of relative error, where x as a float
+// is already |x|·6e-8 from the number it stands for). e^r = 1 + r + r²·(a2 + a3·r +
 // a4·r² + a5·r³), the minimax relative fit with the first two terms exact (e^0 = 1
-// exactly), whose truncation error is 1.05e-7; 2^n is added to the exponent's bits,
-// which the round-to-nearest trick leaves in the low bits of the rounded value.
-// Measured over every float in [-86.5, 0] against float64 (python_tests/
-// test_exponential.py): relative error below kExpRelativeError. Below -86.5 the
-// result is 0; above 88 (invalid input), and for NaN, it is e^88: huge, so a row
-// holding one fails any normalisation bound.
+// exactly), whose truncation error is 1.05e-7. 2^n is added to the exponent's bits,
+// which the round-to-nearest trick leaves in the low bits of the rounded value, or,
+// where the type scales exactly, multiplied in by that instruction. Measured over every
+// float in [-86.5, 0] against float64 (python_tests/test_exponential.py): relative
+// error below kExpRelativeError + |x|·kExpRelativeErrorPerUnit. By the bits, below
+// -86.5 the result is 0, and above 88 (invalid input), and for NaN, it is e^88: huge,
+// so a row holding one fails any normalisation bound. Scaled exactly, it is e^x down
+// through the subnormals to 0 at -103.98, inf above 88.72, and NaN for NaN and +inf:
+// a row holding one fails too.
 constexpr double kExpRelativeError = 2.5e-7;
+constexpr double kExpRelativeErrorPerUnit = 2.8e-9;
 
 template <typename F>
 KBALD_HOST_DEVICE_INLINED F exp_of_log_probability(F x) {
   using Ops = FloatOps<F>;
-  const F zero = F{};
   const F clamped = clamped_log_probability(x);
   // Round to nearest by the 1.5·2^23 trick: n sits in the low bits of `shifted`.
   const F shifted = clamped * 1.44269504088896341f + 12582912.0f;
   const F n = shifted - 12582912.0f;
-  const F r = (clamped - n * 0.693145751953125f) - n * 1.42860682030941723e-06f;
+  const F r = Ops::kFusesMultiplyAdd ? clamped - n * 0.693147180559945309f
+                                     : (clamped - n * 0.693145751953125f) - n * 1.42860682030941723e-06f;
   const F poly =
       1.0f + r * (1.0f + r * (0.49999232f + r * (0.16667115f + r * (0.04189011f + r * 0.00831251f))));
-  const F scaled = Ops::from_bits(Ops::bits(poly) + Ops::to_exponent(Ops::bits(shifted)));
-  return x < kLowestLogProbability ? zero : scaled;
+  if constexpr (Ops::kScalesExactly) {
+    return Ops::scale(poly, n);
+  } else {
+    const F scaled = Ops::from_bits(Ops::bits(poly) + Ops::to_exponent(Ops::bits(shifted)));
+    return x < kLowestLogProbability ? F{} : scaled;
+  }
 }
 
 KBALD_HOST_DEVICE float exp_log_probability(float x) { return exp_of_log_probability(x); }
