@@ -15,7 +15,8 @@ namespace kbald::host {
 // entropy[n] = H(mean_k p[n, k, :]) and conditional[n] = -mean_k Σ_c p log p for
 // log-probabilities [N, K, C] (-inf allowed: probability 0), in one pass; OpenMP over
 // points. The same pass validates: it returns how many (n, k) rows have Σ_c p outside
-// [low, high] (NaN and +inf count: the exponential makes them e^88), 0 for valid input.
+// [low, high] (NaN and +inf count: the exponential makes them e^88, or at AVX-512 NaN
+// or inf), 0 for valid input.
 // Where `confidence` and `margin` are not null the pass also stores 1 - max_c pbar and
 // the gap between the two largest class means (the second is 0 for a single class).
 template <typename T>

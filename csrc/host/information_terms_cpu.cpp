@@ -13,7 +13,7 @@ namespace {
 
 // Half precision widened by the instruction AVX-512 (16 values) or F16C (8 values,
 // part of x86-64-v3) has for it: exact, and NaN stays NaN, which the exponential
-// takes to e^88 as a float NaN.
+// takes to e^88 (AVX2) or keeps (AVX-512) as a float NaN.
 #if KBALD_X86_GCC
 [[gnu::target("avx512f")]] inline VectorTypes<16>::F widen_half_16(const Half* x) {
   return (VectorTypes<16>::F)_mm512_maskz_cvtph_ps(0xffff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
@@ -361,7 +361,8 @@ struct OnePass {
   // are stored; the rest (the last points, whose whole-vector reads would pass the end
   // of the pool, or every point of a pool whose classes are not contiguous) are first
   // copied, widened, into `gathered` [K, vectors·W]. Returns how many rows failed
-  // the normalisation bounds (NaN and +inf give e^88, so their rows fail too).
+  // the normalisation bounds (NaN and +inf give e^88, or at AVX-512 NaN or inf, so
+  // their rows fail too).
   template <int64_t kVectors, HostIsa kIsa, typename T>
   [[gnu::always_inline]] static int64_t entropies_of_points(const LogProbs<T>& x, int64_t begin, int64_t end,
                                                             int64_t in_place_end, const EntropyOutputs& out,
