@@ -128,8 +128,9 @@ using Floats4 = VectorTypes<4>::Values;
 namespace kbald::host {
 
 // FloatOps (kbald/log_probs.h) of W lanes. The loops at 16 and 8 lanes compile only
-// for AVX-512 and AVX2, which fuse multiply-adds (kVectorWidth); those at 4 for the
-// baseline too, which does not.
+// for AVX-512 and AVX2, which fuse multiply-adds (kVectorWidth; the compiler contracts
+// a - b·c into one, and test_exponential.py's bound at each set fails where it does
+// not); those at 4 for the baseline too, which has none.
 template <int W>
 struct LaneOps {
   using Values = typename VectorTypes<W>::Values;
