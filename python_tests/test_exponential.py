@@ -1,7 +1,7 @@
 """The host passes' exponential (kbald/log_probs.h: exp_of_log_probability) against
 float64 over its input range: every float in [-86.5, 0] in the slow tier, every 61st
-here, with its stated relative error bound; below the range it gives 0 exactly, and
-e^0 is exactly 1. Read through the host module's probabilities pass (the float text,
+here, with its stated relative error bound; below the range the float text gives 0
+exactly, and e^0 is exactly 1. Read through the host module's probabilities pass (the float text,
 which GCC vectorises), and through the one pass, whose form on vector lanes is
 compiled per instruction set: min and max instructions for its clamps, one fused
 multiply-add for its reduction at AVX2 and AVX-512, and at AVX-512 scalef for 2^n,
@@ -46,10 +46,6 @@ def one_pass(x):
     failing = module.entropies(*pool_arguments(pool), out[0].data_ptr(), out[1].data_ptr(), 0, 0, *pool.shape,
                                *normalisation_bounds(pool.dtype))
     return -out[1].numpy(), failing
-
-
-def one_pass_plogp(x):
-    return one_pass(x)[0]
 
 
 def sampled_range(step):
@@ -109,7 +105,7 @@ def test_exponential_keeps_nan_and_is_large_for_invalid_positive_input():
 
 def plogp_relative_error(x):
     exact = np.exp(x.astype(np.float64)) * x
-    error = np.abs(one_pass_plogp(x) - exact)
+    error = np.abs(one_pass(x)[0] - exact)
     error[exact != 0] /= -exact[exact != 0]  # at x = 0, the absolute error
     return error
 
