@@ -19,10 +19,12 @@ DTYPES = [(torch.float32, 2e-6), (torch.float16, 2e-6), (torch.bfloat16, 2e-6)]
 
 
 # Every path of the pass: C < 16 flat, one to eight vectors a row in registers (some
-# partly used), and the class sums in memory past 128; the last points gathered.
+# partly used, their last vectors packed 4 or 2 rows to one where C mod W <= W/4 or
+# W/2: C = 17, 20, 33, 40, 100 at 16 lanes, 17 and 20 at 8; K = 6 leaves rows outside
+# whole groups), and the class sums in memory past 128; the last points gathered.
 @pytest.mark.parametrize("n", [1, 7, 129])
-@pytest.mark.parametrize("k", [1, 3, 20])
-@pytest.mark.parametrize("c", [1, 2, 3, 10, 16, 17, 33, 100, 128, 129, 257])
+@pytest.mark.parametrize("k", [1, 3, 6, 20])
+@pytest.mark.parametrize("c", [1, 2, 3, 10, 16, 17, 20, 33, 40, 100, 128, 129, 257])
 @pytest.mark.parametrize("dtype,tol", DTYPES)
 def test_host_entropies_match_the_reference(n, k, c, dtype, tol, host_isa):
     lp = random_log_probs(n, k, c, dtype=dtype, zeros=True, device="cpu")
@@ -65,14 +67,18 @@ def test_host_points_in_lanes_match_the_reference_and_count_bad_rows(k, c, rows,
 
 
 # Every float16 bit pattern, read (16-float vectors) by points in lanes (C = 16, and
-# K·C <= 128), the flat pass (a point's whole group of 16 rows and 4 waiting rows) and
-# two vectors a row; with 8-float vectors also by the flat pass of two vectors a row
-# (C = 10; a group of 8 rows and 4 waiting at K = 12): each
+# K·C <= 128), the flat pass (a point's whole group of 16 rows and 4 waiting rows),
+# two vectors a row, and rows whose last vectors are packed (C = 17 and 20: 4 rows to a
+# vector at 16 and 8 lanes; C = 40: 2 rows at 16 lanes); with 8-float vectors also by
+# the flat pass of two vectors a row (C = 10; a group of 8 rows and 4 waiting at K =
+# 12): each
 # value is the one unknown of its row, whose other classes share 1 - `share`, so a row is
 # valid exactly when the value's probability is near `share`: NaN of either sign, +inf
 # and values far above 0 must fail, and with share 0 -inf and every value far below 0
 # must pass.
-@pytest.mark.parametrize("k,c", [(1, 16), (16, 8), (20, 8), (4, 16), (2, 32), (16, 10), (12, 10)])
+@pytest.mark.parametrize(
+    "k,c", [(1, 16), (16, 8), (20, 8), (4, 16), (2, 32), (16, 10), (12, 10), (6, 17), (4, 20), (5, 40)]
+)
 @pytest.mark.parametrize("share", ["1/C", "0"])
 def test_host_pass_reads_every_float16_value(k, c, share, host_isa):
     from kbald_kernels.reference.normalisation import normalisation_bounds

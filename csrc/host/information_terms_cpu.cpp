@@ -217,15 +217,42 @@ struct OnePass {
     }
   }
 
+  // Where a row's last vector holds at most half a vector of its classes (C > W, C mod
+  // W in 1 .. W/2), kGroup = 2 or 4 rows' last vectors are packed into one before
+  // their exponential: row j's C mod W values in lanes [j·W/kGroup, …), the lanes
+  // between them -inf (probability 0). One exponential a group where there were
+  // kGroup (C = 100 at 16 lanes: 25 vectors for 4 rows instead of 28).
+  struct TailPacking {
+    int64_t group = 1;
+    Order to_slot[4], from_slot[4];  // lane orders: a tail's lanes into slot j, and back
+    IntLanes slot[4];                // the lanes of slot j that hold classes
+  };
+
+  [[gnu::always_inline]] static TailPacking tail_packing(int64_t classes, int64_t vectors) {
+    const int64_t tail_count = classes - (vectors - 1) * W;
+    TailPacking packing;
+    if (vectors >= 2) packing.group = tail_count <= W / 4 ? 4 : tail_count <= W / 2 ? 2 : 1;
+    const int64_t width = W / packing.group;
+    for (int64_t j = 0; j < packing.group; ++j)
+      for (int64_t l = 0; l < W; ++l) {
+        packing.to_slot[j][l] = static_cast<int32_t>((l - j * width) & (W - 1));
+        packing.from_slot[j][l] = static_cast<int32_t>((l + j * width) & (W - 1));
+        packing.slot[j][l] = l >= j * width && l < j * width + tail_count ? -1 : 0;
+      }
+    return packing;
+  }
+
   // One point's rows [K, C] at row0 + k·stride_k, classes contiguous, read as whole
   // vectors of W (vectors·W values from each row start; lanes from C on are
-  // replaced by -inf, so they add probability 0): p = exp(x) once per value, its class
-  // sums (in registers for kVectors = 1 .. 8 vectors a row; in `column` for kVectors =
-  // 0, any C), its row sums into `rows`, Σ p·x in lanes.
-  template <int64_t kVectors, HostIsa kIsa, typename T>
+  // replaced by -inf, so they add probability 0; with kGroup > 1, rows' last vectors
+  // are packed as TailPacking says): p = exp(x) once per value, its class sums (in
+  // registers for kVectors = 1 .. 8 vectors a row; in `column` for kVectors = 0, any
+  // C), its row sums into `rows`, Σ p·x in lanes.
+  template <int64_t kVectors, int64_t kGroup, HostIsa kIsa, typename T>
   [[gnu::always_inline]] static void point_terms(const T* row0, int64_t stride_k, int64_t n, int64_t samples,
-                                                 int64_t vectors, IntLanes tail, float inverse, float* column,
-                                                 RowSumCheck& rows, const EntropyOutputs& out) {
+                                                 int64_t vectors, IntLanes tail, const TailPacking& packing,
+                                                 float inverse, float* column, RowSumCheck& rows,
+                                                 const EntropyOutputs& out) {
     constexpr bool kInRegisters = kVectors > 0;
     Lanes sums[kInRegisters ? kVectors : 1] = {};
     Lanes* column_sums = reinterpret_cast<Lanes*>(column);
@@ -233,9 +260,44 @@ struct OnePass {
       for (int64_t v = 0; v < vectors; ++v) column_sums[v] = Lanes{};
     // In registers: up to kVectors (the loops unroll to it), `vectors` of them used.
     const int64_t limit = kInRegisters ? kVectors : vectors;
+    const auto add_to_class_sums = [&](int64_t v, Lanes p) [[gnu::always_inline]] {
+      if constexpr (kInRegisters) {
+        sums[v] += p;
+      } else {
+        column_sums[v] += p;
+      }
+    };
     const Lanes empty = Lanes{} - __builtin_inff();
     Lanes plogp = {};
-    for (int64_t k = 0; k < samples; ++k) {
+    int64_t k = 0;
+    if constexpr (kGroup > 1) {
+      Lanes packed_sums = {};
+      for (; k + kGroup <= samples; k += kGroup) {
+        Lanes group_rows[kGroup];
+        Lanes packed = empty;
+        for (int64_t j = 0; j < kGroup; ++j) {
+          const T* x = row0 + (k + j) * stride_k;
+          Lanes row = {};
+          for (int64_t v = 0; v < limit && v < vectors - 1; ++v) {
+            const Lanes p = exp_adding_plogp(stream_lanes<kIsa>(x + v * W, kAheadInRow<T>), plogp);
+            row += p;
+            add_to_class_sums(v, p);
+          }
+          const Lanes last = stream_lanes<kIsa>(x + (vectors - 1) * W, kAheadInRow<T>);
+          packed = packing.slot[j] ? __builtin_shuffle(last, packing.to_slot[j]) : packed;
+          group_rows[j] = row;
+        }
+        const Lanes p = exp_adding_plogp(packed, plogp);
+        packed_sums += p;
+        for (int64_t j = 0; j < kGroup; ++j) rows.add(group_rows[j] + (packing.slot[j] ? p : Lanes{}));
+      }
+      Lanes last_sums = {};
+      for (int64_t j = 0; j < kGroup; ++j) last_sums += __builtin_shuffle(packed_sums, packing.from_slot[j]);
+      // The last vector's index is known only at run time; registers take constant ones.
+      for (int64_t v = 0; v < limit; ++v)
+        if (v == vectors - 1) add_to_class_sums(v, tail ? last_sums : Lanes{});
+    }
+    for (; k < samples; ++k) {
       const T* x = row0 + k * stride_k;
       Lanes row = {};
       for (int64_t v = 0; v < limit && v < vectors; ++v) {
@@ -243,11 +305,7 @@ struct OnePass {
         if (v == vectors - 1) value = tail ? value : empty;
         const Lanes p = exp_adding_plogp(value, plogp);
         row += p;
-        if constexpr (kInRegisters) {
-          sums[v] += p;
-        } else {
-          column_sums[v] += p;
-        }
+        add_to_class_sums(v, p);
       }
       rows.add(row);
     }
@@ -390,18 +448,33 @@ struct OnePass {
       for (; n + W <= std::min(end, in_place_end); n += W)
         rows.outside += points_in_lanes<kIsa>(x, n, samples, classes, inverse, low, high, out);
     }
+    // One point's rows at row0, `stride` apart, with their last vectors packed or not.
+    const TailPacking packing = tail_packing(classes, vectors);
+    const auto rows_of_point = [&](const auto* row0, int64_t stride) [[gnu::always_inline]] {
+      // Not at 8 lanes past 4 vectors a row: there the 8 class sums take half of AVX2's
+      // 16 registers, and packed rows ran slower (C = 50, float16: 4 % more time).
+      if constexpr (kVectors >= 2 && (W == 16 ? kVectors <= 8 : W == 8 && kVectors <= 4)) {
+        if (packing.group == 4) {
+          point_terms<kVectors, 4, kIsa>(row0, stride, n, samples, vectors, tail, packing, inverse, column, rows, out);
+          return;
+        }
+        if (packing.group == 2) {
+          point_terms<kVectors, 2, kIsa>(row0, stride, n, samples, vectors, tail, packing, inverse, column, rows, out);
+          return;
+        }
+      }
+      point_terms<kVectors, 1, kIsa>(row0, stride, n, samples, vectors, tail, packing, inverse, column, rows, out);
+    };
     for (; n < end; ++n) {
       if (n < in_place_end && flat) {
         point_terms_flat<kVectors == 2 ? 2 : 1, kIsa>(x.data + n * x.stride_n, n, samples, tail, flat_tail, inverse,
                                                       gathered, rows, out, classes);
       } else if (n < in_place_end) {
-        point_terms<kVectors, kIsa>(x.data + n * x.stride_n, x.stride_k, n, samples, vectors, tail, inverse, column,
-                                    rows, out);
+        rows_of_point(x.data + n * x.stride_n, x.stride_k);
       } else {
         for (int64_t k = 0; k < samples; ++k)
           for (int64_t c = 0; c < classes; ++c) gathered[k * width + c] = x(n, k, c);
-        point_terms<kVectors, kIsa>(static_cast<const float*>(gathered), width, n, samples, vectors, tail, inverse,
-                                    column, rows, out);
+        rows_of_point(static_cast<const float*>(gathered), width);
       }
     }
     return rows.total();
