@@ -336,14 +336,16 @@ struct OnePass {
     *reinterpret_cast<Lanes*>(probs + j) =
         exp_adding_plogp(flat_tail ? load_lanes<kIsa>(x + j) : Lanes{} - __builtin_inff(), plogp);
     Lanes sums[kVectors] = {};
-    // Row k's vectors added to the class sums; returns their lane-wise total.
+    // Row k's vectors added to the class sums; returns their lane-wise total (flat
+    // points, whole pass on an AMD EPYC: 0.96-0.98x the time of a total started at 0,
+    // C = 7, 10, 13).
     const auto read_row = [&](int64_t k) [[gnu::always_inline]] {
-      Lanes row = {};
+      Lanes row;
       for (int64_t v = 0; v < kVectors; ++v) {
         Lanes part = *reinterpret_cast<const Lanes*>(probs + k * classes + v * W);
         if (v == kVectors - 1) part = tail ? part : Lanes{};
         sums[v] += part;
-        row += part;
+        row = v == 0 ? part : row + part;  // not 0 + part: an add GCC keeps (it makes -0 +0)
       }
       return row;
     };
