@@ -18,7 +18,9 @@ from conftest import random_log_probs
 DTYPES = [(torch.float32, 2e-6), (torch.float16, 2e-6), (torch.bfloat16, 2e-6)]
 
 
-# Every path of the pass: C < 16 flat, one to eight vectors a row in registers (some
+# Every path of the pass: C <= W in lanes for whole groups of W points (n = 129), the
+# other points of C < 16 flat (n = 1, 7: at K = 20 a whole group of 16 rows and 4
+# waiting), one to eight vectors a row in registers (some
 # partly used, their last vectors packed 4 or 2 rows to one where C mod W <= W/4 or
 # W/2: C = 17, 20, 33, 40, 100 at 16 lanes, 17 and 20 at 8; K = 6 leaves rows outside
 # whole groups), and the class sums in memory past 128; the last points gathered.
@@ -37,9 +39,11 @@ def test_host_entropies_match_the_reference(n, k, c, dtype, tol, host_isa):
         torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol * max(1.0, float(expected.max())))
 
 
-# C <= 16 runs 16 points at a time, one to a lane (rows transposed), where K·C <= 128 or the
-# rows are not stored flat; the last points go one at a time.
-@pytest.mark.parametrize("k,c", [(1, 1), (1, 10), (1, 16), (2, 5), (4, 10), (4, 16), (12, 10), (32, 4), (20, 16)])
+# C <= W runs W points at a time, one to a lane (rows transposed), each C compiled as a
+# constant; the last points go one at a time.
+@pytest.mark.parametrize(
+    "k,c", [(1, 1), (1, 10), (1, 16), (2, 5), (4, 10), (4, 16), (12, 10), (32, 4), (20, 16), (20, 10), (50, 7), (9, 13)]
+)
 @pytest.mark.parametrize("rows", ["flat", "padded"])
 @pytest.mark.parametrize("dtype,tol", DTYPES)
 def test_host_points_in_lanes_match_the_reference_and_count_bad_rows(k, c, rows, dtype, tol, host_isa):
@@ -66,12 +70,12 @@ def test_host_points_in_lanes_match_the_reference_and_count_bad_rows(k, c, rows,
     assert native.uncertainties(lp)[4] == 4
 
 
-# Every float16 bit pattern, read (16-float vectors) by points in lanes (C = 16, and
-# K·C <= 128), the flat pass (a point's whole group of 16 rows and 4 waiting rows),
-# two vectors a row, and rows whose last vectors are packed (C = 17 and 20: 4 rows to a
+# Every float16 bit pattern, read (16-float vectors) by points in lanes (C <= 16), two
+# vectors a row, and rows whose last vectors are packed (C = 17 and 20: 4 rows to a
 # vector at 16 and 8 lanes; C = 40: 2 rows at 16 lanes); with 8-float vectors also by
 # the flat pass of two vectors a row (C = 10; a group of 8 rows and 4 waiting at K =
-# 12): each
+# 12), which at any width also reads the last points of a pool not in a whole group
+# (its group of 16 rows and 4 waiting are tested in test_host_entropies_match_the_reference): each
 # value is the one unknown of its row, whose other classes share 1 - `share`, so a row is
 # valid exactly when the value's probability is near `share`: NaN of either sign, +inf
 # and values far above 0 must fail, and with share 0 -inf and every value far below 0

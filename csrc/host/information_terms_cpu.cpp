@@ -77,10 +77,10 @@ struct OnePass {
     return load_lanes<kIsa>(x);
   }
 
-  // How far on: 4 KB in rows of 16 classes or more, 2 KB in flat points (C < 16). On an
-  // AMD EPYC, whole pass on 2 threads against 2 KB everywhere (interleaved, 15-21
-  // pairs): rows, C = 100 and 1 000 float32 0.79x and 0.75-0.81x the time, float16
-  // 0.96-0.99x; flat points at 4 KB, C = 10 float32 1.05x.
+  // How far on: 4 KB in rows of 16 classes or more, 2 KB in flat points. On an AMD
+  // EPYC, whole pass on 2 threads against 2 KB everywhere (interleaved, 15-21 pairs):
+  // rows, C = 100 and 1 000 float32 0.79x and 0.75-0.81x the time, float16 0.96-0.99x;
+  // flat points at 4 KB, C = 10 float32 (read flat then) 1.05x.
   template <typename T>
   static constexpr int64_t kAheadInRow = 4096 / sizeof(T);
   template <typename T>
@@ -382,9 +382,9 @@ struct OnePass {
   // the whole epilogue run lane-wise, with no horizontal sum per row or per point (at
   // K = 1 those were most of the pass). Returns how many of the W·K rows fail the
   // normalisation bounds.
-  template <HostIsa kIsa, typename T>
+  template <HostIsa kIsa, int64_t classes, typename T>
   [[gnu::always_inline]] static int64_t points_in_lanes(const LogProbs<T>& x, int64_t n0, int64_t samples,
-                                                        int64_t classes, float inverse, float low, float high,
+                                                        float inverse, float low, float high,
                                                         const EntropyOutputs& out) {
     Lanes class_sums[W];  // the first C used (and zeroed: 1 KB a group is not free at K = 1)
     for (int64_t c = 0; c < classes; ++c) class_sums[c] = Lanes{};
@@ -423,6 +423,26 @@ struct OnePass {
     return count;
   }
 
+  // Groups of W points in lanes from n on while a whole group lies before `end`, each
+  // at its C as a constant: the class loops unroll and the class sums stay in registers
+  // (with C known only at run time they went through memory: C = 10, K = 20, pool in
+  // cache, 5.9 against 5.0 ns a vector of 16 values at float32). Returns how many rows
+  // failed the bounds.
+  template <HostIsa kIsa, typename T, std::size_t... i>
+  [[gnu::always_inline]] static int64_t groups_in_lanes(const LogProbs<T>& x, int64_t& n, int64_t end,
+                                                        int64_t samples, int64_t classes, float inverse, float low,
+                                                        float high, const EntropyOutputs& out,
+                                                        std::index_sequence<i...>) {
+    int64_t outside = 0;
+    const auto groups = [&](auto count) [[gnu::always_inline]] {
+      for (; n + W <= end; n += W)
+        outside += points_in_lanes<kIsa, decltype(count)::value>(x, n, samples, inverse, low, high, out);
+      return true;
+    };
+    ((classes == static_cast<int64_t>(i) + 1 && groups(std::integral_constant<int64_t, i + 1>{})) || ...);
+    return outside;
+  }
+
   // The pass over points [begin, end): those before `in_place_end` are read where they
   // are stored; the rest (the last points, whose whole-vector reads would pass the end
   // of the pool, or every point of a pool whose classes are not contiguous) are first
@@ -446,15 +466,14 @@ struct OnePass {
     const int64_t flat_last = (samples * classes - 1) / W * W;
     for (int64_t l = 0; l < W; ++l) flat_tail[l] = flat_last + l < samples * classes ? -1 : 0;
     int64_t n = begin;
-    // C <= W: whole groups of W points read in place, a point a lane; except where
-    // the flat pass is faster: its per-point costs amortise over K·C values, the
-    // transposes' do not (W = 16, 24M values, fp32: K·C = 80-120 (K = 8-20) the lanes
-    // take 10-20 % less time; K·C = 160-200 (C = 10) the flat pass 5-10 % less). At W
-    // = 8 the bound 8·W is not tuned: a bound of 128 ran (K, C) = (20, 4) 17 % faster
-    // and (16, 8) 9 % slower.
-    if (kVectors == 1 && (!flat || samples * classes <= 8 * W)) {
-      for (; n + W <= std::min(end, in_place_end); n += W)
-        rows.outside += points_in_lanes<kIsa>(x, n, samples, classes, inverse, low, high, out);
+    // C <= W: whole groups of W points read in place, a point a lane, any K. Against
+    // the flat pass (pool in cache, one thread, ns a vector of 16 values, K = 20 unless
+    // given): at 16 lanes float32 C = 3 12.0 -> 6.9, 7 7.6 -> 5.3, 10 5.9 -> 5.0,
+    // (30, 10) 6.0 -> 4.9, (100, 3) 9.4 -> 6.3, 12 5.7 -> 5.4, 13 and 15 within 3 %;
+    // float16 C = 10 5.8 -> 5.2; at 8 lanes C = 5 12.5 -> 6.7, 8 10.0 -> 6.3.
+    if (kVectors == 1) {
+      rows.outside += groups_in_lanes<kIsa>(x, n, std::min(end, in_place_end), samples, classes, inverse, low, high,
+                                            out, std::make_index_sequence<W>{});
     }
     // One point's rows at row0, `stride` apart, with their last vectors packed or not.
     const TailPacking packing = tail_packing(classes, vectors);
