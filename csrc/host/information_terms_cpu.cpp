@@ -377,17 +377,17 @@ struct OnePass {
     if constexpr (s > 1) transpose_from<s / 2>(rows);
   }
 
-  // W points [n0, n0 + W) with C <= W, one point to a lane: each sample's W rows are
-  // loaded as vectors and transposed, so every exponential, row sum, class sum and
-  // the whole epilogue run lane-wise, with no horizontal sum per row or per point (at
-  // K = 1 those were most of the pass). Returns how many of the W·K rows fail the
+  // W points [n0, n0 + W) with C = kClasses <= W, one point to a lane: each sample's W
+  // rows are loaded as vectors and transposed, so every exponential, row sum, class sum
+  // and the whole epilogue run lane-wise, with no horizontal sum per row or per point
+  // (at K = 1 those were most of the pass). Returns how many of the W·K rows fail the
   // normalisation bounds.
-  template <HostIsa kIsa, int64_t classes, typename T>
+  template <HostIsa kIsa, int64_t kClasses, typename T>
   [[gnu::always_inline]] static int64_t points_in_lanes(const LogProbs<T>& x, int64_t n0, int64_t samples,
                                                         float inverse, float low, float high,
                                                         const EntropyOutputs& out) {
     Lanes class_sums[W];  // the first C used (and zeroed: 1 KB a group is not free at K = 1)
-    for (int64_t c = 0; c < classes; ++c) class_sums[c] = Lanes{};
+    for (int64_t c = 0; c < kClasses; ++c) class_sums[c] = Lanes{};
     Lanes plogp = {};
     const int64_t ahead = W * x.stride_n;  // the same row of the next group's points
     const Lanes lows = Lanes{} + low, highs = Lanes{} + high;
@@ -398,7 +398,7 @@ struct OnePass {
       for (int64_t i = 0; i < W; ++i) rows[i] = stream_lanes<kIsa>(row0 + i * x.stride_n, ahead);
       transpose_from<W / 2>(rows);
       Lanes total = {};
-      for (int64_t c = 0; c < classes; ++c) {
+      for (int64_t c = 0; c < kClasses; ++c) {
         const Lanes p = exp_adding_plogp(rows[c], plogp);
         total += p;
         class_sums[c] += p;
@@ -406,7 +406,7 @@ struct OnePass {
       outside += outside_bounds(total, lows, highs);
     }
     Lanes entropy = {}, top = {};
-    for (int64_t c = 0; c < classes; ++c) {
+    for (int64_t c = 0; c < kClasses; ++c) {
       const Lanes mean = class_sums[c] * inverse;
       add_neg_xlogx(mean, entropy);
       top = mean > top ? mean : top;
@@ -414,7 +414,7 @@ struct OnePass {
     *reinterpret_cast<Lanes*>(out.entropy + n0) = entropy;
     *reinterpret_cast<Lanes*>(out.conditional + n0) = -plogp * inverse;
     if (out.confidence != nullptr) {
-      const RunnerUp second = runner_up(class_sums, classes, inverse, top);
+      const RunnerUp second = runner_up(class_sums, kClasses, inverse, top);
       *reinterpret_cast<Lanes*>(out.confidence + n0) = 1.0f - top;
       *reinterpret_cast<Lanes*>(out.margin + n0) = top - (second.ties > Lanes{} + 1.0f ? top : second.below);
     }
