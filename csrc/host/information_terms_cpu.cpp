@@ -275,6 +275,12 @@ struct OnePass {
     };
     const Lanes empty = Lanes{} - __builtin_inff();
     Lanes plogp = {};
+    // Vector v of a row: its exponentials into p·x, the row's total and the class sums.
+    const auto add_vector = [&](Lanes value, int64_t v, Lanes& row) [[gnu::always_inline]] {
+      const Lanes p = exp_adding_plogp(value, plogp);
+      row += p;
+      add_to_class_sums(v, p);
+    };
     int64_t k = 0;
     if constexpr (kGroup > 1) {
       Lanes packed_sums = {};
@@ -284,11 +290,8 @@ struct OnePass {
         for (int64_t j = 0; j < kGroup; ++j) {
           const T* x = row0 + (k + j) * stride_k;
           Lanes row = {};
-          for (int64_t v = 0; v < limit && v < vectors - 1; ++v) {
-            const Lanes p = exp_adding_plogp(stream_lanes<kIsa>(x + v * W, kAheadInRow<T>), plogp);
-            row += p;
-            add_to_class_sums(v, p);
-          }
+          for (int64_t v = 0; v < limit && v < vectors - 1; ++v)
+            add_vector(stream_lanes<kIsa>(x + v * W, kAheadInRow<T>), v, row);
           const Lanes last = stream_lanes<kIsa>(x + (vectors - 1) * W, kAheadInRow<T>);
           packed = packing.slot[j] ? __builtin_shuffle(last, packing.to_slot[j]) : packed;
           group_rows[j] = row;
@@ -309,9 +312,7 @@ struct OnePass {
       for (int64_t v = 0; v < limit && v < vectors; ++v) {
         Lanes value = stream_lanes<kIsa>(x + v * W, kAheadInRow<T>);
         if (v == vectors - 1) value = tail ? value : empty;
-        const Lanes p = exp_adding_plogp(value, plogp);
-        row += p;
-        add_to_class_sums(v, p);
+        add_vector(value, v, row);
       }
       rows.add(row);
     }
